@@ -1,0 +1,1 @@
+"""Accounts feature: sign-up, login, profiles, admin user management."""

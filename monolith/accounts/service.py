@@ -1,0 +1,124 @@
+"""LocalAccounts: the monolith's own implementation of the Accounts contract."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from monolith.models import User
+from shims.contracts.accounts import PROFILE_FIELDS, Profile, SignUp, StravaLink, UserRecord
+from shims.errors import Conflict, NotFound, Unauthorized, ValidationError
+
+# Checked when the email is unknown, so a wrong email costs as long as a wrong password
+# (no account enumeration by timing).
+_DUMMY_HASH = generate_password_hash("not-a-real-password", method="pbkdf2:sha256:1000")
+
+
+def user_record(user: User) -> UserRecord:
+    return UserRecord(id=user.id, email=user.email, first_name=user.first_name,
+                      last_name=user.last_name, age=user.age, weight=user.weight,
+                      max_hr=user.max_hr, rest_hr=user.rest_hr, vo2max=user.vo2max,
+                      is_admin=user.is_admin, strava_linked=bool(user.strava_token),
+                      created_at=user.created_at)
+
+
+class LocalAccounts:
+    def __init__(self, sessions: sessionmaker, *, hash_method: str = "scrypt"):
+        self._sessions = sessions
+        self._hash_method = hash_method
+
+    def sign_up(self, request: SignUp, *, is_admin: bool = False) -> UserRecord:
+        with self._sessions.begin() as session:
+            if session.scalar(select(User.id).where(User.email == request.email)):
+                raise Conflict(f"an account with email {request.email} already exists",
+                               field="email")
+            user = User(email=request.email, is_admin=is_admin,
+                        password_hash=generate_password_hash(request.password,
+                                                             method=self._hash_method),
+                        **_profile_columns(request.profile))
+            session.add(user)
+            try:
+                session.flush()
+            except IntegrityError as exc:  # a concurrent sign-up won the race
+                raise Conflict(f"an account with email {request.email} already exists",
+                               field="email") from exc
+            return user_record(user)
+
+    def authenticate(self, email: str, password: str) -> UserRecord:
+        with self._sessions() as session:
+            user = session.scalar(select(User).where(User.email == email.strip().lower()))
+            stored = user.password_hash if user else _DUMMY_HASH
+            if not check_password_hash(stored, password) or user is None:
+                raise Unauthorized("email or password is wrong")
+            return user_record(user)
+
+    def get_user(self, user_id: int) -> UserRecord:
+        with self._sessions() as session:
+            return user_record(_load(session, user_id))
+
+    def list_users(self) -> list[UserRecord]:
+        with self._sessions() as session:
+            return [user_record(u) for u in session.scalars(select(User).order_by(User.id))]
+
+    def update_profile(self, user_id: int, profile: Profile) -> UserRecord:
+        with self._sessions.begin() as session:
+            user = _load(session, user_id)
+            for name, value in _profile_columns(profile).items():
+                setattr(user, name, value)
+            return user_record(user)
+
+    def set_admin(self, user_id: int, is_admin: bool) -> UserRecord:
+        with self._sessions.begin() as session:
+            user = _load(session, user_id)
+            if user.is_admin and not is_admin:
+                _refuse_removing_last_admin(session)
+            user.is_admin = is_admin
+            return user_record(user)
+
+    def delete_user(self, user_id: int) -> None:
+        with self._sessions.begin() as session:
+            user = _load(session, user_id)
+            if user.is_admin:
+                _refuse_removing_last_admin(session)
+            session.delete(user)
+
+    def link_strava(self, user_id: int, token: str | None) -> UserRecord:
+        if token is not None and (not token.strip() or len(token) > 200):
+            raise ValidationError("strava_token must be 1 to 200 characters", field="strava_token")
+        with self._sessions.begin() as session:
+            user = _load(session, user_id)
+            user.strava_token = token.strip() if token else None
+            return user_record(user)
+
+    def strava_links(self) -> list[StravaLink]:
+        with self._sessions() as session:
+            rows = session.execute(select(User.id, User.strava_token)
+                                   .where(User.strava_token.is_not(None)).order_by(User.id))
+            return [StravaLink(user_id=row.id, token=row.strava_token) for row in rows]
+
+    def strava_link(self, user_id: int) -> StravaLink:
+        with self._sessions() as session:
+            user = _load(session, user_id)
+            if not user.strava_token:
+                raise NotFound(f"user {user_id} has not linked a Strava account",
+                               field="strava_token")
+            return StravaLink(user_id=user.id, token=user.strava_token)
+
+
+def _profile_columns(profile: Profile) -> dict:
+    return {name: getattr(profile, name) for name in PROFILE_FIELDS}
+
+
+def _load(session: Session, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"user {user_id} not found")
+    return user
+
+
+def _refuse_removing_last_admin(session: Session) -> None:
+    admins = session.scalar(select(func.count()).select_from(User).where(User.is_admin))
+    if admins <= 1:
+        raise Conflict("this is the last admin; make another user admin first")

@@ -1,0 +1,58 @@
+"""The Runnerly app factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+from flask_wtf.csrf import CSRFProtect
+
+from monolith import auth, errors
+from monolith.config import load_config, read_or_create_secret
+from monolith.db import create_schema, make_engine, make_sessions
+from monolith.health import bp as health_bp
+from monolith.wiring import EXTENSION_KEY, build_features
+
+log = logging.getLogger(__name__)
+
+
+def _blueprints():
+    from monolith.accounts import api as accounts_api, html as accounts_html
+    from monolith.races import api as races_api, html as races_html
+    from monolith.reports import api as reports_api, html as reports_html
+    from monolith.runs import api as runs_api, html as runs_html
+    from monolith.strava import api as strava_api, html as strava_html
+
+    html = [accounts_html.bp, runs_html.bp, strava_html.bp, reports_html.bp, races_html.bp]
+    api = [accounts_api.bp, runs_api.bp, strava_api.bp, reports_api.bp, races_api.bp]
+    return html, api
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    settings = load_config(config)
+    app = Flask(__name__)
+    app.config.update(settings)
+    if not app.config["SECRET_KEY"]:
+        app.config["SECRET_KEY"] = read_or_create_secret(settings["RUN_DIR"])
+
+    engine = make_engine(settings["DATABASE_URL"], pool_size=settings["DB_POOL_SIZE"],
+                         max_overflow=settings["DB_MAX_OVERFLOW"],
+                         pool_timeout=settings["DB_POOL_TIMEOUT"])
+    create_schema(engine)
+    app.extensions["runnerly_engine"] = engine
+    app.extensions[EXTENSION_KEY] = build_features(settings, make_sessions(engine))
+
+    csrf = CSRFProtect(app)
+    auth.init_app(app)
+    errors.init_app(app)
+    html, api = _blueprints()
+    for blueprint in api:
+        csrf.exempt(blueprint)  # the API authenticates each request; no cookies, no CSRF
+        app.register_blueprint(blueprint)
+    for blueprint in html:
+        app.register_blueprint(blueprint)
+    csrf.exempt(health_bp)
+    app.register_blueprint(health_bp)
+    return app

@@ -1,0 +1,131 @@
+"""Who is asking: session login for HTML, bearer tokens or basic auth for the JSON API.
+
+Flask-Login keeps the browser session. API tokens are signed with the app's
+secret (itsdangerous, shipped with Flask) and expire; they carry only the user
+id, so every request still loads the user and a deleted user's token dies
+with the account.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from flask import Flask, current_app, request
+from flask_login import LoginManager, UserMixin, current_user
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+from monolith.wiring import features
+from shims.contracts.accounts import UserRecord
+from shims.errors import Forbidden, NotFound, Unauthorized
+
+TOKEN_SALT = "runnerly-api-token"
+
+
+class LoggedInUser(UserMixin):
+    """Flask-Login's view of a UserRecord."""
+
+    def __init__(self, record: UserRecord):
+        self.record = record
+
+    def get_id(self) -> str:
+        return str(self.record.id)
+
+    @property
+    def id(self) -> int:
+        return self.record.id
+
+    @property
+    def is_admin(self) -> bool:
+        return self.record.is_admin
+
+
+def init_app(app: Flask) -> None:
+    manager = LoginManager()
+    manager.login_view = "accounts_html.login"
+    manager.login_message = "Log in to see that page."
+    manager.session_protection = "basic"
+    manager.user_loader(_load_session_user)
+    manager.request_loader(_load_api_user)
+    manager.init_app(app)
+
+
+def issue_token(user_id: int) -> str:
+    return _serializer().dumps({"uid": user_id})
+
+
+def _serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.secret_key, salt=TOKEN_SALT)
+
+
+def _load_session_user(user_id: str) -> LoggedInUser | None:
+    try:
+        return LoggedInUser(features().accounts.get_user(int(user_id)))
+    except (NotFound, ValueError):
+        return None  # the account was deleted: the session simply ends
+
+
+def _load_api_user(req: Any) -> LoggedInUser | None:
+    """Only API paths honour the Authorization header; HTML uses the session."""
+    header = req.headers.get("Authorization", "")
+    if not req.path.startswith("/api/") or not header:
+        return None
+    scheme, _, credentials = header.partition(" ")
+    if scheme.lower() == "bearer":
+        return LoggedInUser(_user_for_token(credentials.strip()))
+    if scheme.lower() == "basic":
+        email, password = _basic_credentials(credentials.strip())
+        return LoggedInUser(features().accounts.authenticate(email, password))
+    raise Unauthorized("Authorization must be 'Bearer <token>' or 'Basic <credentials>'")
+
+
+def _user_for_token(token: str) -> UserRecord:
+    try:
+        payload = _serializer().loads(token, max_age=current_app.config["API_TOKEN_MAX_AGE"])
+        user_id = int(payload["uid"])
+    except SignatureExpired:
+        raise Unauthorized("the API token has expired; ask POST /api/tokens for a new one") from None
+    except (BadSignature, KeyError, TypeError, ValueError):
+        raise Unauthorized("the API token is not valid") from None
+    try:
+        return features().accounts.get_user(user_id)
+    except NotFound:
+        raise Unauthorized("the API token belongs to a deleted account") from None
+
+
+def _basic_credentials(encoded: str) -> tuple[str, str]:
+    try:
+        decoded = base64.b64decode(encoded, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise Unauthorized("basic credentials are not valid base64 'email:password'") from None
+    email, sep, password = decoded.partition(":")
+    if not sep:
+        raise Unauthorized("basic credentials must be 'email:password'")
+    return email, password
+
+
+def api_login_required(view: Callable) -> Callable:
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if not current_user.is_authenticated:
+            raise Unauthorized("log in first: send 'Authorization: Bearer <token>' "
+                               "(POST /api/tokens) or basic auth")
+        return view(*args, **kwargs)
+    return wrapper
+
+
+def api_admin_required(view: Callable) -> Callable:
+    @api_login_required
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if not current_user.is_admin:
+            raise Forbidden("only an admin may do this")
+        return view(*args, **kwargs)
+    return wrapper
+
+
+def current_user_id() -> int:
+    return current_user.id

@@ -1,0 +1,101 @@
+"""Configuration: defaults, then `TURNOUT_*` environment variables, then the caller's override.
+
+Environment values arrive as strings; each key declares its type so a bad value
+fails at start-up with a message naming the variable, not later with a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or malformed; the message names it."""
+
+
+DEFAULTS: dict[str, Any] = {
+    "RUN_DIR": "run",
+    "DATABASE_URL": None,  # None: sqlite file monolith.db in RUN_DIR
+    "SECRET_KEY": None,  # None: read or create RUN_DIR/secret_key (shared by every worker)
+    "STRAVA_URL": "http://127.0.0.1:5090",
+    "STRAVA_TIMEOUT": 5.0,
+    "STRAVA_IMPORT_DAYS": 90,
+    "DB_POOL_SIZE": 10,
+    "DB_MAX_OVERFLOW": 20,
+    "DB_POOL_TIMEOUT": 10.0,
+    "PASSWORD_HASH_METHOD": "scrypt",
+    "API_TOKEN_MAX_AGE": 86400,
+    "WTF_CSRF_ENABLED": True,
+    "MAX_CONTENT_LENGTH": 1024 * 1024,
+    "TESTING": False,
+}
+
+_TYPES: dict[str, type] = {
+    "STRAVA_TIMEOUT": float,
+    "STRAVA_IMPORT_DAYS": int,
+    "DB_POOL_SIZE": int,
+    "DB_MAX_OVERFLOW": int,
+    "DB_POOL_TIMEOUT": float,
+    "API_TOKEN_MAX_AGE": int,
+    "MAX_CONTENT_LENGTH": int,
+    "WTF_CSRF_ENABLED": bool,
+    "TESTING": bool,
+}
+
+ENV_PREFIX = "TURNOUT_"
+
+
+def _coerce(key: str, raw: str) -> Any:
+    kind = _TYPES.get(key, str)
+    if kind is bool:
+        lowered = raw.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{ENV_PREFIX}{key} must be true or false, got {raw!r}")
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigError(f"{ENV_PREFIX}{key} must be {kind.__name__}, got {raw!r}") from None
+    if kind in (int, float) and value < 0:
+        raise ConfigError(f"{ENV_PREFIX}{key} must not be negative, got {raw!r}")
+    return value
+
+
+def load_config(override: Mapping[str, Any] | None = None,
+                environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    environ = os.environ if environ is None else environ
+    config = dict(DEFAULTS)
+    for key in DEFAULTS:
+        raw = environ.get(ENV_PREFIX + key)
+        if raw is not None and raw != "":
+            config[key] = _coerce(key, raw)
+    config.update(override or {})
+    run_dir = Path(config["RUN_DIR"])
+    config["RUN_DIR"] = str(run_dir)
+    if not config["DATABASE_URL"]:
+        config["DATABASE_URL"] = f"sqlite:///{run_dir.resolve() / 'monolith.db'}"
+    return config
+
+
+def read_or_create_secret(run_dir: str) -> str:
+    """One secret for every worker: created once, atomically, then read by all."""
+    import secrets
+
+    path = Path(run_dir) / "secret_key"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        value = path.read_text().strip()
+        if not value:
+            raise ConfigError(f"{path} is empty; delete it or set {ENV_PREFIX}SECRET_KEY") from None
+        return value
+    value = secrets.token_hex(32)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value)
+    return value

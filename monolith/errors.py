@@ -1,0 +1,58 @@
+"""One error handler for the whole app: JSON under /api/, a page elsewhere.
+
+Contract errors carry their status; Werkzeug's HTTP errors (unknown route,
+wrong method, body too large, CSRF failure) keep theirs. Anything else is a bug:
+it is logged with its traceback and the client gets a plain 500 without one.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from monolith.web import json_response
+from shims.errors import TurnoutError
+
+log = logging.getLogger(__name__)
+
+
+def wants_json() -> bool:
+    return request.path.startswith(("/api/", "/_turnout/")) or request.path == "/healthz"
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(TurnoutError, _turnout_error)
+    app.register_error_handler(CSRFError, _csrf_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected_error)
+
+
+def _render(status: int, code: str, message: str, field: str | None = None):
+    if wants_json():
+        body = {"error": code, "message": message}
+        if field:
+            body["field"] = field
+        return json_response(body, status)
+    return render_template("error.html", status=status, message=message), status
+
+
+def _turnout_error(error: TurnoutError):
+    return _render(error.status, error.code, error.message, error.field)
+
+
+def _csrf_error(error: CSRFError):
+    return _render(400, "csrf", f"the form has expired or was not sent by this site "
+                                f"({error.description}); reload the page and try again")
+
+
+def _http_error(error: HTTPException):
+    code = (error.name or "error").lower().replace(" ", "_")
+    return _render(error.code or 500, code, error.description or error.name)
+
+
+def _unexpected_error(error: Exception):
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    return _render(500, "internal_error", "something went wrong on our side; it has been logged")

@@ -1,0 +1,1 @@
+"""Races feature: shared races, joining them, and training plans towards them."""

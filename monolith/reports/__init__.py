@@ -1,0 +1,1 @@
+"""Reports feature: monthly statistics per runner."""

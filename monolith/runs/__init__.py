@@ -1,0 +1,1 @@
+"""Runs feature: a runner's own runs, per month."""

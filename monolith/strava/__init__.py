@@ -1,0 +1,1 @@
+"""Strava import feature: pull linked runners' activities from a Strava-compatible API."""

@@ -1,0 +1,70 @@
+"""LocalStravaImport: the importer, written against the Accounts and Runs contracts.
+
+It never touches a table: linked users come from Accounts and new runs go
+through Runs.import_runs, so the importer works unchanged whichever side
+(local or an extracted data service) answers those contracts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from monolith.strava.client import StravaClient
+from shims.contracts.accounts import Accounts
+from shims.contracts.runs import RunInput, Runs
+from shims.contracts.strava import ImportResult
+from shims.errors import UpstreamError, ValidationError
+
+log = logging.getLogger(__name__)
+
+
+def activity_to_run(activity: dict[str, Any]) -> RunInput | None:
+    """A Strava activity as a run, or None when it is not a run or is malformed."""
+    if activity.get("type") != "Run" and activity.get("sport_type") != "Run":
+        return None
+    try:
+        return RunInput.parse({
+            "name": activity.get("name") or "Strava run",
+            "distance": activity.get("distance"),
+            "start_date": activity.get("start_date"),
+            "elapsed_time": activity.get("elapsed_time"),
+            "average_heartrate": activity.get("average_heartrate"),
+            "total_elevation_gain": activity.get("total_elevation_gain"),
+            "strava_id": activity.get("id"),
+        }, allow_strava_id=True)
+    except ValidationError as exc:
+        log.warning("skipping malformed Strava activity %r: %s", activity.get("id"), exc.message)
+        return None
+
+
+class LocalStravaImport:
+    def __init__(self, accounts: Accounts, runs: Runs, client: StravaClient, *,
+                 days: int = 90, clock: Callable[[], dt.datetime] | None = None):
+        self._accounts = accounts
+        self._runs = runs
+        self._client = client
+        self._days = days
+        self._clock = clock or (lambda: dt.datetime.now(dt.timezone.utc).replace(tzinfo=None))
+
+    def import_user(self, user_id: int) -> ImportResult:
+        token = self._accounts.strava_link(user_id).token
+        after = self._clock() - dt.timedelta(days=self._days)
+        activities = self._client.activities(token, after)
+        runs = [run for run in map(activity_to_run, activities) if run is not None]
+        count = self._runs.import_runs(user_id, runs)
+        return ImportResult(user_id=user_id, fetched=len(activities), created=count.created,
+                            skipped=len(activities) - count.created)
+
+    def import_all(self) -> list[ImportResult]:
+        """Every linked runner; one runner's Strava failure does not stop the others."""
+        results = []
+        for link in self._accounts.strava_links():
+            try:
+                results.append(self.import_user(link.user_id))
+            except UpstreamError as exc:
+                results.append(ImportResult(user_id=link.user_id, fetched=0, created=0,
+                                            skipped=0, error=exc.message))
+        return results

@@ -1,0 +1,35 @@
+"""Small request/response helpers shared by every blueprint."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Response, jsonify, request
+
+from shims import fields
+from shims.errors import ValidationError
+from shims.wire import to_wire
+
+
+def json_body() -> Mapping[str, Any]:
+    """The request's JSON object, or a 400 naming what is wrong with the body."""
+    if not request.get_data(cache=True):
+        raise ValidationError("the request body is empty; send a JSON object")
+    data = request.get_json(force=True, silent=True)
+    if data is None:
+        raise ValidationError("the request body is not valid JSON")
+    return fields.require_mapping(data)
+
+
+def json_response(value: Any, status: int = 200) -> Response:
+    response = jsonify(to_wire(value))
+    response.status_code = status
+    return response
+
+
+def requested_month(args: Mapping[str, Any]) -> tuple[int, int]:
+    """`?year=&month=`, defaulting to the current month when both are absent."""
+    today = dt.date.today()
+    return fields.month(args.get("year", today.year), args.get("month", today.month))

@@ -1,0 +1,1 @@
+"""Turnout's kit: contracts, routing, flags, transports and the errors they share."""

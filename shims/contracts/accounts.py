@@ -1,0 +1,112 @@
+"""Accounts: sign-up, login, profiles and admin user management."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from shims import fields
+from shims.errors import ValidationError
+
+PROFILE_FIELDS = ("first_name", "last_name", "age", "weight", "max_hr", "rest_hr", "vo2max")
+
+
+@dataclass(frozen=True)
+class Profile:
+    first_name: str = ""
+    last_name: str = ""
+    age: int | None = None
+    weight: float | None = None
+    max_hr: int | None = None
+    rest_hr: int | None = None
+    vo2max: float | None = None
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any], base: Profile | None = None) -> Profile:
+        """Fields absent from `data` keep their value from `base` (a partial update)."""
+        base = base or cls()
+
+        def given(name: str) -> bool:
+            return name in data
+
+        def pick(name: str, parsed: Any) -> Any:
+            return parsed if given(name) else getattr(base, name)
+
+        profile = cls(
+            first_name=pick("first_name", fields.text(data, "first_name", required=False,
+                                                      max_length=100, default="")),
+            last_name=pick("last_name", fields.text(data, "last_name", required=False,
+                                                    max_length=100, default="")),
+            age=pick("age", fields.integer(data, "age", required=False, minimum=5, maximum=120)),
+            weight=pick("weight", fields.number(data, "weight", required=False, minimum=20,
+                                                maximum=300)),
+            max_hr=pick("max_hr", fields.integer(data, "max_hr", required=False, minimum=80,
+                                                 maximum=250)),
+            rest_hr=pick("rest_hr", fields.integer(data, "rest_hr", required=False, minimum=25,
+                                                   maximum=120)),
+            vo2max=pick("vo2max", fields.number(data, "vo2max", required=False, minimum=10,
+                                                maximum=100)),
+        )
+        if profile.max_hr is not None and profile.rest_hr is not None \
+                and profile.rest_hr >= profile.max_hr:
+            raise ValidationError("rest_hr must be below max_hr", field="rest_hr")
+        return profile
+
+
+@dataclass(frozen=True)
+class SignUp:
+    email: str
+    password: str
+    profile: Profile
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any]) -> SignUp:
+        fields.only_known(data, {"email", "password", *PROFILE_FIELDS, "csrf_token"})
+        return cls(email=fields.email(data), password=fields.password(data),
+                   profile=Profile.parse(data))
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    id: int
+    email: str
+    first_name: str
+    last_name: str
+    age: int | None
+    weight: float | None
+    max_hr: int | None
+    rest_hr: int | None
+    vo2max: float | None
+    is_admin: bool
+    strava_linked: bool
+    created_at: dt.datetime
+
+    @property
+    def profile(self) -> Profile:
+        return Profile(**{name: getattr(self, name) for name in PROFILE_FIELDS})
+
+    @property
+    def display_name(self) -> str:
+        full = f"{self.first_name} {self.last_name}".strip()
+        return full or self.email
+
+
+@dataclass(frozen=True)
+class StravaLink:
+    user_id: int
+    token: str
+
+
+class Accounts(Protocol):
+    def sign_up(self, request: SignUp) -> UserRecord: ...
+    def authenticate(self, email: str, password: str) -> UserRecord: ...
+    def get_user(self, user_id: int) -> UserRecord: ...
+    def list_users(self) -> list[UserRecord]: ...
+    def update_profile(self, user_id: int, profile: Profile) -> UserRecord: ...
+    def set_admin(self, user_id: int, is_admin: bool) -> UserRecord: ...
+    def delete_user(self, user_id: int) -> None: ...
+    def link_strava(self, user_id: int, token: str | None) -> UserRecord: ...
+    def strava_links(self) -> list[StravaLink]: ...
+    def strava_link(self, user_id: int) -> StravaLink: ...

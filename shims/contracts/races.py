@@ -1,0 +1,77 @@
+"""Races and training plans: shared races a runner joins, and a plan of runs towards one."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from shims import fields
+
+
+@dataclass(frozen=True)
+class RaceInput:
+    name: str
+    date: dt.date
+    distance: float  # metres
+    location: str = ""
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any]) -> RaceInput:
+        fields.only_known(data, {"name", "date", "distance", "location", "csrf_token"})
+        return cls(name=fields.text(data, "name", max_length=200),
+                   date=fields.date(data, "date"),
+                   distance=float(fields.number(data, "distance", minimum=100, maximum=1_000_000)),
+                   location=fields.text(data, "location", required=False, default=""))
+
+
+@dataclass(frozen=True)
+class RaceRecord:
+    id: int
+    name: str
+    date: dt.date
+    distance: float
+    location: str
+    created_by: int | None
+    runner_count: int
+    joined: bool  # has the asking runner joined it
+
+
+@dataclass(frozen=True)
+class PlannedRunInput:
+    date: dt.date
+    distance: float
+    description: str = ""
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any]) -> PlannedRunInput:
+        fields.only_known(data, {"date", "distance", "description", "csrf_token"})
+        return cls(date=fields.date(data, "date"),
+                   distance=float(fields.number(data, "distance", minimum=100, maximum=1_000_000)),
+                   description=fields.text(data, "description", required=False, default=""))
+
+
+@dataclass(frozen=True)
+class PlannedRunRecord:
+    id: int
+    race_id: int
+    user_id: int
+    date: dt.date
+    distance: float
+    description: str
+
+
+class Races(Protocol):
+    def list_races(self, user_id: int) -> list[RaceRecord]: ...
+    def get_race(self, user_id: int, race_id: int) -> RaceRecord: ...
+    def create_race(self, user_id: int, race: RaceInput) -> RaceRecord: ...
+    def delete_race(self, user_id: int, race_id: int) -> None: ...
+    def join_race(self, user_id: int, race_id: int) -> RaceRecord: ...
+    def leave_race(self, user_id: int, race_id: int) -> RaceRecord: ...
+    def plan(self, user_id: int, race_id: int) -> list[PlannedRunRecord]: ...
+    def add_planned_run(self, user_id: int, race_id: int,
+                        planned: PlannedRunInput) -> PlannedRunRecord: ...
+    def delete_planned_run(self, user_id: int, race_id: int, planned_id: int) -> None: ...
+    def generate_plan(self, user_id: int, race_id: int, runs_per_week: int,
+                      start: dt.date) -> list[PlannedRunRecord]: ...

@@ -1,0 +1,81 @@
+"""Runs: a runner's own runs, listed per month, added by hand or imported."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from shims import fields
+
+RUN_FIELDS = ("name", "distance", "start_date", "elapsed_time", "average_heartrate",
+              "total_elevation_gain")
+MAX_DISTANCE_M = 1_000_000  # 1000 km: beyond any single run
+MAX_ELAPSED_S = 7 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class RunInput:
+    name: str
+    distance: float  # metres
+    start_date: dt.datetime  # UTC, naive
+    elapsed_time: int  # seconds
+    average_heartrate: float | None = None
+    total_elevation_gain: float | None = None
+    strava_id: int | None = None
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any], *, allow_strava_id: bool = False) -> RunInput:
+        allowed = {*RUN_FIELDS, "csrf_token"} | ({"strava_id"} if allow_strava_id else set())
+        fields.only_known(data, allowed)
+        return cls(
+            name=fields.text(data, "name", max_length=200),
+            distance=float(fields.number(data, "distance", minimum=1, maximum=MAX_DISTANCE_M)),
+            start_date=fields.timestamp(data, "start_date"),
+            elapsed_time=fields.integer(data, "elapsed_time", minimum=1, maximum=MAX_ELAPSED_S),
+            average_heartrate=fields.number(data, "average_heartrate", required=False,
+                                            minimum=20, maximum=250),
+            total_elevation_gain=fields.number(data, "total_elevation_gain", required=False,
+                                               minimum=0, maximum=20000),
+            strava_id=fields.integer(data, "strava_id", required=False, minimum=1)
+            if allow_strava_id else None,
+        )
+
+    @property
+    def average_speed(self) -> float:
+        return self.distance / self.elapsed_time
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: int
+    user_id: int
+    name: str
+    distance: float
+    start_date: dt.datetime
+    elapsed_time: int
+    average_speed: float
+    average_heartrate: float | None
+    total_elevation_gain: float | None
+    strava_id: int | None
+
+    @property
+    def pace(self) -> float:
+        """Seconds per kilometre."""
+        return self.elapsed_time / (self.distance / 1000)
+
+
+@dataclass(frozen=True)
+class ImportCount:
+    created: int
+    skipped: int
+
+
+class Runs(Protocol):
+    def list_runs(self, user_id: int, year: int, month: int) -> list[RunRecord]: ...
+    def get_run(self, user_id: int, run_id: int) -> RunRecord: ...
+    def add_run(self, user_id: int, run: RunInput) -> RunRecord: ...
+    def update_run(self, user_id: int, run_id: int, run: RunInput) -> RunRecord: ...
+    def delete_run(self, user_id: int, run_id: int) -> None: ...
+    def import_runs(self, user_id: int, runs: list[RunInput]) -> ImportCount: ...

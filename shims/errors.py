@@ -1,0 +1,86 @@
+"""The error tree every contract shares.
+
+One root (`TurnoutError`). Contract errors are what a feature may raise on
+purpose; the local implementation raises them directly and the remote client
+maps an HTTP status and JSON body back to the very same class, so callers
+never learn which side answered. Transport errors (the remote side could not
+be reached or answered garbage) live apart, because the router treats them
+differently: they are grounds for fallback, contract errors are not.
+
+Each class carries its HTTP status and a stable machine-readable `code`, in
+the style of Werkzeug's exceptions, so one error handler serves every app.
+"""
+
+from __future__ import annotations
+
+
+class TurnoutError(Exception):
+    """Root of every error raised by Turnout and the features it routes."""
+
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, *, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    def to_dict(self) -> dict:
+        body = {"error": self.code, "message": self.message}
+        if self.field is not None:
+            body["field"] = self.field
+        return body
+
+
+class ContractError(TurnoutError):
+    """An outcome the contract defines; identical from the local and remote side."""
+
+    status = 400
+    code = "contract_error"
+
+
+class ValidationError(ContractError):
+    """The payload broke the contract's schema; `field` names the culprit."""
+
+    status = 400
+    code = "invalid"
+
+
+class Unauthorized(ContractError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(ContractError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(ContractError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(ContractError):
+    status = 409
+    code = "conflict"
+
+
+class UpstreamError(ContractError):
+    """A system outside Turnout (e.g. Strava) failed; the contract reports it."""
+
+    status = 502
+    code = "upstream_error"
+
+
+class TransportError(TurnoutError):
+    """The remote side could not be reached, timed out, or answered nonsense."""
+
+    status = 503
+    code = "unavailable"
+
+
+CONTRACT_ERRORS: dict[str, type[ContractError]] = {
+    cls.code: cls
+    for cls in (ValidationError, Unauthorized, Forbidden, NotFound, Conflict, UpstreamError)
+}

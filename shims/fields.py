@@ -1,0 +1,160 @@
+"""Parse untrusted mappings (JSON bodies, HTML forms, query strings) into typed values.
+
+Every parser takes the raw mapping and a field name and either returns a clean
+Python value or raises `ValidationError` naming the field and what was wrong.
+HTML forms send everything as strings and JSON sends typed values, so each
+parser accepts both spellings ("42" and 42) but never guesses beyond that:
+booleans are not numbers, and NaN or infinity are not distances.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from shims.errors import ValidationError
+
+_MISSING = object()
+EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def require_mapping(data: Any, what: str = "body") -> Mapping:
+    if not isinstance(data, Mapping):
+        raise ValidationError(f"{what} must be a JSON object")
+    return data
+
+
+def _raw(data: Mapping, name: str, required: bool) -> Any:
+    value = data.get(name, _MISSING)
+    if value is _MISSING or value is None or (isinstance(value, str) and value.strip() == ""):
+        if required:
+            raise ValidationError(f"{name} is required", field=name)
+        return _MISSING
+    return value
+
+
+def text(data: Mapping, name: str, *, required: bool = True, max_length: int = 200,
+         default: str | None = None) -> str | None:
+    value = _raw(data, name, required)
+    if value is _MISSING:
+        return default
+    if not isinstance(value, str):
+        raise ValidationError(f"{name} must be a string", field=name)
+    value = value.strip()
+    if len(value) > max_length:
+        raise ValidationError(f"{name} must be at most {max_length} characters", field=name)
+    return value
+
+
+def email(data: Mapping, name: str = "email", *, required: bool = True) -> str | None:
+    value = text(data, name, required=required, max_length=254)
+    if value is None:
+        return None
+    if not EMAIL_PATTERN.match(value):
+        raise ValidationError(f"{name} must be an email address like runner@example.com", field=name)
+    return value.lower()
+
+
+def password(data: Mapping, name: str = "password", *, min_length: int = 8) -> str:
+    value = data.get(name)
+    if not isinstance(value, str) or value == "":
+        raise ValidationError(f"{name} is required", field=name)
+    if len(value) < min_length:
+        raise ValidationError(f"{name} must be at least {min_length} characters", field=name)
+    if len(value) > 200:
+        raise ValidationError(f"{name} must be at most 200 characters", field=name)
+    return value
+
+
+def number(data: Mapping, name: str, *, required: bool = True, minimum: float | None = None,
+           maximum: float | None = None, integer: bool = False, default: Any = None) -> Any:
+    value = _raw(data, name, required)
+    if value is _MISSING:
+        return default
+    kind = "an integer" if integer else "a number"
+    if isinstance(value, bool):
+        raise ValidationError(f"{name} must be {kind}", field=name)
+    if isinstance(value, str):
+        try:
+            value = int(value) if integer else float(value)
+        except ValueError:
+            raise ValidationError(f"{name} must be {kind}, got {value[:40]!r}", field=name) from None
+    if integer and isinstance(value, float):
+        if not value.is_integer():
+            raise ValidationError(f"{name} must be {kind}", field=name)
+        value = int(value)
+    if not isinstance(value, (int, float)):
+        raise ValidationError(f"{name} must be {kind}", field=name)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValidationError(f"{name} must be a finite number", field=name)
+    if minimum is not None and value < minimum:
+        raise ValidationError(f"{name} must be at least {minimum:g}", field=name)
+    if maximum is not None and value > maximum:
+        raise ValidationError(f"{name} must be at most {maximum:g}", field=name)
+    return value if integer else float(value)
+
+
+def integer(data: Mapping, name: str, **kwargs: Any) -> Any:
+    return number(data, name, integer=True, **kwargs)
+
+
+def boolean(data: Mapping, name: str, *, default: bool = False) -> bool:
+    value = data.get(name, _MISSING)
+    if value is _MISSING or value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "on", "yes", "1"):
+        return True
+    if isinstance(value, str) and value.lower() in ("false", "off", "no", "0"):
+        return False
+    raise ValidationError(f"{name} must be true or false", field=name)
+
+
+def date(data: Mapping, name: str, *, required: bool = True) -> dt.date | None:
+    value = _raw(data, name, required)
+    if value is _MISSING:
+        return None
+    if not isinstance(value, str):
+        raise ValidationError(f"{name} must be a date like 2026-05-17", field=name)
+    try:
+        return dt.date.fromisoformat(value.strip())
+    except ValueError:
+        raise ValidationError(f"{name} must be a date like 2026-05-17", field=name) from None
+
+
+def timestamp(data: Mapping, name: str, *, required: bool = True) -> dt.datetime | None:
+    """An ISO 8601 date-time; naive values are taken as UTC, aware ones converted to UTC."""
+    value = _raw(data, name, required)
+    if value is _MISSING:
+        return None
+    if not isinstance(value, str):
+        raise ValidationError(f"{name} must be a date-time like 2026-05-17T07:30:00", field=name)
+    raw = value.strip()
+    if raw.endswith("Z"):
+        raw = raw[:-1] + "+00:00"
+    try:
+        parsed = dt.datetime.fromisoformat(raw)
+    except ValueError:
+        raise ValidationError(f"{name} must be a date-time like 2026-05-17T07:30:00", field=name) from None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return parsed
+
+
+def month(year_value: Any, month_value: Any) -> tuple[int, int]:
+    """A (year, month) pair from query-string or JSON values."""
+    data = {"year": year_value, "month": month_value}
+    year = integer(data, "year", minimum=1970, maximum=2100)
+    month_number = integer(data, "month", minimum=1, maximum=12)
+    return year, month_number
+
+
+def only_known(data: Mapping, allowed: set[str], what: str = "body") -> None:
+    """Refuse fields the contract does not know, so typos never silently do nothing."""
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise ValidationError(f"unknown field(s) in {what}: {', '.join(unknown)}", field=unknown[0])
