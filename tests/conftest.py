@@ -1,0 +1,73 @@
+"""Shared fixtures. gevent patches first, exactly as the production workers do."""
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import base64  # noqa: E402
+
+import pytest  # noqa: E402
+from webtest import TestApp  # noqa: E402
+
+from monolith import create_app  # noqa: E402
+from monolith.wiring import features  # noqa: E402
+from shims.contracts.accounts import Profile, SignUp  # noqa: E402
+
+FAST_HASH = "pbkdf2:sha256:1000"  # real hashing, cheap enough for hundreds of sign-ups
+PASSWORD = "correct-horse-9"
+
+
+@pytest.fixture
+def app(tmp_path):
+    app = create_app({
+        "TESTING": True,
+        "RUN_DIR": str(tmp_path),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'monolith.db'}",
+        "SECRET_KEY": "test-secret",
+        "PASSWORD_HASH_METHOD": FAST_HASH,
+        "STRAVA_URL": "http://strava.test",
+    })
+    with app.app_context():
+        yield app
+
+
+@pytest.fixture
+def web(app):
+    """WebTest against the monolith, CSRF on, exactly as browsers see it."""
+    return TestApp(app)
+
+
+@pytest.fixture
+def make_user(app):
+    """Create a runner (or an admin) through the Accounts contract; returns its UserRecord."""
+    counter = iter(range(1, 10_000))
+
+    def make(email=None, *, admin=False, password=PASSWORD, **profile):
+        email = email or f"runner{next(counter)}@example.com"
+        with app.app_context():
+            return features().accounts.sign_up(
+                SignUp(email=email, password=password, profile=Profile(**profile)),
+                is_admin=admin)
+    return make
+
+
+def basic_auth(email, password=PASSWORD):
+    raw = base64.b64encode(f"{email}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {raw}"}
+
+
+@pytest.fixture
+def api_headers(web):
+    """Bearer-token headers for a user, obtained through POST /api/tokens."""
+    def headers_for(user, password=PASSWORD):
+        token = web.post("/api/tokens", headers=basic_auth(user.email, password)).json["token"]
+        return {"Authorization": f"Bearer {token}"}
+    return headers_for
+
+
+@pytest.fixture
+def requests_mock():
+    import requests_mock as rm
+
+    with rm.Mocker() as mocker:
+        yield mocker
