@@ -1,0 +1,14 @@
+"""gunicorn entry point for the monolith.
+
+gunicorn's gevent worker patches before it loads this module; patching here
+again is a no-op then, and makes any other server that imports this module
+safe too, since nothing below may import socket, ssl or threading unpatched.
+"""
+
+from gevent import monkey
+
+monkey.patch_all()
+
+from monolith.app import create_app  # noqa: E402
+
+app = create_app()
