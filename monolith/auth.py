@@ -14,7 +14,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app, g, request
 from flask_login import LoginManager, UserMixin, current_user
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
@@ -43,14 +43,40 @@ class LoggedInUser(UserMixin):
         return self.record.is_admin
 
 
+def is_api_path(path: str) -> bool:
+    return path == "/api" or path.startswith("/api/")
+
+
+class _LoginManager(LoginManager):
+    """Flask-Login, except that API requests are authenticated by their header alone.
+
+    The API blueprints are exempt from CSRF, so a browser's session or remember-me cookie
+    must never authenticate them: a hostile page could otherwise post to /api/ as the
+    logged-in runner. (Flask-Login 0.6 also skips the request loader whenever a remember
+    cookie is present, which would ignore a valid bearer token.)
+    """
+
+    def _load_user(self) -> Any:
+        if is_api_path(request.path):
+            return self._update_request_context_with_user(_load_api_user(request))
+        return super()._load_user()
+
+
 def init_app(app: Flask) -> None:
-    manager = LoginManager()
+    manager = _LoginManager()
     manager.login_view = "accounts_html.login"
     manager.login_message = "Log in to see that page."
     manager.session_protection = "basic"
     manager.user_loader(_load_session_user)
-    manager.request_loader(_load_api_user)
     manager.init_app(app)
+    app.before_request(_forget_previous_user)
+
+
+def _forget_previous_user() -> None:
+    # Flask-Login caches the user in `g`, which lives as long as the app context. A caller
+    # holding one app context across requests (tests, scripts) would otherwise see one
+    # request's credentials answer for the next; identity is strictly per request.
+    g.pop("_login_user", None)
 
 
 def issue_token(user_id: int) -> str:
@@ -69,9 +95,9 @@ def _load_session_user(user_id: str) -> LoggedInUser | None:
 
 
 def _load_api_user(req: Any) -> LoggedInUser | None:
-    """Only API paths honour the Authorization header; HTML uses the session."""
+    """The Authorization header of an API request; HTML pages use the session instead."""
     header = req.headers.get("Authorization", "")
-    if not req.path.startswith("/api/") or not header:
+    if not header:
         return None
     scheme, _, credentials = header.partition(" ")
     if scheme.lower() == "bearer":

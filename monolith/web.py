@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,12 +16,16 @@ from shims.wire import to_wire
 
 def json_body() -> Mapping[str, Any]:
     """The request's JSON object, or a 400 naming what is wrong with the body."""
-    if not request.get_data(cache=True):
+    raw = request.get_data(cache=True)
+    if not raw.strip():
         raise ValidationError("the request body is empty; send a JSON object")
-    data = request.get_json(force=True, silent=True)
-    if data is None:
-        raise ValidationError("the request body is not valid JSON")
-    return fields.require_mapping(data)
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        # ValueError covers bad syntax and bad UTF-8; absurdly deep nesting such as
+        # "[[[[..." exhausts the parser's recursion and is just as much not a JSON object.
+        raise ValidationError("the request body is not valid JSON") from None
+    return fields.require_mapping(data, "the request body")
 
 
 def json_response(value: Any, status: int = 200) -> Response:

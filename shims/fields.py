@@ -59,9 +59,12 @@ def email(data: Mapping, name: str = "email", *, required: bool = True) -> str |
 
 
 def password(data: Mapping, name: str = "password", *, min_length: int = 8) -> str:
+    """Taken exactly as typed: spaces are part of a password, so nothing is stripped."""
     value = data.get(name)
-    if not isinstance(value, str) or value == "":
+    if value is None or value == "":
         raise ValidationError(f"{name} is required", field=name)
+    if not isinstance(value, str):
+        raise ValidationError(f"{name} must be a string", field=name)
     if len(value) < min_length:
         raise ValidationError(f"{name} must be at least {min_length} characters", field=name)
     if len(value) > 200:

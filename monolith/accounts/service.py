@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from monolith.models import User
+from shims.contracts import possible_id
 from shims.contracts.accounts import PROFILE_FIELDS, Profile, SignUp, StravaLink, UserRecord
 from shims.errors import Conflict, NotFound, Unauthorized, ValidationError
 
@@ -112,7 +113,7 @@ def _profile_columns(profile: Profile) -> dict:
 
 
 def _load(session: Session, user_id: int) -> User:
-    user = session.get(User, user_id)
+    user = session.get(User, user_id) if possible_id(user_id) else None
     if user is None:
         raise NotFound(f"user {user_id} not found")
     return user

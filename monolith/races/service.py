@@ -8,6 +8,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from monolith.models import PlannedRun, Race, RaceEntry, User
+from shims.contracts import possible_id
 from shims.contracts.races import PlannedRunInput, PlannedRunRecord, RaceInput, RaceRecord
 from shims.errors import Conflict, Forbidden, NotFound, ValidationError
 
@@ -89,7 +90,7 @@ class LocalRaces:
     def delete_planned_run(self, user_id: int, race_id: int, planned_id: int) -> None:
         with self._sessions.begin() as session:
             _require_entry(session, user_id, race_id)
-            row = session.get(PlannedRun, planned_id)
+            row = session.get(PlannedRun, planned_id) if possible_id(planned_id) else None
             if row is None or row.user_id != user_id or row.race_id != race_id:
                 raise NotFound(f"planned run {planned_id} not found")
             session.delete(row)
@@ -158,14 +159,14 @@ def _plan_records(session: Session, user_id: int, race_id: int) -> list[PlannedR
 
 
 def _load_race(session: Session, race_id: int) -> Race:
-    race = session.get(Race, race_id)
+    race = session.get(Race, race_id) if possible_id(race_id) else None
     if race is None:
         raise NotFound(f"race {race_id} not found")
     return race
 
 
 def _require_user(session: Session, user_id: int) -> User:
-    user = session.get(User, user_id)
+    user = session.get(User, user_id) if possible_id(user_id) else None
     if user is None:
         raise NotFound(f"user {user_id} not found")
     return user

@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from monolith.models import Run, User
+from shims.contracts import possible_id
 from shims.contracts.runs import ImportCount, RunInput, RunRecord
 from shims.errors import NotFound
 
@@ -97,12 +98,12 @@ def _columns(run: RunInput) -> dict:
 
 
 def _require_user(session: Session, user_id: int) -> None:
-    if session.get(User, user_id) is None:
+    if not possible_id(user_id) or session.get(User, user_id) is None:
         raise NotFound(f"user {user_id} not found")
 
 
 def _owned_run(session: Session, user_id: int, run_id: int) -> Run:
-    run = session.get(Run, run_id)
+    run = session.get(Run, run_id) if possible_id(run_id) else None
     # Another runner's run is reported exactly like a missing one: ids leak nothing.
     if run is None or run.user_id != user_id:
         raise NotFound(f"run {run_id} not found")

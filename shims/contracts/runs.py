@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from shims import fields
+from shims.contracts import MAX_ID
 
 RUN_FIELDS = ("name", "distance", "start_date", "elapsed_time", "average_heartrate",
               "total_elevation_gain")
@@ -38,7 +39,8 @@ class RunInput:
                                             minimum=20, maximum=250),
             total_elevation_gain=fields.number(data, "total_elevation_gain", required=False,
                                                minimum=0, maximum=20000),
-            strava_id=fields.integer(data, "strava_id", required=False, minimum=1)
+            strava_id=fields.integer(data, "strava_id", required=False, minimum=1,
+                                     maximum=MAX_ID)
             if allow_strava_id else None,
         )
 
