@@ -113,7 +113,8 @@ def _user_for_token(token: str) -> UserRecord:
         payload = _serializer().loads(token, max_age=current_app.config["API_TOKEN_MAX_AGE"])
         user_id = int(payload["uid"])
     except SignatureExpired:
-        raise Unauthorized("the API token has expired; ask POST /api/tokens for a new one") from None
+        raise Unauthorized("the API token has expired; ask POST /api/tokens for a new one") \
+            from None
     except (BadSignature, KeyError, TypeError, ValueError):
         raise Unauthorized("the API token is not valid") from None
     try:

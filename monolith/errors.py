@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, render_template, request
+from flask import Flask, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 
 def wants_json() -> bool:
-    return request.path.startswith(("/api/", "/_turnout/")) or request.path == "/healthz"
+    return request.path.startswith(("/api/", "/_turnout/")) or request.path in ("/api", "/healthz")
 
 
 def init_app(app: Flask) -> None:
@@ -30,13 +30,18 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(Exception, _unexpected_error)
 
 
-def _render(status: int, code: str, message: str, field: str | None = None):
+def _render(status: int, code: str, message: str, field: str | None = None,
+            headers: list[tuple[str, str]] | None = None):
     if wants_json():
         body = {"error": code, "message": message}
         if field:
             body["field"] = field
-        return json_response(body, status)
-    return render_template("error.html", status=status, message=message), status
+        response = json_response(body, status)
+    else:
+        response = make_response(render_template("error.html", status=status, message=message),
+                                 status)
+    response.headers.extend(headers or [])
+    return response
 
 
 def _turnout_error(error: TurnoutError):
@@ -50,7 +55,10 @@ def _csrf_error(error: CSRFError):
 
 def _http_error(error: HTTPException):
     code = (error.name or "error").lower().replace(" ", "_")
-    return _render(error.code or 500, code, error.description or error.name)
+    # Keep the exception's own headers except its Content-Type: a 405 must say `Allow`.
+    headers = [(name, value) for name, value in error.get_headers()
+               if name.lower() != "content-type"]
+    return _render(error.code or 500, code, error.description or error.name, headers=headers)
 
 
 def _unexpected_error(error: Exception):

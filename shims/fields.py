@@ -54,7 +54,8 @@ def email(data: Mapping, name: str = "email", *, required: bool = True) -> str |
     if value is None:
         return None
     if not EMAIL_PATTERN.match(value):
-        raise ValidationError(f"{name} must be an email address like runner@example.com", field=name)
+        raise ValidationError(f"{name} must be an email address like runner@example.com",
+                              field=name)
     return value.lower()
 
 
@@ -84,7 +85,8 @@ def number(data: Mapping, name: str, *, required: bool = True, minimum: float | 
         try:
             value = int(value) if integer else float(value)
         except ValueError:
-            raise ValidationError(f"{name} must be {kind}, got {value[:40]!r}", field=name) from None
+            raise ValidationError(f"{name} must be {kind}, got {value[:40]!r}",
+                                  field=name) from None
     if integer and isinstance(value, float):
         if not value.is_integer():
             raise ValidationError(f"{name} must be {kind}", field=name)
@@ -142,9 +144,14 @@ def timestamp(data: Mapping, name: str, *, required: bool = True) -> dt.datetime
     try:
         parsed = dt.datetime.fromisoformat(raw)
     except ValueError:
-        raise ValidationError(f"{name} must be a date-time like 2026-05-17T07:30:00", field=name) from None
+        raise ValidationError(f"{name} must be a date-time like 2026-05-17T07:30:00",
+                              field=name) from None
     if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        try:
+            parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
+        except OverflowError:  # e.g. 9999-12-31T23:30-05:00 is past year 9999 in UTC
+            raise ValidationError(f"{name} must be a date-time between years 1 and 9999",
+                                  field=name) from None
     return parsed
 
 
