@@ -78,8 +78,8 @@ def test_empty_month(web, runner):
     res = web.get("/reports?year=2028&month=2")
     assert stat(res.text, "run-count") == "0"
     assert stat(res.text, "total-distance") == "0.00 km"
-    assert stat(res.text, "average-pace") == "–"
-    assert stat(res.text, "average-heartrate") == "–"
+    assert stat(res.text, "average-pace") == "\N{EN DASH}"
+    assert stat(res.text, "average-heartrate") == "\N{EN DASH}"
     assert len(bars(res.text)) == 29  # a leap February
 
 
