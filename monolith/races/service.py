@@ -117,6 +117,9 @@ class LocalRaces:
 
 def plan_schedule(start: dt.date, race_day: dt.date, race_distance: float,
                   runs_per_week: int) -> list[tuple[dt.date, float, str]]:
+    # A plan is at most MAX_PLAN_WEEKS long and must end at the race (that is where the
+    # build-up and the taper belong), so for a race further away it starts later.
+    start = max(start, race_day - dt.timedelta(weeks=MAX_PLAN_WEEKS))
     days = (race_day - start).days
     weeks = max(1, min(MAX_PLAN_WEEKS, days // 7))
     spacing = max(1, 7 // runs_per_week)
