@@ -6,6 +6,7 @@ fails at start-up with a message naming the variable, not later with a traceback
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -61,6 +62,8 @@ def _coerce(key: str, raw: str) -> Any:
         value = kind(raw)
     except ValueError:
         raise ConfigError(f"{ENV_PREFIX}{key} must be {kind.__name__}, got {raw!r}") from None
+    if kind is float and not math.isfinite(value):  # float() accepts "nan" and "inf"
+        raise ConfigError(f"{ENV_PREFIX}{key} must be a finite number, got {raw!r}")
     if kind in (int, float) and value < 0:
         raise ConfigError(f"{ENV_PREFIX}{key} must not be negative, got {raw!r}")
     return value
@@ -83,19 +86,30 @@ def load_config(override: Mapping[str, Any] | None = None,
 
 
 def read_or_create_secret(run_dir: str) -> str:
-    """One secret for every worker: created once, atomically, then read by all."""
+    """One secret for every worker: created once, atomically, then read by all.
+
+    The secret is written to a private temporary file first and then hard-linked into
+    place, so `secret_key` never exists half-written: a worker starting at the same moment
+    either finds the finished file or wins the link itself (link fails if the name exists).
+    """
     import secrets
+    import tempfile
 
     path = Path(run_dir) / "secret_key"
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        value = path.read_text().strip()
-        if not value:
-            raise ConfigError(f"{path} is empty; delete it or set {ENV_PREFIX}SECRET_KEY") from None
-        return value
-    value = secrets.token_hex(32)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(value)
+    if not path.exists():
+        value = secrets.token_hex(32)
+        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".secret_key.")  # mode 0600
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(value)
+            os.link(temporary, path)
+            return value
+        except FileExistsError:
+            pass  # another worker finished first: use its secret
+        finally:
+            os.unlink(temporary)
+    value = path.read_text().strip()
+    if not value:
+        raise ConfigError(f"{path} is empty; delete it or set {ENV_PREFIX}SECRET_KEY")
     return value
