@@ -1,10 +1,23 @@
-"""Frozen dataclasses to JSON-ready values and back, for every contract on the wire."""
+"""Contract values to JSON-ready data and back, driven by the contract's type hints.
+
+`to_wire` flattens frozen dataclasses, dates and sequences into JSON types.
+`from_wire` rebuilds them from a type annotation and refuses anything that does
+not fit with a `ValidationError` naming the path (`run.distance`, `[2].id`),
+so a service never trusts its callers and a client never trusts its service.
+A dataclass may define `from_wire(mapping)` to validate with its own rules.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
+import types
+import typing
+from collections.abc import Mapping
 from typing import Any
+
+from shims.errors import ValidationError
 
 
 def to_wire(value: Any) -> Any:
@@ -17,3 +30,117 @@ def to_wire(value: Any) -> Any:
     if isinstance(value, (dt.datetime, dt.date)):
         return value.isoformat()
     return value
+
+
+def from_wire(annotation: Any, value: Any, path: str = "value") -> Any:
+    if annotation is Any:
+        return value
+    if annotation is None or annotation is type(None):
+        if value is not None:
+            raise ValidationError(f"{path} must be null", field=path)
+        return None
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return _union(typing.get_args(annotation), value, path)
+    if origin in (list, tuple):
+        return _sequence(origin, typing.get_args(annotation), value, path)
+    if origin is dict:
+        return _mapping(typing.get_args(annotation), value, path)
+    if dataclasses.is_dataclass(annotation):
+        return _dataclass(annotation, value, path)
+    decode = _SCALARS.get(annotation)
+    if decode is None:
+        raise TypeError(f"no wire format for {annotation!r} at {path}")
+    return decode(value, path)
+
+
+def _union(options: tuple, value: Any, path: str) -> Any:
+    if value is None and type(None) in options:
+        return None
+    concrete = [option for option in options if option is not type(None)]
+    if len(concrete) != 1:
+        raise TypeError(f"only Optional[X] unions are supported on the wire, at {path}")
+    return from_wire(concrete[0], value, path)
+
+
+def _sequence(origin: type, args: tuple, value: Any, path: str) -> Any:
+    if not isinstance(value, list):
+        raise ValidationError(f"{path} must be a list", field=path)
+    item_type = args[0] if args else Any
+    items = [from_wire(item_type, item, f"{path}[{i}]") for i, item in enumerate(value)]
+    return tuple(items) if origin is tuple else items
+
+
+def _mapping(args: tuple, value: Any, path: str) -> dict:
+    if not isinstance(value, Mapping):
+        raise ValidationError(f"{path} must be an object", field=path)
+    value_type = args[1] if len(args) == 2 else Any
+    return {str(key): from_wire(value_type, item, f"{path}.{key}") for key, item in value.items()}
+
+
+def _dataclass(cls: type, value: Any, path: str) -> Any:
+    if not isinstance(value, Mapping):
+        raise ValidationError(f"{path} must be an object", field=path)
+    custom = getattr(cls, "from_wire", None)
+    if custom is not None:
+        return custom(value)
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(value) - set(fields))
+    if unknown:
+        raise ValidationError(f"unknown field(s) in {path}: {', '.join(unknown)}",
+                              field=f"{path}.{unknown[0]}")
+    decoded = {}
+    for name, field in fields.items():
+        if name in value:
+            decoded[name] = from_wire(hints[name], value[name], f"{path}.{name}")
+        elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+            raise ValidationError(f"{path}.{name} is required", field=f"{path}.{name}")
+    return cls(**decoded)
+
+
+def _int(value: Any, path: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(f"{path} must be an integer", field=path)
+    return value
+
+
+def _float(value: Any, path: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValidationError(f"{path} must be a number", field=path)
+    if not math.isfinite(value):
+        raise ValidationError(f"{path} must be a finite number", field=path)
+    return float(value)
+
+
+def _str(value: Any, path: str) -> str:
+    if not isinstance(value, str):
+        raise ValidationError(f"{path} must be a string", field=path)
+    return value
+
+
+def _bool(value: Any, path: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValidationError(f"{path} must be true or false", field=path)
+    return value
+
+
+def _datetime(value: Any, path: str) -> dt.datetime:
+    try:
+        parsed = dt.datetime.fromisoformat(_str(value, path).replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationError(f"{path} must be an ISO 8601 date-time", field=path) from None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return parsed
+
+
+def _date(value: Any, path: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(_str(value, path))
+    except ValueError:
+        raise ValidationError(f"{path} must be an ISO 8601 date", field=path) from None
+
+
+_SCALARS = {int: _int, float: _float, str: _str, bool: _bool, dt.datetime: _datetime,
+            dt.date: _date}

@@ -1,0 +1,42 @@
+"""Compare two answers in their wire form, ignoring fields that are allowed to differ."""
+
+from __future__ import annotations
+
+from typing import Any
+
+MAX_DIFFERENCES = 20
+
+
+def differences(primary: Any, shadow: Any, ignore: frozenset[str] = frozenset(),
+                path: str = "") -> list[str]:
+    """Paths where the two values differ; a field named in `ignore` is skipped at any depth."""
+    found: list[str] = []
+    _walk(primary, shadow, ignore, path or "$", found)
+    return found
+
+
+def _walk(a: Any, b: Any, ignore: frozenset[str], path: str, found: list[str]) -> None:
+    if len(found) >= MAX_DIFFERENCES:
+        return
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            if key in ignore:
+                continue
+            if key not in a or key not in b:
+                found.append(f"{path}.{key}")
+            else:
+                _walk(a[key], b[key], ignore, f"{path}.{key}", found)
+    elif isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            found.append(f"{path}.length")
+        for index, (left, right) in enumerate(zip(a, b, strict=False)):
+            _walk(left, right, ignore, f"{path}[{index}]", found)
+    elif _is_number(a) and _is_number(b):
+        if abs(a - b) > 1e-9 * max(1.0, abs(a), abs(b)):
+            found.append(path)
+    elif a != b or type(a) is not type(b):
+        found.append(path)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -1,0 +1,1 @@
+"""Feature flags shared by every process: the model, the SQL store and the per-process cache."""

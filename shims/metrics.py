@@ -1,0 +1,75 @@
+"""Prometheus metrics for routed calls and served calls, true across every worker.
+
+gunicorn runs several worker processes per app; a scrape must tell the whole
+truth, not one worker's share. With `PROMETHEUS_MULTIPROC_DIR` set (circus.ini
+sets one directory per app, and `shims.gunicorn_conf` empties it when the
+master starts and marks dead workers), every worker writes its samples there
+and `/metrics` aggregates them. Without it (tests, a single process), each app
+keeps its own registry.
+"""
+
+from __future__ import annotations
+
+import os
+
+from flask import Blueprint, Response
+from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram,
+                               generate_latest)
+from prometheus_client import multiprocess
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                   5.0, 10.0)
+
+
+class TurnoutMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.calls = Counter("turnout_calls", "Routed contract calls by side and outcome",
+                             ["feature", "method", "side", "outcome"], registry=r)
+        self.latency = Histogram("turnout_call_seconds", "Routed call latency by side",
+                                 ["feature", "method", "side"], buckets=LATENCY_BUCKETS,
+                                 registry=r)
+        self.shadow = Counter("turnout_shadow_comparisons",
+                              "Shadow comparisons: match, mismatch, shadow_error, shadow_timeout",
+                              ["feature", "method", "result"], registry=r)
+        self.fallbacks = Counter("turnout_fallbacks", "Calls sent to local instead of remote",
+                                 ["feature", "method", "reason"], registry=r)
+        self.mirrors = Counter("turnout_mirror_writes", "Writes mirrored to the other side",
+                               ["feature", "target", "outcome"], registry=r)
+        self.breaker_state = Gauge("turnout_breaker_state",
+                                   "Circuit breaker: 0 closed, 1 half-open, 2 open "
+                                   "(worst live worker)", ["feature"], registry=r,
+                                   multiprocess_mode="livemax")
+        self.breaker_transitions = Counter("turnout_breaker_transitions",
+                                           "Breaker state changes", ["feature", "to"], registry=r)
+        self.flag_version = Gauge("turnout_flag_version",
+                                  "Flag version served (lowest live worker)", registry=r,
+                                  multiprocess_mode="livemin")
+        self.served = Counter("turnout_served_calls", "Contract calls this service answered",
+                              ["contract", "method", "outcome"], registry=r)
+        self.served_latency = Histogram("turnout_served_seconds", "Latency of answered calls",
+                                        ["contract", "method"], buckets=LATENCY_BUCKETS,
+                                        registry=r)
+
+    def observe_served(self, method, outcome: str, seconds: float) -> None:
+        self.served.labels(method.contract, method.name, outcome).inc()
+        self.served_latency.labels(method.contract, method.name).observe(seconds)
+
+    def exposition(self) -> bytes:
+        if os.environ.get(MULTIPROC_ENV):
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry)
+        return generate_latest(self.registry)
+
+
+def metrics_blueprint(metrics: TurnoutMetrics) -> Blueprint:
+    blueprint = Blueprint("metrics", __name__)
+
+    @blueprint.get("/metrics")
+    def scrape():
+        return Response(metrics.exposition(), content_type=CONTENT_TYPE_LATEST)
+
+    return blueprint

@@ -1,0 +1,93 @@
+"""An OpenAPI 3.1 document generated from contract specs, so it cannot drift from the code."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import types
+import typing
+from collections.abc import Iterable
+from typing import Any
+
+from shims.contract import ContractSpec, MethodSpec
+from shims.remote import rpc_path
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error", "message"],
+    "properties": {"error": {"type": "string"}, "message": {"type": "string"},
+                   "field": {"type": "string"}},
+}
+_SCALARS = {int: {"type": "integer"}, float: {"type": "number"}, str: {"type": "string"},
+            bool: {"type": "boolean"}, dt.datetime: {"type": "string", "format": "date-time"},
+            dt.date: {"type": "string", "format": "date"}, type(None): {"type": "null"}}
+
+
+def openapi_document(title: str, version: str, specs: Iterable[ContractSpec],
+                     description: str = "") -> dict[str, Any]:
+    components: dict[str, Any] = {"Error": ERROR_SCHEMA}
+    paths = {}
+    for spec in specs:
+        for method in spec.methods.values():
+            paths[rpc_path(method)] = {"post": _operation(method, components)}
+    paths["/healthz"] = {"get": {"summary": "liveness and database check", "responses": {
+        "200": {"description": "healthy"}, "503": {"description": "failing"}}}}
+    return {"openapi": "3.1.0",
+            "info": {"title": title, "version": version, "description": description},
+            "paths": paths, "components": {"schemas": components}}
+
+
+def _operation(method: MethodSpec, components: dict[str, Any]) -> dict[str, Any]:
+    args = {"type": "object", "additionalProperties": False,
+            "properties": {p.name: schema_for(p.annotation, components) for p in method.params},
+            "required": [p.name for p in method.params if p.required]}
+    error = {"description": "contract error", "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    return {
+        "operationId": f"{method.contract}_{method.name}",
+        "summary": method.doc.split("\n")[0] if method.doc else method.qualified_name,
+        "tags": [method.contract],
+        "x-turnout-kind": method.kind,
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["args"], "properties": {"args": args}}}}},
+        "responses": {
+            "200": {"description": "the result", "content": {"application/json": {"schema": {
+                "type": "object", "required": ["result"],
+                "properties": {"result": schema_for(method.returns, components)}}}}},
+            "4XX": error, "5XX": error},
+    }
+
+
+def schema_for(annotation: Any, components: dict[str, Any]) -> dict[str, Any]:
+    if annotation is Any:
+        return {}
+    if annotation is None:
+        return {"type": "null"}
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return {"anyOf": [schema_for(arg, components) for arg in typing.get_args(annotation)]}
+    if origin in (list, tuple):
+        args = [arg for arg in typing.get_args(annotation) if arg is not Ellipsis]
+        return {"type": "array", "items": schema_for(args[0], components) if args else {}}
+    if origin is dict:
+        args = typing.get_args(annotation)
+        return {"type": "object",
+                "additionalProperties": schema_for(args[1], components) if args else {}}
+    if dataclasses.is_dataclass(annotation):
+        return _component(annotation, components)
+    return dict(_SCALARS[annotation])
+
+
+def _component(cls: type, components: dict[str, Any]) -> dict[str, Any]:
+    name = cls.__name__
+    if name not in components:
+        components[name] = {}  # placeholder first: a dataclass may refer to itself
+        hints = typing.get_type_hints(cls)
+        fields = dataclasses.fields(cls)
+        components[name] = {
+            "type": "object", "additionalProperties": False,
+            "properties": {f.name: schema_for(hints[f.name], components) for f in fields},
+            "required": [f.name for f in fields if f.default is dataclasses.MISSING
+                         and f.default_factory is dataclasses.MISSING],
+        }
+    return {"$ref": f"#/components/schemas/{name}"}

@@ -1,0 +1,78 @@
+"""Remote<Feature>: a contract's client over a transport.
+
+Subclass `RemoteClient` with `spec = describe(Protocol, name)` and the class
+gains one method per contract method. A call posts its arguments to
+`/rpc/<contract>/<method>`; a 200 carries the result, decoded back into the
+contract's dataclasses; any other status carries `{"error", "message", "field"}`,
+mapped back to the very contract error the local side would have raised.
+
+Reads are retried once on a transport error (they have no side effects);
+writes never are, so a write that timed out is never applied twice.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_fixed
+
+from shims.contract import ContractSpec, MethodSpec
+from shims.errors import CONTRACT_ERRORS, TransportError, ValidationError
+from shims.transport import Reply, Transport
+from shims.wire import from_wire, to_wire
+
+RPC_PREFIX = "/rpc"
+
+
+def rpc_path(method: MethodSpec) -> str:
+    return f"{RPC_PREFIX}/{method.contract}/{method.name}"
+
+
+class RemoteClient:
+    spec: ClassVar[ContractSpec]
+
+    def __init__(self, transport: Transport, *, read_attempts: int = 2, retry_wait: float = 0.05):
+        self._transport = transport
+        self._read_attempts = read_attempts
+        self._retry_wait = retry_wait
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for method in cls.spec.methods.values():
+            setattr(cls, method.name, _client_method(method))
+
+    def call(self, method: MethodSpec, arguments: dict[str, Any]) -> Any:
+        payload = {"args": {name: to_wire(value) for name, value in arguments.items()}}
+        if not method.is_read:
+            return self._decode(method, self._transport.post(rpc_path(method), payload))
+        retrying = Retrying(stop=stop_after_attempt(self._read_attempts),
+                            wait=wait_fixed(self._retry_wait), reraise=True,
+                            retry=retry_if_exception_type(TransportError))
+        for attempt in retrying:
+            with attempt:
+                return self._decode(method, self._transport.post(rpc_path(method), payload))
+        raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
+
+    def _decode(self, method: MethodSpec, reply: Reply) -> Any:
+        body = reply.body if isinstance(reply.body, dict) else {}
+        if reply.status == 200 and "result" in body:
+            try:
+                return from_wire(method.returns, body["result"], "result")
+            except ValidationError as exc:
+                raise TransportError(f"{method.qualified_name}: the service answered a result "
+                                     f"that breaks the contract ({exc.message})") from exc
+        error = CONTRACT_ERRORS.get(body.get("error", ""))
+        if error is not None and reply.status == error.status:
+            raise error(str(body.get("message", "")), field=body.get("field"))
+        raise TransportError(f"{method.qualified_name}: the service answered HTTP "
+                             f"{reply.status} {str(body.get('message', ''))[:200]}".rstrip())
+
+
+def _client_method(method: MethodSpec):
+    def call(self: RemoteClient, *args: Any, **kwargs: Any) -> Any:
+        return self.call(method, method.bind(args, kwargs))
+
+    call.__name__ = method.name
+    call.__qualname__ = f"Remote.{method.name}"
+    call.__doc__ = method.doc
+    return call

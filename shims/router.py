@@ -1,0 +1,270 @@
+"""The turnout itself: for each call, choose the side from the feature's flag.
+
+A `Router` implements a contract by delegating every method to the local or
+the remote implementation, decided per call:
+
+1. the flag snapshot (in memory; see `shims.flags.cache`) gives the mode, or the
+   kill switch sends everything local;
+2. `plan_route` turns mode, method kind and actor into a `Route`: who answers,
+   who shadows a read, who receives a mirrored write;
+3. the breaker guards the remote side: while it is open, reads are answered
+   locally and writes that need the remote side are refused with 503 and a
+   Retry-After, never applied to one side only;
+4. the answer goes back; the shadow compares in its own greenlet; a mirrored
+   write copies the touched rows to the other side (bounded by its timeout; a
+   failure is logged and counted with the keys to repair, never raised).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from shims.breaker import STATE_VALUES, CircuitBreaker
+from shims.canary import goes_remote
+from shims.contract import ACTOR_PARAMETER, ContractSpec, MethodSpec
+from shims.errors import ContractError, TransportError
+from shims.flags.cache import FlagCache
+from shims.flags.model import FeatureInfo, Flag
+from shims.logs import event
+from shims.metrics import TurnoutMetrics
+from shims.shadow import ShadowRunner, outcome_of
+from shims.sync import DataSync, Mirror
+
+log = logging.getLogger("turnout.router")
+LOCAL, REMOTE = "local", "remote"
+
+
+class ServiceUnavailable(TransportError):
+    """A write needs a remote side that is down; the caller may retry after `retry_after`."""
+
+    def __init__(self, message: str, retry_after: float):
+        super().__init__(message)
+        self.retry_after = max(1, round(retry_after))
+
+
+@dataclass(frozen=True)
+class Route:
+    primary: str
+    shadow: str | None = None
+    mirror_to: str | None = None
+
+
+def other(side: str) -> str:
+    return REMOTE if side == LOCAL else LOCAL
+
+
+def plan_route(flag: Flag, killed: bool, method: MethodSpec, actor: Any,
+               owns_data: bool) -> Route:
+    """Who answers, who shadows, who gets the mirrored write (model.py has the table)."""
+    if killed or flag.mode == "local":
+        return Route(LOCAL)
+    if flag.mode == "remote":
+        return Route(REMOTE)
+    if flag.mode == "canary":
+        actor_key = actor if actor is not None else method.qualified_name
+        primary = REMOTE if goes_remote(flag.feature, actor_key, flag.percent) else LOCAL
+        return Route(primary, mirror_to=_mirror(method, owns_data, other(primary)))
+    primary = LOCAL if flag.mode in ("dualwrite", "shadow") else REMOTE  # live, rampdown
+    shadow = other(primary) if flag.mode in ("shadow", "live") and method.is_read else None
+    return Route(primary, shadow=shadow, mirror_to=_mirror(method, owns_data, other(primary)))
+
+
+def _mirror(method: MethodSpec, owns_data: bool, target: str) -> str | None:
+    return target if owns_data and not method.is_read else None
+
+
+@dataclass
+class Sides:
+    """The two implementations of one contract, and of the feature's data sync if it owns data."""
+
+    local: Any
+    remote: Any
+    local_sync: DataSync | None = None
+    remote_sync: DataSync | None = None
+
+
+class Router:
+    def __init__(self, feature: FeatureInfo, spec: ContractSpec, sides: Sides, *,
+                 flags: FlagCache, breaker: CircuitBreaker, metrics: TurnoutMetrics,
+                 shadow: ShadowRunner, mirror: Mirror | None = None,
+                 clock: Callable[[], float] = time.perf_counter):
+        if feature.owns_data and (mirror is None or sides.local_sync is None
+                                  or sides.remote_sync is None):
+            raise ValueError(f"feature {feature.name} owns data: give it a mirror and both syncs")
+        self.feature = feature
+        self.spec = spec
+        self._sides = sides
+        self._flags = flags
+        self._breaker = breaker
+        self._metrics = metrics
+        self._shadow = shadow
+        self._mirror = mirror
+        self._clock = clock
+        for method in spec.methods.values():
+            setattr(self, method.name, _routed(self, method))
+
+    def call(self, method: MethodSpec, arguments: dict[str, Any]) -> Any:
+        snapshot = self._flags.snapshot()
+        self._metrics.flag_version.set(snapshot.version)
+        route = plan_route(snapshot.flag(self.feature.name), snapshot.killed, method,
+                           arguments.get(ACTOR_PARAMETER), self.feature.owns_data)
+        route = self._respect_breaker(route, method)
+        primary_outcome = None
+        if route.shadow is not None:
+            primary_outcome = self._shadow.start(
+                method, route.primary, lambda: self._shadow_call(route.shadow, method, arguments))
+        try:
+            result = self._answer(route.primary, method, arguments)
+        except Exception as error:
+            if primary_outcome is not None:
+                primary_outcome.set(outcome_of(_raise(error)))
+            raise
+        if primary_outcome is not None:
+            primary_outcome.set(outcome_of(lambda: result))
+        if route.mirror_to is not None:
+            self._mirror_write(route, method, arguments, result)
+        return result
+
+    def _respect_breaker(self, route: Route, method: MethodSpec) -> Route:
+        needs_remote = route.primary == REMOTE
+        if needs_remote and not self._breaker.allow():
+            if method.is_read:
+                self._fallback(method, "breaker_open")
+                return Route(LOCAL)
+            raise ServiceUnavailable(f"{self.feature.name} service is unavailable (circuit "
+                                     "open); the write was not applied",
+                                     self._breaker.retry_after())
+        if route.shadow == REMOTE and self._breaker.state != "closed":
+            return Route(route.primary, mirror_to=route.mirror_to)  # don't probe a sick service
+        return route
+
+    def _answer(self, side: str, method: MethodSpec, arguments: dict[str, Any]) -> Any:
+        if side == LOCAL:
+            return self._timed(LOCAL, method, arguments)
+        try:
+            result = self._timed(REMOTE, method, arguments)
+        except ContractError:
+            self._remote_healthy()
+            raise
+        except Exception as error:
+            self._remote_failed()
+            if not isinstance(error, TransportError):
+                raise
+            if not method.is_read:
+                raise ServiceUnavailable(f"{self.feature.name} service failed during a write "
+                                         f"({error.message}); it was not retried",
+                                         self._breaker.retry_after() or 1) from error
+            self._fallback(method, "transport_error")
+            return self._timed(LOCAL, method, arguments)
+        self._remote_healthy()
+        return result
+
+    def _timed(self, side: str, method: MethodSpec, arguments: dict[str, Any]) -> Any:
+        implementation = self._sides.local if side == LOCAL else self._sides.remote
+        started = self._clock()
+        outcome = "ok"
+        try:
+            return getattr(implementation, method.name)(**arguments)
+        except ContractError as error:
+            outcome = error.code
+            raise
+        except TransportError:
+            outcome = "transport_error"
+            raise
+        except Exception:
+            outcome = "error"
+            raise
+        finally:
+            labels = (self.feature.name, method.qualified_name, side)
+            self._metrics.latency.labels(*labels).observe(self._clock() - started)
+            self._metrics.calls.labels(*labels, outcome).inc()
+
+    def _shadow_call(self, side: str, method: MethodSpec, arguments: dict[str, Any]) -> Any:
+        if side == LOCAL:
+            return self._timed(LOCAL, method, arguments)
+        try:
+            result = self._timed(REMOTE, method, arguments)
+        except ContractError:
+            self._remote_healthy()
+            raise
+        except Exception:
+            self._remote_failed()
+            raise
+        self._remote_healthy()
+        return result
+
+    def _mirror_write(self, route: Route, method: MethodSpec, arguments: dict[str, Any],
+                      result: Any) -> None:
+        target = route.mirror_to
+        keys = self._mirror.keys_for(method.qualified_name, arguments, result)
+        if not keys:
+            return
+        if target == REMOTE and not self._breaker.allow():
+            self._mirror_outcome(target, "skipped_breaker_open", keys)
+            return
+        source_sync, target_sync = ((self._sides.local_sync, self._sides.remote_sync)
+                                    if target == REMOTE
+                                    else (self._sides.remote_sync, self._sides.local_sync))
+        try:
+            target_sync.apply(source_sync.export(keys))
+        except Exception as error:  # the authoritative write stands; report what to repair
+            if target == REMOTE:
+                self._remote_failed()
+            self._mirror_outcome(target, "failed", keys, error)
+            return
+        if target == REMOTE:
+            self._remote_healthy()
+        self._mirror_outcome(target, "ok", keys)
+
+    def _mirror_outcome(self, target: str, outcome: str, keys: list,
+                        error: Exception | None = None) -> None:
+        self._metrics.mirrors.labels(self.feature.name, target, outcome).inc()
+        if outcome != "ok":
+            event(log, "mirror_write_" + outcome, logging.ERROR, feature=self.feature.name,
+                  target=target, keys=keys, error=repr(error) if error else None,
+                  repair=f"turnout data copy {self.feature.name}")
+
+    def _fallback(self, method: MethodSpec, reason: str) -> None:
+        self._metrics.fallbacks.labels(self.feature.name, method.qualified_name, reason).inc()
+
+    def _remote_failed(self) -> None:
+        self._breaker.record_failure()
+        self._metrics.breaker_state.labels(self.feature.name).set(
+            STATE_VALUES[self._breaker.state])
+
+    def _remote_healthy(self) -> None:
+        self._breaker.record_success()
+        self._metrics.breaker_state.labels(self.feature.name).set(
+            STATE_VALUES[self._breaker.state])
+
+
+def make_breaker(feature: str, metrics: TurnoutMetrics, **options: Any) -> CircuitBreaker:
+    """A feature's breaker, whose every state change is logged and counted."""
+
+    def changed(name: str, old: str, new: str) -> None:
+        metrics.breaker_transitions.labels(name, new).inc()
+        metrics.breaker_state.labels(name).set(STATE_VALUES[new])
+        level = logging.WARNING if new == "open" else logging.INFO
+        event(log, "breaker_" + new, level, feature=name, previous=old,
+              meaning="remote calls go local" if new == "open" else "remote calls resume")
+
+    return CircuitBreaker(feature, on_change=changed, **options)
+
+
+def _raise(error: Exception) -> Callable[[], Any]:
+    def again() -> Any:
+        raise error
+    return again
+
+
+def _routed(router: Router, method: MethodSpec):
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return router.call(method, method.bind(args, kwargs))
+
+    call.__name__ = method.name
+    call.__doc__ = method.doc
+    return call

@@ -1,0 +1,107 @@
+"""The service side of a contract: `POST /rpc/<contract>/<method>` for each method.
+
+The body is `{"args": {...}}`; each argument is decoded with the contract's type
+hints (bad input is a 400 naming the argument, exactly as the local side
+would refuse it), the implementation is called, and the result goes back as
+`{"result": ...}`. Contract errors keep their status and code; anything else is
+logged and answered 500 without a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from flask import Blueprint, Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from shims.contract import ContractSpec, MethodSpec
+from shims.errors import TurnoutError, ValidationError
+from shims.remote import RPC_PREFIX
+from shims.wire import from_wire, to_wire
+
+log = logging.getLogger("turnout.service")
+
+CallObserver = Callable[[MethodSpec, str, float], None]  # method, outcome, seconds
+
+
+def error_response(status: int, code: str, message: str, field: str | None = None) -> Response:
+    body = {"error": code, "message": message}
+    if field:
+        body["field"] = field
+    response = jsonify(body)
+    response.status_code = status
+    return response
+
+
+def rpc_blueprint(bindings: Iterable[tuple[ContractSpec, Any]],
+                  observe: CallObserver | None = None) -> Blueprint:
+    """One blueprint serving every (contract, implementation) pair given."""
+    table = {(spec.name, method.name): (method, implementation)
+             for spec, implementation in bindings for method in spec.methods.values()}
+    blueprint = Blueprint("rpc", __name__, url_prefix=RPC_PREFIX)
+
+    @blueprint.post("/<contract>/<method_name>")
+    def dispatch(contract: str, method_name: str):
+        entry = table.get((contract, method_name))
+        if entry is None:
+            return error_response(404, "unknown_method",
+                                  f"this service has no method {contract}.{method_name}")
+        method, implementation = entry
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            arguments = decode_arguments(method, request.get_json(force=True, silent=True))
+            result = getattr(implementation, method.name)(**arguments)
+            return jsonify({"result": to_wire(result)})
+        except TurnoutError as error:
+            outcome = error.code
+            return error_response(error.status, error.code, error.message, error.field)
+        except Exception:
+            outcome = "internal_error"
+            raise
+        finally:
+            if observe is not None:
+                observe(method, outcome, time.perf_counter() - started)
+
+    return blueprint
+
+
+def decode_arguments(method: MethodSpec, body: Any) -> dict[str, Any]:
+    if not isinstance(body, Mapping) or not isinstance(body.get("args"), Mapping):
+        raise ValidationError('the body must be a JSON object {"args": {...}}')
+    raw = body["args"]
+    known = {param.name for param in method.params}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ValidationError(f"unknown argument(s): {', '.join(unknown)}", field=unknown[0])
+    arguments = {}
+    for param in method.params:
+        if param.name in raw:
+            arguments[param.name] = from_wire(param.annotation, raw[param.name], param.name)
+        elif param.required:
+            raise ValidationError(f"{param.name} is required", field=param.name)
+    return arguments
+
+
+def install_json_errors(app: Flask) -> None:
+    """Every error a service answers is JSON, with codes that cannot be mistaken for
+    contract errors (an unknown route is `route_not_found`, not the contract's `not_found`)."""
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        name = (error.name or "error").lower().replace(" ", "_")
+        code = "route_not_found" if error.code == 404 else name
+        return error_response(error.code or 500, code, error.description or name)
+
+    @app.errorhandler(TurnoutError)
+    def turnout_error(error: TurnoutError):
+        return error_response(error.status, error.code, error.message, error.field)
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "internal_error", "something went wrong in the service; "
+                                                     "it has been logged")

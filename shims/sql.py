@@ -1,0 +1,49 @@
+"""SQLAlchemy engines that behave under several gevent workers.
+
+SQLite: WAL journalling (readers never block the writer), a busy timeout (a
+writer waits for the lock instead of failing at once) and foreign keys on.
+PostgreSQL: psycopg 3, which cooperates with gevent's patched sockets on its
+own (no psycogreen needed), with a pool sized for the worker's greenlets.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.pool import StaticPool
+
+IN_MEMORY = ("sqlite://", "sqlite:///:memory:")
+
+
+def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 20,
+                pool_timeout: float = 10.0) -> Engine:
+    url = normalise_url(url)
+    options: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        options["connect_args"] = {"timeout": 15, "check_same_thread": False}
+    if url in IN_MEMORY:
+        options["poolclass"] = StaticPool  # an in-memory database lives in its one connection
+    else:
+        options.update(pool_size=pool_size, max_overflow=max_overflow,
+                       pool_timeout=pool_timeout, pool_pre_ping=True)
+    engine = create_engine(url, **options)
+    if url.startswith("sqlite"):
+        event.listen(engine, "connect", _tune_sqlite)
+    return engine
+
+
+def normalise_url(url: str) -> str:
+    """`postgresql://` means psycopg 3 here, not SQLAlchemy's psycopg2 default."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
