@@ -16,7 +16,7 @@ from monolith.strava.client import StravaClient
 from shims.contracts.accounts import Accounts
 from shims.contracts.runs import RunInput, Runs
 from shims.contracts.strava import ImportResult
-from shims.errors import UpstreamError, ValidationError
+from shims.errors import ContractError, ValidationError
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +24,10 @@ log = logging.getLogger(__name__)
 def activity_to_run(activity: dict[str, Any]) -> RunInput | None:
     """A Strava activity as a run, or None when it is not a run or is malformed."""
     if activity.get("type") != "Run" and activity.get("sport_type") != "Run":
+        return None
+    if activity.get("id") is None:
+        # Without its Strava id a run cannot be de-duplicated: every import would add it again.
+        log.warning("skipping a Strava activity without an id")
         return None
     try:
         return RunInput.parse({
@@ -59,12 +63,16 @@ class LocalStravaImport:
                             skipped=len(activities) - count.created)
 
     def import_all(self) -> list[ImportResult]:
-        """Every linked runner; one runner's Strava failure does not stop the others."""
+        """Every linked runner; one runner's failure does not stop the others.
+
+        Besides Strava failing (UpstreamError), a runner may unlink Strava or be deleted
+        between the listing and their import (NotFound); both are that runner's result.
+        """
         results = []
         for link in self._accounts.strava_links():
             try:
                 results.append(self.import_user(link.user_id))
-            except UpstreamError as exc:
+            except ContractError as exc:
                 results.append(ImportResult(user_id=link.user_id, fetched=0, created=0,
                                             skipped=0, error=exc.message))
         return results

@@ -101,6 +101,7 @@ def test_import_skips_what_is_not_a_run_and_what_is_malformed(web, runner, heade
         activity(10, id=2**64),
         activity(11, average_heartrate=float("nan")),
         activity(12, name=None),  # a run without a name still counts
+        activity(13, id=None),  # could never be de-duplicated
         "not an activity",
         ["nor", "this"],
     ]
