@@ -34,6 +34,13 @@ def json_response(value: Any, status: int = 200) -> Response:
     return response
 
 
+def no_content() -> Response:
+    """A 204: no body, so no Content-Type either (Flask would add text/html)."""
+    response = Response(status=204)
+    del response.headers["Content-Type"]
+    return response
+
+
 def requested_month(args: Mapping[str, Any]) -> tuple[int, int]:
     """`?year=&month=`, defaulting to the current month when both are absent."""
     today = dt.date.today()

@@ -6,7 +6,7 @@ from flask import Blueprint, current_app
 from flask_login import current_user
 
 from monolith.auth import api_admin_required, api_login_required, issue_token
-from monolith.web import json_body, json_response
+from monolith.web import json_body, json_response, no_content
 from monolith.wiring import features
 from shims import fields
 from shims.contracts.accounts import PROFILE_FIELDS, Profile, SignUp
@@ -114,4 +114,4 @@ def delete_user(user_id: int):
     if user_id == current_user.id:
         raise Conflict("you cannot delete your own account from the admin API")
     features().accounts.delete_user(user_id)
-    return "", 204
+    return no_content()

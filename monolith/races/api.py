@@ -8,7 +8,7 @@ from flask import Blueprint
 from flask_login import current_user
 
 from monolith.auth import api_login_required
-from monolith.web import json_body, json_response
+from monolith.web import json_body, json_response, no_content
 from monolith.wiring import features
 from shims import fields
 from shims.contracts.races import PlannedRunInput, RaceInput
@@ -39,7 +39,7 @@ def get_race(race_id: int):
 @api_login_required
 def delete_race(race_id: int):
     features().races.delete_race(current_user.id, race_id)
-    return "", 204
+    return no_content()
 
 
 @bp.post("/<int:race_id>/join")
@@ -83,4 +83,4 @@ def generate_plan(race_id: int):
 @api_login_required
 def delete_planned_run(race_id: int, planned_id: int):
     features().races.delete_planned_run(current_user.id, race_id, planned_id)
-    return "", 204
+    return no_content()

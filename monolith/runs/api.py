@@ -6,7 +6,7 @@ from flask import Blueprint, request
 from flask_login import current_user
 
 from monolith.auth import api_login_required
-from monolith.web import json_body, json_response, requested_month
+from monolith.web import json_body, json_response, no_content, requested_month
 from monolith.wiring import features
 from shims.contracts.runs import RUN_FIELDS, RunInput
 from shims.wire import to_wire
@@ -57,4 +57,4 @@ def update_run(run_id: int):
 @api_login_required
 def delete_run(run_id: int):
     features().runs.delete_run(current_user.id, run_id)
-    return "", 204
+    return no_content()

@@ -82,3 +82,13 @@ def test_the_body_is_read_as_json_whatever_its_content_type(web, content_type):
     response = web.post("/api/users", raw, content_type=content_type)
     assert response.status_int == 201
     assert [user.email for user in features().accounts.list_users()] == ["ct@example.com"]
+
+
+def test_no_content_responses_have_no_body_and_no_content_type(web, make_user, api_headers):
+    user = make_user()
+    run = web.post_json("/api/runs", {"name": "r", "distance": 5000, "elapsed_time": 1500,
+                                      "start_date": "2026-05-01T07:00:00"},
+                        headers=api_headers(user)).json
+    response = web.delete(f"/api/runs/{run['id']}", headers=api_headers(user))
+    assert response.status_int == 204
+    assert response.body == b"" and "Content-Type" not in response.headers
