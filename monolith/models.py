@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import (Boolean, Date, DateTime, Float, ForeignKey, Integer, String,
+from sqlalchemy import (BigInteger, Boolean, Date, DateTime, Float, ForeignKey, Integer, String,
                         UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from shims.ids import new_id
 
 
 def utcnow() -> dt.datetime:
@@ -24,7 +26,8 @@ class Base(DeclarativeBase):
 class User(Base):
     __tablename__ = "users"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Minted by whichever side creates the user, and mirrored verbatim (shims/ids.py).
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, default=new_id)
     email: Mapped[str] = mapped_column(String(254), unique=True, index=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     first_name: Mapped[str] = mapped_column(String(100), default="")
@@ -45,8 +48,9 @@ class Run(Base):
     __tablename__ = "runs"
     __table_args__ = (UniqueConstraint("user_id", "strava_id", name="uq_runs_user_strava"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, default=new_id)
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="CASCADE"),
+                                         index=True)
     name: Mapped[str] = mapped_column(String(200))
     distance: Mapped[float] = mapped_column(Float)
     start_date: Mapped[dt.datetime] = mapped_column(DateTime, index=True)
@@ -54,7 +58,7 @@ class Run(Base):
     average_speed: Mapped[float] = mapped_column(Float)
     average_heartrate: Mapped[float | None] = mapped_column(Float, nullable=True)
     total_elevation_gain: Mapped[float | None] = mapped_column(Float, nullable=True)
-    strava_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    strava_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
     user: Mapped[User] = relationship(back_populates="runs")
@@ -68,7 +72,8 @@ class Race(Base):
     date: Mapped[dt.date] = mapped_column(Date, index=True)
     distance: Mapped[float] = mapped_column(Float)
     location: Mapped[str] = mapped_column(String(200), default="")
-    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"),
+    created_by: Mapped[int | None] = mapped_column(BigInteger,
+                                                   ForeignKey("users.id", ondelete="SET NULL"),
                                                    nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
@@ -80,7 +85,7 @@ class RaceEntry(Base):
 
     race_id: Mapped[int] = mapped_column(ForeignKey("races.id", ondelete="CASCADE"),
                                          primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="CASCADE"),
                                          primary_key=True)
     joined_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
@@ -92,7 +97,8 @@ class PlannedRun(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     race_id: Mapped[int] = mapped_column(ForeignKey("races.id", ondelete="CASCADE"), index=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="CASCADE"),
+                                         index=True)
     date: Mapped[dt.date] = mapped_column(Date)
     distance: Mapped[float] = mapped_column(Float)
     description: Mapped[str] = mapped_column(String(200), default="")

@@ -7,7 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
-from contextlib import closing
+from contextlib import closing, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,7 +71,5 @@ def _stop(stack: Stack) -> None:
     pid = stack.circusd_pid()
     stopped = stack.turnout("down", check=False)
     if stopped.returncode != 0 and pid is not None:
-        try:
+        with suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)  # our own circusd, by the PID it wrote
-        except ProcessLookupError:
-            pass
