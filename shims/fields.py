@@ -18,6 +18,7 @@ from typing import Any
 from shims.errors import ValidationError
 
 _MISSING = object()
+FIRST_YEAR, LAST_YEAR = 1970, 2100
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -126,9 +127,10 @@ def date(data: Mapping, name: str, *, required: bool = True) -> dt.date | None:
     if not isinstance(value, str):
         raise ValidationError(f"{name} must be a date like 2026-05-17", field=name)
     try:
-        return dt.date.fromisoformat(value.strip())
+        parsed = dt.date.fromisoformat(value.strip())
     except ValueError:
         raise ValidationError(f"{name} must be a date like 2026-05-17", field=name) from None
+    return _within_years(parsed, name, "a date")
 
 
 def timestamp(data: Mapping, name: str, *, required: bool = True) -> dt.datetime | None:
@@ -150,15 +152,22 @@ def timestamp(data: Mapping, name: str, *, required: bool = True) -> dt.datetime
         try:
             parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
         except OverflowError:  # e.g. 9999-12-31T23:30-05:00 is past year 9999 in UTC
-            raise ValidationError(f"{name} must be a date-time between years 1 and 9999",
-                                  field=name) from None
-    return parsed
+            parsed = dt.datetime.max
+    return _within_years(parsed, name, "a date-time")
+
+
+def _within_years(value: Any, name: str, what: str) -> Any:
+    """Dates outside the years every page can show are refused where they enter."""
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise ValidationError(f"{name} must be {what} between the years {FIRST_YEAR} and "
+                              f"{LAST_YEAR}", field=name)
+    return value
 
 
 def month(year_value: Any, month_value: Any) -> tuple[int, int]:
     """A (year, month) pair from query-string or JSON values."""
     data = {"year": year_value, "month": month_value}
-    year = integer(data, "year", minimum=1970, maximum=2100)
+    year = integer(data, "year", minimum=FIRST_YEAR, maximum=LAST_YEAR)
     month_number = integer(data, "month", minimum=1, maximum=12)
     return year, month_number
 

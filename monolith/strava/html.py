@@ -55,7 +55,10 @@ def import_everyone():
 
 
 def _summary(result: ImportResult) -> str:
-    return f"Imported {result.created} new runs ({result.skipped} already known)"
+    message = f"Imported {result.created} new runs ({result.skipped} already known)"
+    if result.ignored:
+        message += f"; {result.ignored} activities were not runs and were left out"
+    return message
 
 
 def _strava_page(problem: str | None = None, status: int = 200):

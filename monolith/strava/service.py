@@ -60,7 +60,7 @@ class LocalStravaImport:
         runs = [run for run in map(activity_to_run, activities) if run is not None]
         count = self._runs.import_runs(user_id, runs)
         return ImportResult(user_id=user_id, fetched=len(activities), created=count.created,
-                            skipped=len(activities) - count.created)
+                            skipped=count.skipped, ignored=len(activities) - len(runs))
 
     def import_all(self) -> list[ImportResult]:
         """Every linked runner; one runner's failure does not stop the others.

@@ -9,9 +9,10 @@ from typing import Protocol
 @dataclass(frozen=True)
 class ImportResult:
     user_id: int
-    fetched: int
-    created: int
-    skipped: int
+    fetched: int  # activities Strava returned
+    created: int  # new runs stored
+    skipped: int  # runs already imported before (same Strava id)
+    ignored: int = 0  # activities that are not runs, or are malformed
     error: str | None = None
 
 

@@ -64,7 +64,7 @@ def test_import_creates_runs_and_a_second_import_creates_none(web, runner, heade
     serve(requests_mock, {"tok-runner": [[activity(1), activity(2)]]})
     first = web.post("/api/strava/import", headers=headers).json
     assert first == {"user_id": runner.id, "fetched": 2, "created": 2, "skipped": 0,
-                     "error": None}
+                     "ignored": 0, "error": None}
     runs = strava_runs(runner)
     assert sorted(run.strava_id for run in runs) == [1001, 1002]
     one = next(run for run in runs if run.strava_id == 1001)
@@ -108,6 +108,8 @@ def test_import_skips_what_is_not_a_run_and_what_is_malformed(web, runner, heade
     serve(requests_mock, {"tok-runner": [page]})
     result = web.post("/api/strava/import", headers=headers).json
     assert (result["created"], result["error"]) == (3, None)
+    # The client drops the two non-objects; of the 13 activities, 10 are not usable runs.
+    assert (result["fetched"], result["skipped"], result["ignored"]) == (13, 0, 10)
     runs = strava_runs(runner)
     assert sorted(run.strava_id for run in runs) == [1001, 1004, 1012]
     assert "Strava run" in {run.name for run in runs}

@@ -204,7 +204,8 @@ def test_import_user_counts_and_window():
     clock = lambda: dt.datetime(2026, 6, 1)  # noqa: E731
     importer = LocalStravaImport(FakeAccounts({1: "t1"}), runs, client, days=30, clock=clock)
     result = importer.import_user(1)
-    assert (result.fetched, result.created, result.skipped, result.error) == (2, 1, 1, None)
+    assert (result.fetched, result.created, result.skipped, result.ignored,
+            result.error) == (2, 1, 0, 1, None)
     assert client.calls == [("t1", dt.datetime(2026, 5, 2))]
     assert [r.strava_id for r in runs.imported[1]] == [77]
 
