@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from shims.contract import read, write
+from shims.contract import describe, read, write
+from shims.remote import RemoteClient
 
 
 @dataclass(frozen=True)
@@ -59,3 +60,12 @@ class Mirror(Protocol):
     """Which rows a write touched, so the router can copy them to the other side."""
 
     def keys_for(self, method: str, arguments: dict[str, Any], result: Any) -> list[RowKey]: ...
+
+
+SYNC = describe(DataSync, "sync")
+
+
+class RemoteDataSync(RemoteClient):
+    """A feature's data sync on its extracted service."""
+
+    spec = SYNC

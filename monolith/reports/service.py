@@ -5,6 +5,7 @@ from __future__ import annotations
 import calendar
 from collections import defaultdict
 
+from shims import fields
 from shims.contracts.reports import DayDistance, MonthlyReport
 from shims.contracts.runs import RunRecord, Runs
 
@@ -37,4 +38,5 @@ class LocalReports:
         self._runs = runs
 
     def monthly_report(self, user_id: int, year: int, month: int) -> MonthlyReport:
+        year, month = fields.month(year, month)
         return summarise(user_id, year, month, self._runs.list_runs(user_id, year, month))

@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from monolith.models import Run, User
+from shims import fields
 from shims.contracts import possible_id
 from shims.contracts.runs import ImportCount, RunInput, RunRecord
 from shims.errors import NotFound
@@ -32,7 +33,7 @@ class LocalRuns:
         self._sessions = sessions
 
     def list_runs(self, user_id: int, year: int, month: int) -> list[RunRecord]:
-        start, end = month_bounds(year, month)
+        start, end = month_bounds(*fields.month(year, month))
         with self._sessions() as session:
             _require_user(session, user_id)
             query = (select(Run).where(Run.user_id == user_id, Run.start_date >= start,

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from shims import fields
+from shims.contract import describe, read, write
 from shims.errors import ValidationError
+from shims.remote import RemoteClient
 
 PROFILE_FIELDS = ("first_name", "last_name", "age", "weight", "max_hr", "rest_hr", "vo2max")
 
@@ -55,6 +57,12 @@ class Profile:
         return profile
 
 
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> Profile:
+        fields.only_known(data, set(PROFILE_FIELDS), "profile")
+        return cls.parse(data)
+
+
 @dataclass(frozen=True)
 class SignUp:
     email: str
@@ -66,6 +74,13 @@ class SignUp:
         fields.only_known(data, {"email", "password", *PROFILE_FIELDS, "csrf_token"})
         return cls(email=fields.email(data), password=fields.password(data),
                    profile=Profile.parse(data))
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> SignUp:
+        fields.only_known(data, {"email", "password", "profile"}, "request")
+        profile = fields.require_mapping(data.get("profile", {}), "profile")
+        return cls(email=fields.email(data), password=fields.password(data),
+                   profile=Profile.from_wire(profile))
 
 
 @dataclass(frozen=True)
@@ -100,13 +115,32 @@ class StravaLink:
 
 
 class Accounts(Protocol):
-    def sign_up(self, request: SignUp) -> UserRecord: ...
+    @write
+    def sign_up(self, request: SignUp, is_admin: bool = False) -> UserRecord: ...
+    @read
     def authenticate(self, email: str, password: str) -> UserRecord: ...
+    @read
     def get_user(self, user_id: int) -> UserRecord: ...
+    @read
     def list_users(self) -> list[UserRecord]: ...
+    @write
     def update_profile(self, user_id: int, profile: Profile) -> UserRecord: ...
+    @write
     def set_admin(self, user_id: int, is_admin: bool) -> UserRecord: ...
+    @write
     def delete_user(self, user_id: int) -> None: ...
+    @write
     def link_strava(self, user_id: int, token: str | None) -> UserRecord: ...
+    @read
     def strava_links(self) -> list[StravaLink]: ...
+    @read
     def strava_link(self, user_id: int) -> StravaLink: ...
+
+
+ACCOUNTS = describe(Accounts, "accounts")
+
+
+class RemoteAccounts(RemoteClient):
+    """The accounts contract over HTTP (or in-process WSGI), for an extracted service."""
+
+    spec = ACCOUNTS

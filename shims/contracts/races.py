@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from shims import fields
+from shims.contract import describe, read, write
+from shims.remote import RemoteClient
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,11 @@ class RaceInput:
                    date=fields.date(data, "date"),
                    distance=float(fields.number(data, "distance", minimum=100, maximum=1_000_000)),
                    location=fields.text(data, "location", required=False, default=""))
+
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> RaceInput:
+        return cls.parse(data)
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,11 @@ class PlannedRunInput:
                    description=fields.text(data, "description", required=False, default=""))
 
 
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> PlannedRunInput:
+        return cls.parse(data)
+
+
 @dataclass(frozen=True)
 class PlannedRunRecord:
     id: int
@@ -63,15 +75,34 @@ class PlannedRunRecord:
 
 
 class Races(Protocol):
+    @read
     def list_races(self, user_id: int) -> list[RaceRecord]: ...
+    @read
     def get_race(self, user_id: int, race_id: int) -> RaceRecord: ...
+    @write
     def create_race(self, user_id: int, race: RaceInput) -> RaceRecord: ...
+    @write
     def delete_race(self, user_id: int, race_id: int) -> None: ...
+    @write
     def join_race(self, user_id: int, race_id: int) -> RaceRecord: ...
+    @write
     def leave_race(self, user_id: int, race_id: int) -> RaceRecord: ...
+    @read
     def plan(self, user_id: int, race_id: int) -> list[PlannedRunRecord]: ...
+    @write
     def add_planned_run(self, user_id: int, race_id: int,
                         planned: PlannedRunInput) -> PlannedRunRecord: ...
+    @write
     def delete_planned_run(self, user_id: int, race_id: int, planned_id: int) -> None: ...
+    @write
     def generate_plan(self, user_id: int, race_id: int, runs_per_week: int,
                       start: dt.date) -> list[PlannedRunRecord]: ...
+
+
+RACES = describe(Races, "races")
+
+
+class RemoteRaces(RemoteClient):
+    """The races contract over HTTP (or in-process WSGI), for an extracted service."""
+
+    spec = RACES

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from shims.contract import describe, read
+from shims.remote import RemoteClient
+
 
 @dataclass(frozen=True)
 class DayDistance:
@@ -27,4 +30,14 @@ class MonthlyReport:
 
 
 class Reports(Protocol):
+    @read
     def monthly_report(self, user_id: int, year: int, month: int) -> MonthlyReport: ...
+
+
+REPORTS = describe(Reports, "reports")
+
+
+class RemoteReports(RemoteClient):
+    """The reports contract over HTTP (or in-process WSGI), for an extracted service."""
+
+    spec = REPORTS

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from shims import fields
+from shims.contract import describe, read, write
 from shims.contracts import MAX_ID
+from shims.remote import RemoteClient
 
 RUN_FIELDS = ("name", "distance", "start_date", "elapsed_time", "average_heartrate",
               "total_elevation_gain")
@@ -44,6 +46,10 @@ class RunInput:
             if allow_strava_id else None,
         )
 
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> RunInput:
+        return cls.parse(data, allow_strava_id=True)
+
     @property
     def average_speed(self) -> float:
         return self.distance / self.elapsed_time
@@ -75,9 +81,24 @@ class ImportCount:
 
 
 class Runs(Protocol):
+    @read
     def list_runs(self, user_id: int, year: int, month: int) -> list[RunRecord]: ...
+    @read
     def get_run(self, user_id: int, run_id: int) -> RunRecord: ...
+    @write
     def add_run(self, user_id: int, run: RunInput) -> RunRecord: ...
+    @write
     def update_run(self, user_id: int, run_id: int, run: RunInput) -> RunRecord: ...
+    @write
     def delete_run(self, user_id: int, run_id: int) -> None: ...
+    @write
     def import_runs(self, user_id: int, runs: list[RunInput]) -> ImportCount: ...
+
+
+RUNS = describe(Runs, "runs")
+
+
+class RemoteRuns(RemoteClient):
+    """The runs contract over HTTP (or in-process WSGI), for an extracted service."""
+
+    spec = RUNS

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from shims.contract import describe, write
+from shims.remote import RemoteClient
+
 
 @dataclass(frozen=True)
 class ImportResult:
@@ -17,5 +20,16 @@ class ImportResult:
 
 
 class StravaImport(Protocol):
+    @write
     def import_user(self, user_id: int) -> ImportResult: ...
+    @write
     def import_all(self) -> list[ImportResult]: ...
+
+
+STRAVA = describe(StravaImport, "strava")
+
+
+class RemoteStravaImport(RemoteClient):
+    """The strava contract over HTTP (or in-process WSGI), for an extracted service."""
+
+    spec = STRAVA

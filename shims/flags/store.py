@@ -11,13 +11,33 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 
-from sqlalchemy import (Boolean, Column, DateTime, Float, Integer, MetaData, String, Table, Text,
-                        insert, select, update)
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from shims.flags.model import (MODES, AuditEntry, FeatureInfo, Flag, FlagError, FlagSnapshot,
-                               describe_flag, validate_flag)
+from shims.flags.model import (
+    MODES,
+    AuditEntry,
+    FeatureInfo,
+    Flag,
+    FlagError,
+    FlagSnapshot,
+    describe_flag,
+    validate_flag,
+)
 from shims.sql import make_engine
 
 metadata = MetaData()
