@@ -6,15 +6,14 @@ fails at start-up with a message naming the variable, not later with a traceback
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from shims.settings import ENV_PREFIX, ConfigError, load_settings
 
-class ConfigError(ValueError):
-    """A configuration value is missing or malformed; the message names it."""
+__all__ = ["ENV_PREFIX", "ConfigError", "load_config", "read_or_create_secret"]
 
 
 DEFAULTS: dict[str, Any] = {
@@ -34,50 +33,9 @@ DEFAULTS: dict[str, Any] = {
     "TESTING": False,
 }
 
-_TYPES: dict[str, type] = {
-    "STRAVA_TIMEOUT": float,
-    "STRAVA_IMPORT_DAYS": int,
-    "DB_POOL_SIZE": int,
-    "DB_MAX_OVERFLOW": int,
-    "DB_POOL_TIMEOUT": float,
-    "API_TOKEN_MAX_AGE": int,
-    "MAX_CONTENT_LENGTH": int,
-    "WTF_CSRF_ENABLED": bool,
-    "TESTING": bool,
-}
-
-ENV_PREFIX = "TURNOUT_"
-
-
-def _coerce(key: str, raw: str) -> Any:
-    kind = _TYPES.get(key, str)
-    if kind is bool:
-        lowered = raw.strip().lower()
-        if lowered in ("1", "true", "yes", "on"):
-            return True
-        if lowered in ("0", "false", "no", "off"):
-            return False
-        raise ConfigError(f"{ENV_PREFIX}{key} must be true or false, got {raw!r}")
-    try:
-        value = kind(raw)
-    except ValueError:
-        raise ConfigError(f"{ENV_PREFIX}{key} must be {kind.__name__}, got {raw!r}") from None
-    if kind is float and not math.isfinite(value):  # float() accepts "nan" and "inf"
-        raise ConfigError(f"{ENV_PREFIX}{key} must be a finite number, got {raw!r}")
-    if kind in (int, float) and value < 0:
-        raise ConfigError(f"{ENV_PREFIX}{key} must not be negative, got {raw!r}")
-    return value
-
-
 def load_config(override: Mapping[str, Any] | None = None,
                 environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    environ = os.environ if environ is None else environ
-    config = dict(DEFAULTS)
-    for key in DEFAULTS:
-        raw = environ.get(ENV_PREFIX + key)
-        if raw is not None and raw != "":
-            config[key] = _coerce(key, raw)
-    config.update(override or {})
+    config = load_settings(DEFAULTS, override, environ)
     run_dir = Path(config["RUN_DIR"])
     config["RUN_DIR"] = str(run_dir)
     if not config["DATABASE_URL"]:

@@ -1,0 +1,71 @@
+"""The data service's app factory."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask, jsonify
+from sqlalchemy.orm import sessionmaker
+
+from monolith.accounts.service import LocalAccounts
+from monolith.models import Base, Run, User
+from monolith.runs.service import LocalRuns
+from monolith.runs.sync import LocalRunsSync
+from shims.contracts.accounts import ACCOUNTS
+from shims.contracts.runs import RUNS
+from shims.health import health_blueprint
+from shims.metrics import TurnoutMetrics, metrics_blueprint
+from shims.openapi import openapi_document
+from shims.service import install_json_errors, rpc_blueprint
+from shims.settings import load_settings
+from shims.sql import make_engine
+from shims.sync import SYNC
+
+SERVICE = "dataservice"
+DEFAULTS: dict[str, Any] = {
+    "RUN_DIR": "run",
+    "DATASERVICE_DATABASE_URL": None,  # None: sqlite file dataservice.db in RUN_DIR
+    "DB_POOL_SIZE": 10,
+    "DB_MAX_OVERFLOW": 20,
+    "DB_POOL_TIMEOUT": 10.0,
+    "PASSWORD_HASH_METHOD": "scrypt",
+    "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,  # a runner's whole history can travel in one sync
+}
+
+
+def load_config(override: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    from pathlib import Path
+
+    config = load_settings(DEFAULTS, override)
+    if not config["DATASERVICE_DATABASE_URL"]:
+        path = Path(config["RUN_DIR"]).resolve() / "dataservice.db"
+        config["DATASERVICE_DATABASE_URL"] = f"sqlite:///{path}"
+    return config
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    settings = load_config(config)
+    app = Flask(__name__)
+    app.config.update(settings)
+    engine = make_engine(settings["DATASERVICE_DATABASE_URL"], pool_size=settings["DB_POOL_SIZE"],
+                         max_overflow=settings["DB_MAX_OVERFLOW"],
+                         pool_timeout=settings["DB_POOL_TIMEOUT"])
+    # Only the tables this service owns.
+    Base.metadata.create_all(engine, tables=[User.__table__, Run.__table__])
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    metrics = TurnoutMetrics()
+    bindings = [(ACCOUNTS, LocalAccounts(sessions, hash_method=settings["PASSWORD_HASH_METHOD"])),
+                (RUNS, LocalRuns(sessions)), (SYNC, LocalRunsSync(engine))]
+    document = openapi_document("Runnerly data service", "1.0", [ACCOUNTS, RUNS, SYNC],
+                                "Users and runs, extracted from the Runnerly monolith. Every "
+                                "operation is one contract method: POST its arguments as "
+                                '{"args": {...}}, get {"result": ...} or a JSON error.')
+
+    app.register_blueprint(rpc_blueprint(bindings, observe=metrics.observe_served))
+    app.register_blueprint(health_blueprint(SERVICE, engine))
+    app.register_blueprint(metrics_blueprint(metrics))
+    app.add_url_rule("/openapi.json", "openapi", lambda: jsonify(document))
+    install_json_errors(app)
+    app.extensions["turnout_engine"] = engine
+    return app
