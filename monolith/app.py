@@ -12,8 +12,10 @@ from flask_wtf.csrf import CSRFProtect
 from monolith import auth, errors
 from monolith.config import load_config, read_or_create_secret
 from monolith.db import create_schema, make_engine, make_sessions
-from monolith.health import bp as health_bp
-from monolith.wiring import EXTENSION_KEY, build_features
+from shims.admin import admin_blueprint
+from shims.health import health_blueprint
+from shims.metrics import metrics_blueprint
+from monolith.wiring import CONTROL_KEY, EXTENSION_KEY, build_control, build_features
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +44,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
                          pool_timeout=settings["DB_POOL_TIMEOUT"])
     create_schema(engine)
     app.extensions["runnerly_engine"] = engine
-    app.extensions[EXTENSION_KEY] = build_features(settings, make_sessions(engine))
+    turnout = build_control(settings)
+    app.extensions[CONTROL_KEY] = turnout
+    app.extensions[EXTENSION_KEY] = build_features(settings, make_sessions(engine), engine, turnout)
 
     csrf = CSRFProtect(app)
     auth.init_app(app)
@@ -53,6 +57,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.register_blueprint(blueprint)
     for blueprint in html:
         app.register_blueprint(blueprint)
-    csrf.exempt(health_bp)
-    app.register_blueprint(health_bp)
+    for blueprint in (health_blueprint("monolith", engine), metrics_blueprint(turnout.metrics),
+                      admin_blueprint(turnout.store, turnout.flags, turnout.mismatches,
+                                      turnout.breakers, authorize=auth.admin_actor)):
+        csrf.exempt(blueprint)
+        app.register_blueprint(blueprint)
     return app

@@ -44,7 +44,8 @@ class LoggedInUser(UserMixin):
 
 
 def is_api_path(path: str) -> bool:
-    return path == "/api" or path.startswith("/api/")
+    """The JSON APIs, authenticated by the Authorization header only (never a cookie)."""
+    return path in ("/api", "/_turnout") or path.startswith(("/api/", "/_turnout/"))
 
 
 class _LoginManager(LoginManager):
@@ -152,6 +153,15 @@ def api_admin_required(view: Callable) -> Callable:
             raise Forbidden("only an admin may do this")
         return view(*args, **kwargs)
     return wrapper
+
+
+def admin_actor() -> str:
+    """For Turnout's admin API: the admin's email (for the audit log), or 401/403."""
+    if not current_user.is_authenticated:
+        raise Unauthorized("log in as an admin: send 'Authorization: Bearer <token>' or basic auth")
+    if not current_user.is_admin:
+        raise Forbidden("only an admin may read or change Turnout's flags")
+    return current_user.record.email
 
 
 def current_user_id() -> int:

@@ -31,6 +31,18 @@ DEFAULTS: dict[str, Any] = {
     "WTF_CSRF_ENABLED": True,
     "MAX_CONTENT_LENGTH": 1024 * 1024,
     "TESTING": False,
+    # Turnout: flags, the data service, and the protection around remote calls.
+    "FLAGS_URL": None,  # None: sqlite file flags.db in RUN_DIR (shared by every process)
+    "FLAGS_REFRESH": 0.25,  # seconds between flag version checks in each worker
+    "DATASERVICE_URL": "http://127.0.0.1:5010",
+    "REMOTE_CONNECT_TIMEOUT": 0.5,
+    "REMOTE_READ_TIMEOUT": 5.0,
+    "REMOTE_POOL_SIZE": 200,  # connections per service per worker: one per in-flight call
+    "BREAKER_FAILURES": 5,  # consecutive transport failures that open a feature's breaker
+    "BREAKER_RESET_SECONDS": 5.0,  # how long it stays open before one trial call
+    "SHADOW_TIMEOUT": 2.0,
+    "SHADOW_MAX_IN_FLIGHT": 100,
+    "SHADOW_IGNORE": "created_at",  # fields allowed to differ between the two sides
 }
 
 def load_config(override: Mapping[str, Any] | None = None,
@@ -40,6 +52,8 @@ def load_config(override: Mapping[str, Any] | None = None,
     config["RUN_DIR"] = str(run_dir)
     if not config["DATABASE_URL"]:
         config["DATABASE_URL"] = f"sqlite:///{run_dir.resolve() / 'monolith.db'}"
+    if not config["FLAGS_URL"]:
+        config["FLAGS_URL"] = f"sqlite:///{run_dir.resolve() / 'flags.db'}"
     return config
 
 

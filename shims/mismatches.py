@@ -15,7 +15,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, delete, insert, select
+from sqlalchemy import (Column, DateTime, Integer, MetaData, String, Table, Text, delete, insert,
+                        select)
 from sqlalchemy.engine import Engine
 
 from shims.shadow import Mismatch

@@ -68,7 +68,7 @@ def test_an_unexpected_error_is_a_json_500_without_details(app, web, make_user, 
 
     def explode(*args, **kwargs):
         raise RuntimeError("secret internals /etc/passwd")
-    monkeypatch.setattr(type(features().runs), "list_runs", explode)
+    monkeypatch.setattr(features().runs, "list_runs", explode)
     response = web.get("/api/runs?year=2026&month=5", headers=headers, expect_errors=True)
     body = assert_error(response, 500, code="internal_error")
     assert "secret" not in response.text and "Traceback" not in response.text

@@ -1,2 +1,6 @@
-def test_healthz(web):
-    assert web.get("/healthz").json == {"status": "ok", "service": "monolith"}
+import os
+
+
+def test_healthz_reports_the_service_and_the_worker(web):
+    assert web.get("/healthz").json == {"status": "ok", "service": "monolith",
+                                        "pid": os.getpid()}

@@ -1,0 +1,88 @@
+"""The admin JSON API under `/_turnout/`: read and change flags, the kill switch, the audit
+log, breakers and recorded mismatches. Every route asks `authorize()` first; it raises
+Unauthorized or Forbidden, or returns the name that goes into the audit log."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from flask import Blueprint, jsonify, request
+
+from shims import fields
+from shims.breaker import CircuitBreaker
+from shims.flags.cache import FlagCache
+from shims.flags.model import FlagError
+from shims.flags.store import SqlFlagStore
+from shims.mismatches import SqlMismatchLog
+from shims.wire import to_wire
+
+
+def admin_blueprint(store: SqlFlagStore, cache: FlagCache, mismatches: SqlMismatchLog,
+                    breakers: Mapping[str, CircuitBreaker],
+                    authorize: Callable[[], str]) -> Blueprint:
+    blueprint = Blueprint("turnout_admin", __name__, url_prefix="/_turnout")
+
+    @blueprint.before_request
+    def only_admins():
+        authorize()
+
+    @blueprint.get("/flags")
+    def list_flags():
+        return jsonify(flags_view(store, cache, breakers))
+
+    @blueprint.put("/flags/<feature>")
+    def set_flag(feature: str):
+        data = fields.require_mapping(request.get_json(force=True, silent=True))
+        fields.only_known(data, {"mode", "percent"})
+        mode = fields.text(data, "mode", max_length=20)
+        flag = store.set(feature, mode, data.get("percent"), actor=authorize())
+        return jsonify(to_wire(flag))
+
+    @blueprint.post("/kill")
+    def kill():
+        store.kill(actor=authorize())
+        return jsonify({"killed": True})
+
+    @blueprint.delete("/kill")
+    def unkill():
+        store.unkill(actor=authorize())
+        return jsonify({"killed": False})
+
+    @blueprint.get("/history")
+    def history():
+        feature = request.args.get("feature") or None
+        limit = fields.integer(request.args, "limit", required=False, minimum=1, maximum=1000,
+                               default=50)
+        return jsonify({"history": to_wire(store.history(feature, limit))})
+
+    @blueprint.get("/mismatches")
+    def recent_mismatches():
+        feature = request.args.get("feature") or None
+        if feature is not None and feature not in store.features:
+            raise FlagError(f"unknown feature {feature!r}", field="feature")
+        limit = fields.integer(request.args, "limit", required=False, minimum=1, maximum=500,
+                               default=20)
+        return jsonify({"mismatches": to_wire(mismatches.recent(feature, limit))})
+
+    return blueprint
+
+
+def flags_view(store: SqlFlagStore, cache: FlagCache,
+               breakers: Mapping[str, CircuitBreaker]) -> dict:
+    """The store's current truth, plus what this process is serving."""
+    snapshot = store.snapshot()
+    serving = cache.snapshot()
+    features = []
+    for name, info in sorted(store.features.items()):
+        flag = snapshot.flag(name)
+        breaker = breakers.get(name)
+        features.append({"feature": name, "mode": flag.mode, "percent": flag.percent,
+                         "has_remote": info.has_remote, "owns_data": info.owns_data,
+                         "breaker": breaker.state if breaker else None})
+    return {"version": snapshot.version, "killed": snapshot.killed,
+            "serving_version": serving.version, "features": features,
+            "problems": [{"feature": f, "problem": p} for f, p in snapshot.problems],
+            }
+
+
+
