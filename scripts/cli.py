@@ -4,6 +4,8 @@
     turnout up [--config FILE]   start circusd with every process and wait until healthy
     turnout status               circus watchers and each process's /healthz
     turnout down                 stop circusd and every process under it
+    turnout flags list|set|kill|unkill|history   the flags every process routes by
+    turnout data copy|verify runs                move and compare a feature's rows
 
 Every error is one line on stderr and a non-zero exit, never a traceback.
 """
@@ -66,6 +68,93 @@ def cmd_down(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_flags(args: argparse.Namespace) -> int:
+    from scripts import flags
+
+    store = flags.open_store()
+    actor = args.actor or flags.default_actor()
+    if args.action == "list":
+        lines = flags.list_flags(store)
+    elif args.action == "set":
+        flag = store.set(args.feature, args.mode, args.percent, actor=actor)
+        lines = [f"{flag.feature} -> {flags.describe_flag(flag)} (every worker within a second)"]
+    elif args.action == "kill":
+        store.kill(actor=actor)
+        lines = ["kill switch ON: every feature answers locally (flags kept; "
+                 "`turnout flags unkill` restores them)"]
+    elif args.action == "unkill":
+        store.unkill(actor=actor)
+        lines = ["kill switch off: features follow their flags again"]
+    else:
+        lines = flags.history(store, args.feature, args.limit)
+    print("\n".join(lines))
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from scripts import data
+
+    monolith, service = data.both_sides()
+    if args.action == "copy":
+        source, target = (monolith, service) if args.source == "monolith" else (service, monolith)
+        written = data.copy(source, target)
+        print(f"copied {args.feature} from the {args.source}: {written} rows written or removed")
+    differences = data.verify(monolith, service)
+    print("\n".join(data.report(differences)))
+    return 0 if all(d.clean for d in differences) else 1
+
+
+def _add_flags_parser(commands) -> None:
+    flags = commands.add_parser("flags", help="read and change the routing flags")
+    actions = flags.add_subparsers(dest="action", required=True)
+    actions.add_parser("list", help="every feature's mode and the kill switch")
+    setter = actions.add_parser("set", help="route a feature: turnout flags set runs canary "
+                                            "--percent 30")
+    setter.add_argument("feature")
+    setter.add_argument("mode", help="local, dualwrite, shadow, canary, live, rampdown, remote")
+    setter.add_argument("--percent", type=_percent, default=None,
+                        help="for canary: share of runners (0-100) sent to the remote side")
+    actions.add_parser("kill", help="send every feature back to local at once")
+    actions.add_parser("unkill", help="release the kill switch")
+    history = actions.add_parser("history", help="who changed what, when")
+    history.add_argument("feature", nargs="?")
+    history.add_argument("--limit", type=_positive, default=30)
+    for action in actions.choices.values():
+        action.add_argument("--actor", help="name recorded in the audit log (default user@host)")
+    flags.set_defaults(func=cmd_flags)
+
+
+def _add_data_parser(commands) -> None:
+    data = commands.add_parser("data", help="copy and verify a feature's rows across sides")
+    actions = data.add_subparsers(dest="action", required=True)
+    copy = actions.add_parser("copy", help="copy every row to the other side (idempotent), "
+                                           "then verify")
+    verify = actions.add_parser("verify", help="compare counts and per-row checksums; exit 1 "
+                                               "on any difference")
+    for action in (copy, verify):
+        action.add_argument("feature", choices=("runs",))
+    copy.add_argument("--from", dest="source", choices=("monolith", "service"),
+                      default="monolith", help="the authoritative side (default: monolith)")
+    data.set_defaults(func=cmd_data)
+
+
+def _percent(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to 100, got {value!r}") \
+            from None
+    if not 0 <= number <= 100:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 100, got {value}")
+    return number
+
+
+def _positive(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {value!r}")
+    return int(value)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="turnout", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -81,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "up":
             sub.add_argument("--wait", type=float, default=60.0,
                              help="seconds to wait for every /healthz (default 60)")
+    _add_flags_parser(commands)
+    _add_data_parser(commands)
     return parser
 
 
@@ -94,10 +185,20 @@ def _existing_file(value: str) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from sqlalchemy.exc import SQLAlchemyError
+
     from scripts.stack import StackError
+    from shims.errors import TurnoutError
 
     try:
         return args.func(args)
+    except TurnoutError as exc:
+        print(f"turnout: {exc.message}", file=sys.stderr)
+        return 2
+    except SQLAlchemyError as exc:
+        print(f"turnout: the database could not be used: {exc.__class__.__name__}: "
+              f"{str(getattr(exc, 'orig', exc)).splitlines()[0]}", file=sys.stderr)
+        return 2
     except (ConfigError, StackError) as exc:
         print(f"turnout: {exc}", file=sys.stderr)
         return 2

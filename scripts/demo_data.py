@@ -9,8 +9,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from monolith.app import create_app
-from monolith.wiring import features
+from monolith.accounts.service import LocalAccounts
+from monolith.config import load_config
+from monolith.db import create_schema, make_engine, make_sessions
+from monolith.races.service import LocalRaces
+from monolith.runs.service import LocalRuns
 from shims.contracts.accounts import Profile, SignUp, UserRecord
 from shims.contracts.races import RaceInput
 from shims.contracts.runs import RunInput
@@ -29,31 +32,45 @@ class Seeded:
     created: list[str]
 
 
+@dataclass(frozen=True)
+class LocalFeatures:
+    """The monolith's own implementations: demo data always lands in the monolith's
+    database, whatever the flags route to (copy it on with `turnout data copy`)."""
+
+    accounts: LocalAccounts
+    runs: LocalRuns
+    races: LocalRaces
+
+
 def seed(config: dict | None = None, today: dt.date | None = None) -> Seeded:
     today = today or dt.date.today()
-    app = create_app(config)
+    settings = load_config(config)
+    engine = make_engine(settings["DATABASE_URL"])
+    create_schema(engine)
+    sessions = make_sessions(engine)
     created: list[str] = []
-    with app.app_context():
-        f = features()
-        admin = _account(f, ADMIN_EMAIL, ADMIN_PASSWORD,
-                         Profile(first_name="Ada", last_name="Admin"), is_admin=True,
-                         created=created)
-        demo = _account(f, DEMO_EMAIL, DEMO_PASSWORD,
-                        Profile(first_name="Demo", last_name="Runner", age=34, weight=68.0,
-                                max_hr=188, rest_hr=52, vo2max=51.0), created=created)
-        if demo is not None:
-            f.accounts.link_strava(demo.id, DEMO_STRAVA_TOKEN)
-            for run in demo_runs(today):
-                f.runs.add_run(demo.id, run)
-            created.append(f"{len(demo_runs(today))} runs for {DEMO_EMAIL}")
-        if admin is not None:
-            for race in demo_races(today):
-                f.races.create_race(admin.id, race)
-            created.append(f"{len(demo_races(today))} races")
-    return Seeded(database_url=app.config["DATABASE_URL"], created=created)
+    f = LocalFeatures(LocalAccounts(sessions, hash_method=settings["PASSWORD_HASH_METHOD"]),
+                      LocalRuns(sessions), LocalRaces(sessions))
+    admin = _account(f, ADMIN_EMAIL, ADMIN_PASSWORD,
+                     Profile(first_name="Ada", last_name="Admin"), is_admin=True,
+                     created=created)
+    demo = _account(f, DEMO_EMAIL, DEMO_PASSWORD,
+                    Profile(first_name="Demo", last_name="Runner", age=34, weight=68.0,
+                            max_hr=188, rest_hr=52, vo2max=51.0), created=created)
+    if demo is not None:
+        f.accounts.link_strava(demo.id, DEMO_STRAVA_TOKEN)
+        for run in demo_runs(today):
+            f.runs.add_run(demo.id, run)
+        created.append(f"{len(demo_runs(today))} runs for {DEMO_EMAIL}")
+    if admin is not None:
+        for race in demo_races(today):
+            f.races.create_race(admin.id, race)
+        created.append(f"{len(demo_races(today))} races")
+    engine.dispose()
+    return Seeded(database_url=settings["DATABASE_URL"], created=created)
 
 
-def _account(f, email: str, password: str, profile: Profile, *, created: list[str],
+def _account(f: LocalFeatures, email: str, password: str, profile: Profile, *, created: list[str],
              is_admin: bool = False) -> UserRecord | None:
     try:
         user = f.accounts.sign_up(SignUp(email=email, password=password, profile=profile),

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import gevent
 from gevent.event import AsyncResult
+from gevent.lock import BoundedSemaphore
 
 from shims.compare import differences
 from shims.contract import MethodSpec
@@ -50,7 +51,7 @@ class ShadowRunner:
         self._sink = sink
         self._timeout = timeout
         self._ignore = ignore
-        self._slots = gevent.lock.BoundedSemaphore(max_in_flight)
+        self._slots = BoundedSemaphore(max_in_flight)
 
     def start(self, method: MethodSpec, primary_side: str,
               shadow_call: Callable[[], Any]) -> AsyncResult | None:

@@ -8,11 +8,14 @@ own (no psycogreen needed), with a pool sized for the worker's greenlets.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import StaticPool
+
+from shims.settings import ConfigError
 
 IN_MEMORY = ("sqlite://", "sqlite:///:memory:")
 
@@ -21,6 +24,7 @@ def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 20,
                 pool_timeout: float = 10.0) -> Engine:
     url = normalise_url(url)
     options: dict[str, Any] = {}
+    _make_sqlite_directory(url)
     if url.startswith("sqlite"):
         options["connect_args"] = {"timeout": 15, "check_same_thread": False}
     if url in IN_MEMORY:
@@ -39,6 +43,17 @@ def normalise_url(url: str) -> str:
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         return "postgresql+psycopg://" + url.split("://", 1)[1]
     return url
+
+
+def _make_sqlite_directory(url: str) -> None:
+    """A fresh checkout has no run directory yet; SQLite would only say "unable to open"."""
+    if url.startswith("sqlite:///") and url not in IN_MEMORY:
+        directory = Path(url.removeprefix("sqlite:///")).parent
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create {directory} for the database {url}: "
+                              f"{exc.strerror}") from exc
 
 
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
