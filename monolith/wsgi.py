@@ -10,5 +10,7 @@ from gevent import monkey
 monkey.patch_all()
 
 from monolith.app import create_app  # noqa: E402
+from shims.logs import configure as configure_logging  # noqa: E402
 
+configure_logging()
 app = create_app()

@@ -33,6 +33,7 @@ class Process:
 
 PROCESSES = (
     Process("monolith", "TURNOUT_MONOLITH_PORT", 5000),
+    Process("dataservice", "TURNOUT_DATASERVICE_PORT", 5010),
     Process("stravadev", "TURNOUT_STRAVA_PORT", 5090),
 )
 
@@ -42,7 +43,8 @@ PORT_VARIABLES = {
     "TURNOUT_CIRCUS_STATS_PORT": 5557,
     **{process.port_variable: process.default_port for process in PROCESSES},
 }
-COUNT_VARIABLES = {"TURNOUT_MONOLITH_WORKERS": 2, "TURNOUT_WORKER_CONNECTIONS": 200}
+COUNT_VARIABLES = {"TURNOUT_MONOLITH_WORKERS": 2, "TURNOUT_DATASERVICE_WORKERS": 2,
+                   "TURNOUT_WORKER_CONNECTIONS": 200}
 
 
 class StackError(RuntimeError):
@@ -59,7 +61,9 @@ def stack_environment(home: Path, environ: dict[str, str] | None = None) -> dict
     for name, default in {**PORT_VARIABLES, **COUNT_VARIABLES}.items():
         env.setdefault(name, str(default))
         _check_number(name, env[name], 65535 if name in PORT_VARIABLES else 10_000)
-    env.setdefault("TURNOUT_STRAVA_URL", f"http://{env['TURNOUT_HOST']}:{env['TURNOUT_STRAVA_PORT']}")
+    host = env["TURNOUT_HOST"]
+    env.setdefault("TURNOUT_STRAVA_URL", f"http://{host}:{env['TURNOUT_STRAVA_PORT']}")
+    env.setdefault("TURNOUT_DATASERVICE_URL", f"http://{host}:{env['TURNOUT_DATASERVICE_PORT']}")
     return env
 
 
@@ -87,6 +91,8 @@ def start(config: Path, env: dict[str, str], *, wait: float = 60.0) -> None:
     if _circus_answers(env):
         raise StackError(f"a circusd already answers on {endpoint(env)}; "
                          "run `turnout down` first or set TURNOUT_CIRCUS_PORT")
+    # Counters of a previous run must not add up with this one's (see shims/gunicorn_conf.py).
+    shutil.rmtree(run_dir / "metrics", ignore_errors=True)
     subprocess.run([_bin("circusd"), "--daemon", "--pidfile", str(run_dir / "circusd.pid"),  # nosec B603
                     str(config)], env=env, check=True, cwd=env["TURNOUT_HOME"])
     wait_healthy(env, wait)

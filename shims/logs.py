@@ -13,3 +13,15 @@ def event(logger: logging.Logger, name: str, level: int = logging.INFO, **fields
     if logger.isEnabledFor(level):
         logger.log(level, json.dumps({"event": name, **to_wire(fields)}, default=str,
                                      sort_keys=True))
+
+
+def configure(level: int = logging.INFO) -> None:
+    """For server processes (the wsgi entry points): Turnout's events go to stderr, which
+    circus writes to the process's log file. Tests leave logging to pytest."""
+    logger = logging.getLogger("turnout")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(process)d] "
+                                               "%(name)s %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(level)

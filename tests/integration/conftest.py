@@ -15,7 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PORT_NAMES = ("TURNOUT_CIRCUS_PORT", "TURNOUT_CIRCUS_PUBSUB_PORT", "TURNOUT_CIRCUS_STATS_PORT",
-              "TURNOUT_MONOLITH_PORT", "TURNOUT_STRAVA_PORT")
+              "TURNOUT_MONOLITH_PORT", "TURNOUT_DATASERVICE_PORT", "TURNOUT_STRAVA_PORT")
 
 
 def free_port() -> int:
