@@ -5,6 +5,8 @@ from gevent import monkey
 monkey.patch_all()
 
 import base64  # noqa: E402
+import os  # noqa: E402
+import uuid  # noqa: E402
 
 import pytest  # noqa: E402
 from webtest import TestApp  # noqa: E402
@@ -71,3 +73,30 @@ def requests_mock():
 
     with rm.Mocker() as mocker:
         yield mocker
+
+
+def service_or_skip(name: str, reason: str) -> None:
+    """Skip a test whose backing service is absent, unless CI demands every service
+    (.ci/run sets TURNOUT_REQUIRE_SERVICES=1): there a missing service is a failure."""
+    if os.environ.get("TURNOUT_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"{name} is required here (TURNOUT_REQUIRE_SERVICES=1) but {reason}")
+    pytest.skip(f"{name} is not available: {reason}")
+
+
+@pytest.fixture
+def postgres_url():
+    """A SQLAlchemy URL on the local PostgreSQL, in a schema of its own that is dropped after."""
+    import psycopg
+
+    base = os.environ.get("TURNOUT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    schema = f"turnout_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg.connect(base, connect_timeout=3, autocommit=True)
+    except psycopg.OperationalError as exc:
+        service_or_skip("PostgreSQL", f"{base} did not accept a connection ({exc})")
+    with admin:
+        admin.execute(f'CREATE SCHEMA "{schema}"')
+        try:
+            yield f"{base}?options=-csearch_path%3D{schema}"
+        finally:
+            admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
