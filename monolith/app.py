@@ -12,10 +12,12 @@ from flask_wtf.csrf import CSRFProtect
 from monolith import auth, errors
 from monolith.config import load_config, read_or_create_secret
 from monolith.db import create_schema, make_engine, make_sessions
+from shims import trace
 from shims.admin import admin_blueprint
 from shims.health import health_blueprint
 from shims.metrics import metrics_blueprint
-from monolith.wiring import CONTROL_KEY, EXTENSION_KEY, build_control, build_features
+from monolith.wiring import (CONTROL_KEY, EXTENSION_KEY, build_control, build_features,
+                             serving_flags)
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,18 @@ def _blueprints():
     html = [accounts_html.bp, runs_html.bp, strava_html.bp, reports_html.bp, races_html.bp]
     api = [accounts_api.bp, runs_api.bp, strava_api.bp, reports_api.bp, races_api.bp]
     return html, api
+
+
+def _report_routes(app: Flask) -> None:
+    """Every response says which side answered each routed call (shims/trace.py)."""
+    app.before_request(trace.start)
+
+    @app.after_request
+    def add_route_header(response):
+        value = trace.header_value()
+        if value:
+            response.headers[trace.HEADER] = value
+        return response
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -48,6 +62,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions[CONTROL_KEY] = turnout
     app.extensions[EXTENSION_KEY] = build_features(settings, make_sessions(engine), engine, turnout)
 
+    _report_routes(app)
     csrf = CSRFProtect(app)
     auth.init_app(app)
     errors.init_app(app)
@@ -57,7 +72,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.register_blueprint(blueprint)
     for blueprint in html:
         app.register_blueprint(blueprint)
-    for blueprint in (health_blueprint("monolith", engine), metrics_blueprint(turnout.metrics),
+    for blueprint in (health_blueprint("monolith", engine, lambda: serving_flags(turnout)),
+                      metrics_blueprint(turnout.metrics),
                       admin_blueprint(turnout.store, turnout.flags, turnout.mismatches,
                                       turnout.breakers, authorize=auth.admin_actor)):
         csrf.exempt(blueprint)

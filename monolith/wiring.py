@@ -86,6 +86,14 @@ def build_control(config: dict[str, Any]) -> Control:
                    metrics=metrics, breakers=breakers, mismatches=mismatches)
 
 
+def serving_flags(control: Control) -> dict[str, Any]:
+    """The flags this worker serves right now, for /healthz (and the multi-worker tests)."""
+    snapshot = control.flags.snapshot()
+    return {"flags": {"version": snapshot.version, "killed": snapshot.killed,
+                      "modes": {name: snapshot.flag(name).mode for name in FEATURES},
+                      "store_readable": control.flags.healthy}}
+
+
 def build_features(config: dict[str, Any], sessions: sessionmaker, engine: Engine,
                    control: Control) -> Features:
     accounts, runs = _data_feature(config, sessions, engine, control)

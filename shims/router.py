@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from shims import trace
 from shims.breaker import STATE_VALUES, CircuitBreaker
 from shims.canary import goes_remote
 from shims.contract import ACTOR_PARAMETER, ContractSpec, MethodSpec
@@ -120,6 +121,8 @@ class Router:
         try:
             result = self._answer(route.primary, method, arguments)
         except Exception as error:
+            if isinstance(error, ContractError):
+                trace.record(method.qualified_name, route.primary)
             if primary_outcome is not None:
                 primary_outcome.set(outcome_of(_raise(error)))
             raise
@@ -144,7 +147,9 @@ class Router:
 
     def _answer(self, side: str, method: MethodSpec, arguments: dict[str, Any]) -> Any:
         if side == LOCAL:
-            return self._timed(LOCAL, method, arguments)
+            result = self._timed(LOCAL, method, arguments)
+            trace.record(method.qualified_name, LOCAL)
+            return result
         try:
             result = self._timed(REMOTE, method, arguments)
         except ContractError:
@@ -159,8 +164,11 @@ class Router:
                                          f"({error.message}); it was not retried",
                                          self._breaker.retry_after() or 1) from error
             self._fallback(method, "transport_error")
-            return self._timed(LOCAL, method, arguments)
+            result = self._timed(LOCAL, method, arguments)
+            trace.record(method.qualified_name, "local-fallback")
+            return result
         self._remote_healthy()
+        trace.record(method.qualified_name, REMOTE)
         return result
 
     def _timed(self, side: str, method: MethodSpec, arguments: dict[str, Any]) -> Any:
