@@ -61,9 +61,11 @@ class RemoteClient:
             except ValidationError as exc:
                 raise TransportError(f"{method.qualified_name}: the service answered a result "
                                      f"that breaks the contract ({exc.message})") from exc
-        error = CONTRACT_ERRORS.get(body.get("error", ""))
+        code, field = body.get("error"), body.get("field")
+        error = CONTRACT_ERRORS.get(code) if isinstance(code, str) else None
         if error is not None and reply.status == error.status:
-            raise error(str(body.get("message", "")), field=body.get("field"))
+            raise error(str(body.get("message", "")),
+                        field=field if isinstance(field, str) else None)
         raise TransportError(f"{method.qualified_name}: the service answered HTTP "
                              f"{reply.status} {str(body.get('message', ''))[:200]}".rstrip())
 

@@ -1,0 +1,412 @@
+"""The remote client over HttpTransport, against requests-mock: decoding, error mapping,
+timeouts, the read-only retry, and the router's breaker in front of it."""
+
+import datetime as dt
+
+import pytest
+import requests
+
+from shims.errors import (
+    Conflict,
+    ContractError,
+    Forbidden,
+    NotFound,
+    TransportError,
+    Unauthorized,
+    UpstreamError,
+    ValidationError,
+)
+from shims.flags.cache import FlagCache
+from shims.flags.model import FeatureInfo, Flag, FlagSnapshot
+from shims.metrics import TurnoutMetrics
+from shims.contracts.runs import RUNS, ImportCount, RunInput, RunRecord, RemoteRuns
+from shims.router import Router, ServiceUnavailable, Sides, make_breaker
+from shims.shadow import ShadowRunner
+from shims.transport import HttpTransport
+
+BASE = "http://data.test"
+LIST_RUNS = f"{BASE}/rpc/runs/list_runs"
+GET_RUN = f"{BASE}/rpc/runs/get_run"
+ADD_RUN = f"{BASE}/rpc/runs/add_run"
+DELETE_RUN = f"{BASE}/rpc/runs/delete_run"
+IMPORT_RUNS = f"{BASE}/rpc/runs/import_runs"
+
+RECORD = RunRecord(id=7, user_id=3, name="Tempo", distance=10000.0,
+                   start_date=dt.datetime(2026, 5, 17, 7, 30), elapsed_time=2500,
+                   average_speed=4.0, average_heartrate=150.0, total_elevation_gain=None,
+                   strava_id=None)
+RECORD_WIRE = {"id": 7, "user_id": 3, "name": "Tempo", "distance": 10000.0,
+               "start_date": "2026-05-17T07:30:00", "elapsed_time": 2500, "average_speed": 4.0,
+               "average_heartrate": 150.0, "total_elevation_gain": None, "strava_id": None}
+RUN = RunInput(name="Tempo", distance=10000.0, start_date=dt.datetime(2026, 5, 17, 7, 30),
+               elapsed_time=2500, average_heartrate=150.0)
+
+
+@pytest.fixture
+def client():
+    return RemoteRuns(HttpTransport(BASE, connect_timeout=0.25, read_timeout=3.0),
+                      retry_wait=0)
+
+
+# --- results -------------------------------------------------------------------------------
+
+def test_a_result_decodes_to_the_contract_dataclasses(client, requests_mock):
+    requests_mock.post(LIST_RUNS, json={"result": [RECORD_WIRE, {**RECORD_WIRE, "id": 8}]})
+    runs = client.list_runs(3, 2026, 5)
+    assert runs == [RECORD, RunRecord(**{**RECORD.__dict__, "id": 8})]
+    assert all(type(run) is RunRecord for run in runs)
+    assert isinstance(runs[0].start_date, dt.datetime)
+
+
+def test_results_of_every_shape(client, requests_mock):
+    requests_mock.post(GET_RUN, json={"result": {**RECORD_WIRE,
+                                                 "start_date": "2026-05-17T09:30:00+02:00"}})
+    requests_mock.post(DELETE_RUN, json={"result": None})
+    requests_mock.post(IMPORT_RUNS, json={"result": {"created": 2, "skipped": 1}})
+    assert client.get_run(3, 7) == RECORD  # offsets become naive UTC
+    assert client.delete_run(3, 7) is None
+    assert client.import_runs(3, [RUN, RUN]) == ImportCount(created=2, skipped=1)
+
+
+def test_the_request_body_is_the_arguments_in_wire_form(client, requests_mock):
+    requests_mock.post(ADD_RUN, json={"result": RECORD_WIRE})
+    client.add_run(3, run=RUN)
+    request = requests_mock.last_request
+    assert request.method == "POST"
+    assert request.url == ADD_RUN
+    assert request.headers["Content-Type"] == "application/json"
+    assert request.json() == {"args": {"user_id": 3, "run": {
+        "name": "Tempo", "distance": 10000.0, "start_date": "2026-05-17T07:30:00",
+        "elapsed_time": 2500, "average_heartrate": 150.0, "total_elevation_gain": None,
+        "strava_id": None}}}
+
+
+def test_positional_keyword_and_default_arguments_bind_by_name(client, requests_mock):
+    requests_mock.post(LIST_RUNS, json={"result": []})
+    client.list_runs(3, month=5, year=2026)
+    assert requests_mock.last_request.json() == {"args": {"user_id": 3, "year": 2026,
+                                                          "month": 5}}
+    with pytest.raises(TypeError):
+        client.list_runs(3, 2026)  # missing month: a programming error, never sent
+    assert requests_mock.call_count == 1
+
+
+def test_the_configured_timeouts_reach_requests(client, requests_mock):
+    requests_mock.post(GET_RUN, json={"result": RECORD_WIRE})
+    client.get_run(3, 7)
+    assert requests_mock.last_request.timeout == (0.25, 3.0)
+
+
+# --- contract errors -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("status, code, error", [
+    (400, "invalid", ValidationError),
+    (401, "unauthorized", Unauthorized),
+    (403, "forbidden", Forbidden),
+    (404, "not_found", NotFound),
+    (409, "conflict", Conflict),
+    (502, "upstream_error", UpstreamError),
+])
+def test_each_contract_error_maps_back_to_its_class(client, requests_mock, status, code, error):
+    requests_mock.post(GET_RUN, status_code=status,
+                       json={"error": code, "message": f"it went {code}", "field": "run_id"})
+    with pytest.raises(error) as caught:
+        client.get_run(3, 7)
+    assert type(caught.value) is error
+    assert not isinstance(caught.value, TransportError)
+    assert (caught.value.status, caught.value.code) == (status, code)
+    assert caught.value.message == f"it went {code}"
+    assert caught.value.field == "run_id"
+    assert requests_mock.call_count == 1  # a contract error is an answer: never retried
+
+
+def test_a_contract_error_without_a_field_keeps_none(client, requests_mock):
+    requests_mock.post(ADD_RUN, status_code=404, json={"error": "not_found",
+                                                       "message": "no user 3"})
+    with pytest.raises(NotFound) as caught:
+        client.add_run(3, RUN)
+    assert caught.value.field is None
+    assert caught.value.message == "no user 3"
+
+
+def test_a_validation_error_names_its_field(client, requests_mock):
+    requests_mock.post(ADD_RUN, status_code=400, json={
+        "error": "invalid", "message": "distance must be at least 1", "field": "run.distance"})
+    with pytest.raises(ValidationError) as caught:
+        client.add_run(3, RUN)
+    assert caught.value.field == "run.distance"
+    assert caught.value.to_dict() == {"error": "invalid", "message": "distance must be at "
+                                      "least 1", "field": "run.distance"}
+
+
+def test_a_field_that_is_not_text_is_dropped(client, requests_mock):
+    requests_mock.post(ADD_RUN, status_code=400, json={"error": "invalid", "message": "bad",
+                                                       "field": {"nested": True}})
+    with pytest.raises(ValidationError) as caught:
+        client.add_run(3, RUN)
+    assert caught.value.field is None
+    assert caught.value.message == "bad"
+
+
+# --- garbage answers are transport errors --------------------------------------------------
+
+GARBAGE = {
+    "status_code_mismatch": {"status_code": 404, "json": {"error": "conflict", "message": "x"}},
+    "invalid_on_500": {"status_code": 500, "json": {"error": "invalid", "message": "x"}},
+    "internal_error": {"status_code": 500, "json": {"error": "internal_error",
+                                                    "message": "it has been logged"}},
+    "unknown_code": {"status_code": 400, "json": {"error": "invalid_flag", "message": "x"}},
+    "unhashable_code": {"status_code": 400, "json": {"error": ["invalid"], "message": "x"}},
+    "html_gateway_page": {"status_code": 502, "text": "<html>Bad Gateway</html>"},
+    "non_json_200": {"status_code": 200, "text": "OK"},
+    "empty_200": {"status_code": 200, "text": ""},
+    "json_list_200": {"status_code": 200, "json": [RECORD_WIRE]},
+    "200_without_result": {"status_code": 200, "json": {"results": RECORD_WIRE}},
+    "wrong_type_in_result": {"status_code": 200, "json": {"result": {**RECORD_WIRE,
+                                                                     "distance": "far"}}},
+    "missing_field_in_result": {"status_code": 200, "json": {"result": {
+        k: v for k, v in RECORD_WIRE.items() if k != "name"}}},
+    "extra_field_in_result": {"status_code": 200, "json": {"result": {**RECORD_WIRE,
+                                                                      "secret": 1}}},
+    "bool_for_int_in_result": {"status_code": 200, "json": {"result": {**RECORD_WIRE,
+                                                                       "id": True}}},
+    "result_not_an_object": {"status_code": 200, "json": {"result": "a run"}},
+}
+
+
+@pytest.mark.parametrize("reply", GARBAGE.values(), ids=GARBAGE.keys())
+def test_an_answer_outside_the_contract_is_a_transport_error(client, requests_mock, reply):
+    requests_mock.post(ADD_RUN, **reply)
+    with pytest.raises(TransportError) as caught:
+        client.add_run(3, RUN)
+    assert not isinstance(caught.value, ContractError)
+    assert "runs.add_run" in caught.value.message or BASE in caught.value.message
+    assert requests_mock.call_count == 1
+
+
+def test_a_result_breaking_the_contract_says_where(client, requests_mock):
+    requests_mock.post(GET_RUN, json={"result": {**RECORD_WIRE, "distance": "far"}})
+    with pytest.raises(TransportError) as caught:
+        client.get_run(3, 7)
+    assert "runs.get_run" in caught.value.message
+    assert "result.distance" in caught.value.message
+    assert isinstance(caught.value.__cause__, ValidationError)
+
+
+def test_a_500_message_is_shortened_into_the_transport_error(client, requests_mock):
+    requests_mock.post(ADD_RUN, status_code=500, json={"error": "internal_error",
+                                                       "message": "x" * 5000})
+    with pytest.raises(TransportError) as caught:
+        client.add_run(3, RUN)
+    assert "HTTP 500" in caught.value.message
+    assert len(caught.value.message) < 300
+
+
+@pytest.mark.parametrize("exc", [requests.ConnectionError, requests.ConnectTimeout,
+                                 requests.ReadTimeout, requests.exceptions.ChunkedEncodingError])
+def test_network_failures_are_transport_errors(client, requests_mock, exc):
+    requests_mock.post(ADD_RUN, exc=exc)
+    with pytest.raises(TransportError) as caught:
+        client.add_run(3, RUN)
+    assert ADD_RUN in caught.value.message
+    assert isinstance(caught.value.__cause__, exc)
+
+
+def test_a_timeout_names_the_read_timeout(client, requests_mock):
+    requests_mock.post(ADD_RUN, exc=requests.ReadTimeout)
+    with pytest.raises(TransportError, match=r"did not answer within 3s"):
+        client.add_run(3, RUN)
+
+
+# --- retries -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("exc", [requests.ConnectionError, requests.ConnectTimeout,
+                                 requests.ReadTimeout])
+def test_a_read_is_retried_once_then_fails(client, requests_mock, exc):
+    requests_mock.post(GET_RUN, exc=exc)
+    with pytest.raises(TransportError):
+        client.get_run(3, 7)
+    assert requests_mock.call_count == 2
+
+
+def test_a_read_that_succeeds_on_the_second_attempt_returns_the_result(client, requests_mock):
+    requests_mock.post(GET_RUN, [{"exc": requests.ConnectTimeout},
+                                 {"json": {"result": RECORD_WIRE}}])
+    assert client.get_run(3, 7) == RECORD
+    assert requests_mock.call_count == 2
+    first, second = requests_mock.request_history
+    assert first.json() == second.json() == {"args": {"user_id": 3, "run_id": 7}}
+
+
+def test_a_read_answered_with_garbage_is_retried_too(client, requests_mock):
+    requests_mock.post(LIST_RUNS, [{"status_code": 500, "json": {"error": "internal_error",
+                                                                 "message": "boom"}},
+                                   {"json": {"result": []}}])
+    assert client.list_runs(3, 2026, 5) == []
+    assert requests_mock.call_count == 2
+
+
+def test_a_read_is_not_retried_on_a_contract_error(client, requests_mock):
+    requests_mock.post(GET_RUN, [{"status_code": 404, "json": {"error": "not_found",
+                                                               "message": "no run 7"}},
+                                 {"json": {"result": RECORD_WIRE}}])
+    with pytest.raises(NotFound):
+        client.get_run(3, 7)
+    assert requests_mock.call_count == 1
+
+
+def test_read_attempts_are_configurable(requests_mock):
+    requests_mock.post(GET_RUN, exc=requests.ConnectionError)
+    once = RemoteRuns(HttpTransport(BASE), read_attempts=1, retry_wait=0)
+    with pytest.raises(TransportError):
+        once.get_run(3, 7)
+    assert requests_mock.call_count == 1
+
+
+@pytest.mark.parametrize("method, url, args", [
+    ("add_run", ADD_RUN, (3, RUN)),
+    ("update_run", f"{BASE}/rpc/runs/update_run", (3, 7, RUN)),
+    ("delete_run", DELETE_RUN, (3, 7)),
+    ("import_runs", IMPORT_RUNS, (3, [RUN])),
+])
+@pytest.mark.parametrize("exc", [requests.ReadTimeout, requests.ConnectTimeout,
+                                 requests.ConnectionError])
+def test_writes_are_never_retried(client, requests_mock, method, url, args, exc):
+    requests_mock.post(url, [{"exc": exc}, {"json": {"result": None}}])
+    with pytest.raises(TransportError):
+        getattr(client, method)(*args)
+    assert requests_mock.call_count == 1
+
+
+def test_a_write_answered_with_garbage_is_not_retried(client, requests_mock):
+    requests_mock.post(ADD_RUN, [{"status_code": 500, "text": "oops"},
+                                 {"json": {"result": RECORD_WIRE}}])
+    with pytest.raises(TransportError):
+        client.add_run(3, RUN)
+    assert requests_mock.call_count == 1
+
+
+def test_the_default_retry_waits_a_little(requests_mock):
+    """The real default (50 ms) stays well under a second, so a retried read is cheap."""
+    requests_mock.post(GET_RUN, [{"exc": requests.ConnectionError},
+                                 {"json": {"result": RECORD_WIRE}}])
+    assert RemoteRuns(HttpTransport(BASE)).get_run(3, 7) == RECORD
+    assert requests_mock.call_count == 2
+
+
+# --- the breaker in front of the remote side -----------------------------------------------
+
+class FakeRuns:
+    """The local side: answers every read, records every write."""
+
+    def __init__(self):
+        self.calls = []
+
+    def get_run(self, user_id, run_id):
+        self.calls.append(("get_run", user_id, run_id))
+        return RECORD
+
+    def list_runs(self, user_id, year, month):
+        self.calls.append(("list_runs", user_id, year, month))
+        return [RECORD]
+
+    def add_run(self, user_id, run):
+        self.calls.append(("add_run", user_id, run))
+        return RECORD
+
+
+class FakeFlagStore:
+    def __init__(self, mode):
+        self._snapshot = FlagSnapshot(version=1, flags={"runs": Flag("runs", mode)})
+
+    def version(self):
+        return self._snapshot.version
+
+    def snapshot(self):
+        return self._snapshot
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def routed(requests_mock):
+    metrics = TurnoutMetrics()
+    clock = Clock()
+    breaker = make_breaker("runs", metrics, failure_threshold=3, reset_timeout=30.0,
+                           clock=clock)
+    local = FakeRuns()
+    remote = RemoteRuns(HttpTransport(BASE), retry_wait=0)
+    router = Router(FeatureInfo("runs", owns_data=False), RUNS, Sides(local=local, remote=remote),
+                    flags=FlagCache(FakeFlagStore("remote")), breaker=breaker, metrics=metrics,
+                    shadow=ShadowRunner("runs", metrics))
+    return router, local, breaker, metrics, clock
+
+
+def sample(metrics, name, **labels):
+    return metrics.registry.get_sample_value(name, labels) or 0
+
+
+def test_the_breaker_opens_after_consecutive_connection_errors(routed, requests_mock):
+    router, local, breaker, metrics, clock = routed
+    requests_mock.post(GET_RUN, exc=requests.ConnectionError)
+    requests_mock.post(ADD_RUN, json={"result": RECORD_WIRE})
+
+    for attempt in range(3):
+        assert breaker.state == "closed", attempt
+        assert router.get_run(3, 7) == RECORD  # each failed remote read falls back locally
+    assert breaker.state == "open"
+    assert requests_mock.call_count == 3 * 2  # every read tried twice before falling back
+    assert sample(metrics, "turnout_fallbacks_total", feature="runs", method="runs.get_run",
+                  reason="transport_error") == 3
+    assert sample(metrics, "turnout_breaker_transitions_total", feature="runs", to="open") == 1
+
+    # Open: reads are answered locally without touching the network...
+    local.calls.clear()
+    assert router.get_run(3, 7) == RECORD
+    assert router.list_runs(3, 2026, 5) == [RECORD]
+    assert requests_mock.call_count == 6
+    assert local.calls == [("get_run", 3, 7), ("list_runs", 3, 2026, 5)]
+    assert sample(metrics, "turnout_fallbacks_total", feature="runs", method="runs.get_run",
+                  reason="breaker_open") == 1
+
+    # ... and writes are refused, applied nowhere, with a Retry-After.
+    with pytest.raises(ServiceUnavailable) as caught:
+        router.add_run(3, RUN)
+    assert caught.value.status == 503
+    assert caught.value.retry_after == 30
+    assert requests_mock.call_count == 6
+    assert local.calls == [("get_run", 3, 7), ("list_runs", 3, 2026, 5)]
+
+    # After the reset timeout one trial call goes through; its success closes the breaker.
+    clock.now += 30
+    assert router.add_run(3, RUN) == RECORD
+    assert requests_mock.call_count == 7
+    assert requests_mock.last_request.url == ADD_RUN
+    assert breaker.state == "closed"
+
+
+def test_a_failed_remote_write_is_refused_not_retried_nor_applied_locally(routed, requests_mock):
+    router, local, breaker, _, _ = routed
+    requests_mock.post(ADD_RUN, exc=requests.ReadTimeout)
+    with pytest.raises(ServiceUnavailable, match="not retried"):
+        router.add_run(3, RUN)
+    assert requests_mock.call_count == 1
+    assert local.calls == []
+    assert breaker.state == "closed"  # one failure of three: counted, not yet open
+
+
+def test_contract_errors_do_not_open_the_breaker(routed, requests_mock):
+    router, local, breaker, _, _ = routed
+    requests_mock.post(GET_RUN, status_code=404, json={"error": "not_found", "message": "gone"})
+    for _ in range(5):
+        with pytest.raises(NotFound):
+            router.get_run(3, 7)
+    assert breaker.state == "closed"
+    assert requests_mock.call_count == 5
+    assert local.calls == []  # a contract answer is final: no local fallback
