@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 MAX_DIFFERENCES = 20
@@ -32,10 +33,20 @@ def _walk(a: Any, b: Any, ignore: frozenset[str], path: str, found: list[str]) -
         for index, (left, right) in enumerate(zip(a, b, strict=False)):
             _walk(left, right, ignore, f"{path}[{index}]", found)
     elif _is_number(a) and _is_number(b):
-        if abs(a - b) > 1e-9 * max(1.0, abs(a), abs(b)):
+        if not _same_number(a, b):
             found.append(path)
     elif a != b or type(a) is not type(b):
         found.append(path)
+
+
+def _same_number(a: int | float, b: int | float) -> bool:
+    """Integers (ids, counts) exactly; floats within rounding noise, never NaN or inf
+    against a finite number."""
+    if isinstance(a, int) and isinstance(b, int):
+        return a == b
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
 
 
 def _is_number(value: Any) -> bool:
