@@ -4,7 +4,6 @@ from gevent import monkey
 
 monkey.patch_all()
 
-import base64  # noqa: E402
 import os  # noqa: E402
 import uuid  # noqa: E402
 
@@ -15,8 +14,7 @@ from monolith import create_app  # noqa: E402
 from monolith.wiring import features  # noqa: E402
 from shims.contracts.accounts import Profile, SignUp  # noqa: E402
 
-FAST_HASH = "pbkdf2:sha256:1000"  # real hashing, cheap enough for hundreds of sign-ups
-PASSWORD = "correct-horse-9"
+from support import FAST_HASH, PASSWORD, basic_auth  # noqa: E402
 
 
 @pytest.fixture
@@ -51,11 +49,6 @@ def make_user(app):
                 SignUp(email=email, password=password, profile=Profile(**profile)),
                 is_admin=admin)
     return make
-
-
-def basic_auth(email, password=PASSWORD):
-    raw = base64.b64encode(f"{email}:{password}".encode()).decode()
-    return {"Authorization": f"Basic {raw}"}
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import time
 import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
-from conftest import PASSWORD, basic_auth
+from support import PASSWORD, basic_auth
 from monolith.auth import TOKEN_SALT
 from monolith.wiring import features
 from shims.contracts.runs import RunInput

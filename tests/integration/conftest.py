@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-from contextlib import closing, suppress
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from support import ROOT, free_port
 
-ROOT = Path(__file__).resolve().parents[2]
 PORT_NAMES = ("TURNOUT_CIRCUS_PORT", "TURNOUT_CIRCUS_PUBSUB_PORT", "TURNOUT_CIRCUS_STATS_PORT",
               "TURNOUT_MONOLITH_PORT", "TURNOUT_DATASERVICE_PORT", "TURNOUT_STRAVA_PORT")
-
-
-def free_port() -> int:
-    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
