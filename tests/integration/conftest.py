@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from support import ROOT, free_port
 
+STACK_COMMANDS = ("up", "status", "down")
 PORT_NAMES = ("TURNOUT_CIRCUS_PORT", "TURNOUT_CIRCUS_PUBSUB_PORT", "TURNOUT_CIRCUS_STATS_PORT",
               "TURNOUT_MONOLITH_PORT", "TURNOUT_DATASERVICE_PORT", "TURNOUT_STRAVA_PORT")
 
@@ -30,9 +31,8 @@ class Stack:
         return self.url("TURNOUT_MONOLITH_PORT")
 
     def turnout(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "scripts.cli", *args,
-                               *(["--config", str(ROOT / "circus.ini")] if args[0] != "demo-data"
-                                 else [])],
+        config = ["--config", str(ROOT / "circus.ini")] if args[0] in STACK_COMMANDS else []
+        return subprocess.run([sys.executable, "-m", "scripts.cli", *args, *config],
                               env=self.env, cwd=ROOT, capture_output=True, text=True,
                               timeout=120, check=check)
 
