@@ -83,7 +83,11 @@ def _dataclass(cls: type, value: Any, path: str) -> Any:
         raise ValidationError(f"{path} must be an object", field=path)
     custom = getattr(cls, "from_wire", None)
     if custom is not None:
-        return custom(value)
+        try:
+            return custom(value)
+        except ValidationError as exc:  # its own rules name the field; the path places it
+            exc.field = f"{path}.{exc.field}" if exc.field else path
+            raise
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(value) - set(fields))
@@ -108,9 +112,13 @@ def _int(value: Any, path: str) -> int:
 def _float(value: Any, path: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValidationError(f"{path} must be a number", field=path)
-    if not math.isfinite(value):
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond any float, e.g. 10**400
+        number = math.inf
+    if not math.isfinite(number):
         raise ValidationError(f"{path} must be a finite number", field=path)
-    return float(value)
+    return number
 
 
 def _str(value: Any, path: str) -> str:
@@ -131,7 +139,10 @@ def _datetime(value: Any, path: str) -> dt.datetime:
     except ValueError:
         raise ValidationError(f"{path} must be an ISO 8601 date-time", field=path) from None
     if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        try:
+            parsed = parsed.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        except OverflowError:  # e.g. 9999-12-31T23:30-05:00 is past year 9999 in UTC
+            raise ValidationError(f"{path} is out of range", field=path) from None
     return parsed
 
 
