@@ -26,6 +26,7 @@ def app(tmp_path):
         "SECRET_KEY": "test-secret",
         "PASSWORD_HASH_METHOD": FAST_HASH,
         "STRAVA_URL": "http://strava.test",
+        "FLAGS_REFRESH": 0.0,  # flag changes apply on the next call, no waiting in tests
     })
     with app.app_context():
         yield app

@@ -1,0 +1,134 @@
+"""The admin JSON API under /_turnout/: admins only, bad values refused, every change audited."""
+
+from __future__ import annotations
+
+import pytest
+
+from monolith.wiring import control
+from support import basic_auth
+
+
+@pytest.fixture
+def admin(make_user):
+    return make_user("boss@example.com", admin=True)
+
+
+@pytest.fixture
+def admin_headers(admin):
+    return basic_auth(admin.email)
+
+
+def flags_by_feature(body):
+    return {row["feature"]: row for row in body["features"]}
+
+
+def test_admin_reads_every_feature_with_its_mode_and_breaker(web, admin_headers):
+    body = web.get("/_turnout/flags", headers=admin_headers).json
+    runs = flags_by_feature(body)["runs"]
+    assert (runs["mode"], runs["has_remote"], runs["owns_data"], runs["breaker"]) == \
+        ("local", True, True, "closed")
+    assert body["killed"] is False
+    assert set(flags_by_feature(body)) == {"runs", "strava", "reports", "races"}
+
+
+@pytest.mark.parametrize("path,method", [("/_turnout/flags", "get"),
+                                         ("/_turnout/flags/runs", "put"),
+                                         ("/_turnout/kill", "post"), ("/_turnout/kill", "delete"),
+                                         ("/_turnout/history", "get"),
+                                         ("/_turnout/mismatches", "get")])
+def test_only_an_admin_may_use_it(web, make_user, path, method):
+    runner = make_user()
+    anonymous = getattr(web, method)(path, expect_errors=True)
+    assert anonymous.status_int == 401 and anonymous.json["error"] == "unauthorized"
+    refused = getattr(web, method)(path, headers=basic_auth(runner.email), expect_errors=True)
+    assert refused.status_int == 403 and refused.json["error"] == "forbidden"
+    assert control().store.history() == []
+
+
+def test_a_browser_session_cookie_does_not_authenticate_the_admin_api(web, admin):
+    login = web.get("/login")
+    login.form["email"], login.form["password"] = admin.email, "correct-horse-9"
+    login.form.submit()
+    response = web.put_json("/_turnout/flags/runs", {"mode": "remote"}, expect_errors=True)
+    assert response.status_int == 401
+    assert control().store.snapshot().flag("runs").mode == "local"
+
+
+def test_setting_a_flag_is_served_and_audited_with_the_admin_as_actor(web, admin_headers):
+    response = web.put_json("/_turnout/flags/runs", {"mode": "canary", "percent": 30},
+                            headers=admin_headers)
+    assert response.json == {"feature": "runs", "mode": "canary", "percent": 30.0}
+    assert flags_by_feature(web.get("/_turnout/flags", headers=admin_headers).json)["runs"][
+        "mode"] == "canary"
+    entry = web.get("/_turnout/history?feature=runs", headers=admin_headers).json["history"][0]
+    assert (entry["actor"], entry["old"], entry["new"]) == \
+        ("boss@example.com", "local", "canary 30%")
+
+
+@pytest.mark.parametrize("body,field,words", [
+    ({"mode": "warp"}, "mode", "unknown mode"),
+    ({"mode": "canary"}, "percent", "needs a percentage"),
+    ({"mode": "canary", "percent": 101}, "percent", "from 0 to 100"),
+    ({"mode": "canary", "percent": -1}, "percent", "from 0 to 100"),
+    ({"mode": "canary", "percent": "lots"}, "percent", "number"),
+    ({"mode": "canary", "percent": True}, "percent", "number"),
+    ({"mode": "remote", "percent": 30}, "percent", "only applies to mode 'canary'"),
+    ({"mode": 3}, "mode", "string"),
+    ({}, "mode", "required"),
+    ({"mode": "remote", "colour": "red"}, "colour", "unknown field"),
+])
+def test_bad_flag_values_are_refused_and_nothing_changes(web, admin_headers, body, field, words):
+    response = web.put_json("/_turnout/flags/runs", body, headers=admin_headers,
+                            expect_errors=True)
+    assert response.status_int == 400
+    assert response.json["field"] == field and words in response.json["message"]
+    assert control().store.history() == []
+
+
+def test_unknown_feature_and_feature_without_remote_are_refused(web, admin_headers):
+    unknown = web.put_json("/_turnout/flags/billing", {"mode": "remote"}, headers=admin_headers,
+                           expect_errors=True)
+    assert unknown.status_int == 400 and "unknown feature 'billing'" in unknown.json["message"]
+    no_remote = web.put_json("/_turnout/flags/races", {"mode": "remote"}, headers=admin_headers,
+                             expect_errors=True)
+    assert no_remote.status_int == 400 and "no remote implementation" in no_remote.json["message"]
+    assert control().store.history() == []
+
+
+def test_malformed_bodies_are_refused(web, admin_headers):
+    for raw in ("not json", "[1, 2]", ""):
+        response = web.put("/_turnout/flags/runs", raw, headers=admin_headers,
+                           content_type="application/json", expect_errors=True)
+        assert response.status_int == 400, raw
+        assert response.json["error"] == "invalid"
+
+
+def test_kill_switch_sends_every_feature_local_and_keeps_the_flags(web, admin_headers):
+    web.put_json("/_turnout/flags/runs", {"mode": "remote"}, headers=admin_headers)
+    assert web.post("/_turnout/kill", headers=admin_headers).json == {"killed": True}
+    body = web.get("/_turnout/flags", headers=admin_headers).json
+    assert body["killed"] is True and flags_by_feature(body)["runs"]["mode"] == "remote"
+    served = web.get("/healthz").json["flags"]
+    assert served["killed"] is True
+    assert web.delete("/_turnout/kill", headers=admin_headers).json == {"killed": False}
+    kills = web.get("/_turnout/history?feature=*", headers=admin_headers).json["history"]
+    assert [(e["old"], e["new"]) for e in kills] == [("killed", "live"), ("live", "killed")]
+
+
+def test_history_and_mismatches_refuse_bad_queries(web, admin_headers):
+    for path in ("/_turnout/history?limit=0", "/_turnout/history?limit=abc",
+                 "/_turnout/history?feature=billing", "/_turnout/mismatches?feature=billing",
+                 "/_turnout/mismatches?limit=100000"):
+        response = web.get(path, headers=admin_headers, expect_errors=True)
+        assert response.status_int == 400, path
+        assert response.json["message"], path
+
+
+def test_mismatches_start_empty(web, admin_headers):
+    assert web.get("/_turnout/mismatches", headers=admin_headers).json == {"mismatches": []}
+
+
+def test_metrics_are_prometheus_text(web):
+    response = web.get("/metrics")
+    assert response.content_type.startswith("text/plain")
+    assert "turnout_calls_total" in response.text
