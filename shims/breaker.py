@@ -9,7 +9,9 @@ half-way through a state change; the lock only matters under real threads.
 
 States: closed (calls flow; `failure_threshold` consecutive transport failures
 open it), open (calls refused for `reset_timeout` seconds), half-open (one trial
-call at a time; success closes, failure opens again).
+call at a time; success closes, failure opens again). A trial whose outcome is never
+reported (the call was interrupted) is presumed lost after `reset_timeout`, and another
+trial may go, so the breaker cannot stay half-open for ever.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class CircuitBreaker:
         self._failures = 0
         self._opened_at = 0.0
         self._trial_in_flight = False
+        self._trial_started_at = 0.0
 
     @property
     def state(self) -> str:
@@ -51,8 +54,11 @@ class CircuitBreaker:
             self._maybe_half_open()
             if self._state == CLOSED:
                 return True
-            if self._state == HALF_OPEN and not self._trial_in_flight:
+            if self._state == HALF_OPEN and (
+                    not self._trial_in_flight
+                    or self._clock() >= self._trial_started_at + self._reset_timeout):
                 self._trial_in_flight = True
+                self._trial_started_at = self._clock()
                 return True
             return False
 

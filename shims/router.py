@@ -126,6 +126,10 @@ class Router:
             if primary_outcome is not None:
                 primary_outcome.set(outcome_of(_raise(error)))
             raise
+        except BaseException:  # interrupted (a caller's timeout, a killed greenlet)
+            if primary_outcome is not None:
+                primary_outcome.set(None)  # nothing to compare; frees the shadow's slot
+            raise
         if primary_outcome is not None:
             primary_outcome.set(outcome_of(lambda: result))
         if route.mirror_to is not None:

@@ -76,6 +76,8 @@ class ShadowRunner:
             self._count(method, "shadow_error")
             return
         primary = primary_outcome.get()  # set by the router right after the primary returns
+        if primary is None:  # the primary call was interrupted: there is no answer to compare
+            return
         found = tuple(differences(primary, shadow, self._ignore))
         self._count(method, "mismatch" if found else "match")
         if found:

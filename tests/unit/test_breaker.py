@@ -159,3 +159,16 @@ def test_make_breaker_counts_and_logs_every_transition(clock, caplog):
     assert transitions(metrics, "closed") == 1
     assert state_gauge(metrics) == 0
     assert any("breaker_closed" in r.getMessage() for r in caplog.records)
+
+
+def test_a_trial_that_never_reports_is_presumed_lost_after_the_reset_timeout(breaker, clock):
+    open_it(breaker)
+    clock.advance(10)
+    assert breaker.allow()  # this trial's caller vanishes without reporting
+    clock.advance(9)
+    assert not breaker.allow()
+    clock.advance(1)
+    assert breaker.allow(), "a lost trial must not keep the breaker half-open for ever"
+    assert not breaker.allow()
+    breaker.record_success()
+    assert breaker.state == CLOSED

@@ -463,6 +463,22 @@ def test_only_one_trial_runs_while_half_open():
     assert t.breaker.state == "closed"
 
 
+def test_an_interrupted_half_open_trial_does_not_wedge_the_breaker():
+    t = build("remote")
+    seed_both(t)
+    open_breaker(t)
+    t.remote.fail = None
+    t.remote.delay = 0.5
+    t.clock.advance(10)
+    with pytest.raises(gevent.Timeout), gevent.Timeout(0.05):  # the caller gives up
+        t.router.get(user_id=7)
+    t.remote.delay = 0
+    assert t.router.get(user_id=7).text == "from local"  # the lost trial still counts
+    t.clock.advance(10)
+    assert t.router.get(user_id=7).text == "from remote"
+    assert t.breaker.state == "closed"
+
+
 def test_contract_errors_from_the_remote_side_are_not_failures():
     t = build("remote")
     t.local.seed(404, "only local has it")

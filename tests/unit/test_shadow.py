@@ -306,3 +306,19 @@ def test_modes_without_a_shadow_call_one_side(mode):
     t.local.rows[7] = t.remote.rows[7] = note()
     t.router.get(user_id=7)
     assert t.local.calls + t.remote.calls == 1
+
+
+def test_an_interrupted_primary_frees_its_shadow_slot():
+    t = build(timeout=1.0, max_in_flight=1)
+    t.local.rows[7] = t.remote.rows[7] = note()
+    t.local.delay = 0.5
+    with pytest.raises(gevent.Timeout), gevent.Timeout(0.05):  # the caller's own deadline
+        t.router.get(user_id=7)
+    t.local.delay = 0
+
+    def read_and_compare():
+        t.router.get(user_id=7)
+        return counted(t, "match") >= 1
+
+    wait_for(read_and_compare, timeout=1.0)  # the one slot is free again
+    assert counted(t, "mismatch") == 0  # the interrupted call had nothing to compare
