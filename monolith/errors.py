@@ -45,7 +45,9 @@ def _render(status: int, code: str, message: str, field: str | None = None,
 
 
 def _turnout_error(error: TurnoutError):
-    return _render(error.status, error.code, error.message, error.field)
+    retry_after = getattr(error, "retry_after", None)  # a service is down: say when to retry
+    headers = [("Retry-After", str(retry_after))] if retry_after else None
+    return _render(error.status, error.code, error.message, error.field, headers=headers)
 
 
 def _csrf_error(error: CSRFError):
