@@ -19,6 +19,9 @@ setup(
         "gunicorn[gevent]>=23",
         "circus>=0.19,<0.20",
         "psutil>=5.9",
+        "tenacity>=8.2",
+        "prometheus-client>=0.20",
+        "psycopg[binary]>=3.2",
     ],
     entry_points={"console_scripts": ["turnout = scripts.cli:main"]},
 )
