@@ -9,19 +9,20 @@ serves this contract to authenticated services only.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Date, DateTime, Table, delete, select
+from sqlalchemy import Column, Table, delete, select
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DataError, IntegrityError
 
 from monolith.models import Run, User
-from shims.errors import ValidationError
+from shims.contracts import MAX_ID, possible_id
+from shims.errors import Conflict, ValidationError
 from shims.sync import RowKey, RowSet, TableDigest
-from shims.wire import to_wire
+from shims.wire import from_wire, to_wire
 
 USERS: Table = User.__table__
 RUNS: Table = Run.__table__
@@ -42,9 +43,15 @@ class LocalRunsSync:
         for row_set in sets:
             _check_key(row_set.key)
         changed = 0
-        with self._engine.begin() as connection:
-            for row_set in sets:
-                changed += _apply(connection, row_set)
+        try:
+            with self._engine.begin() as connection:
+                for row_set in sets:
+                    changed += _apply(connection, row_set)
+        except IntegrityError as exc:  # e.g. a run of a user this side lacks, a taken email
+            raise Conflict(f"the rows do not fit this database: {exc.orig}", field="rows") from exc
+        except DataError as exc:  # a value this database cannot hold (e.g. too long)
+            raise ValidationError(f"the rows do not fit this database: {exc.orig}",
+                                  field="rows") from exc
         return changed
 
     def digest(self, table: str) -> TableDigest:
@@ -73,6 +80,8 @@ def _check_key(key: RowKey) -> None:
     if key.entity not in ENTITIES:
         raise ValidationError(f"unknown entity {key.entity!r}; entities: {', '.join(ENTITIES)}",
                               field="entity")
+    if not possible_id(key.id):  # no row can have it; the driver would overflow on it
+        raise ValidationError(f"{key.entity} id {key.id} is out of range", field="id")
 
 
 def _rows(connection: Connection, key: RowKey) -> Iterable[dict[str, Any]]:
@@ -93,6 +102,10 @@ def _scope(key: RowKey):
 def _apply(connection: Connection, row_set: RowSet) -> int:
     table, column = _scope(row_set.key)
     rows = [_decode(table, row) for row in row_set.rows]
+    scope = "user_id" if row_set.key.entity == "user_runs" else "id"
+    if any(row.get(scope) != row_set.key.id for row in rows):
+        raise ValidationError(f"every row for {row_set.key.entity} {row_set.key.id} must have "
+                              f"{scope} {row_set.key.id}", field="rows")
     keep = [row["id"] for row in rows]
     # Whatever the scope held that the source no longer has is gone on the source too.
     removed = connection.execute(delete(table).where(column == row_set.key.id,
@@ -111,14 +124,23 @@ def _decode(table: Table, row: dict[str, Any]) -> dict[str, Any]:
     if unknown or "id" not in row:
         raise ValidationError(f"row for {table.name} has unknown or missing columns: "
                               f"{sorted(unknown) or ['id']}", field="rows")
-    decoded = {}
-    for name, value in row.items():
-        column_type = table.c[name].type
-        if value is not None and isinstance(column_type, DateTime):
-            value = dt.datetime.fromisoformat(value)
-        elif value is not None and isinstance(column_type, Date):
-            value = dt.date.fromisoformat(value)
-        decoded[name] = value
+    return {name: _decode_value(table.c[name], value) for name, value in row.items()}
+
+
+def _decode_value(column: Column, value: Any) -> Any:
+    """A column's value from its wire form, refused (never a driver error) if it cannot fit."""
+    where = f"{column.table.name}.{column.name}"
+    if value is None:
+        if not column.nullable:
+            raise ValidationError(f"{where} must not be null", field="rows")
+        return None
+    try:
+        decoded = from_wire(column.type.python_type, value, where)
+    except ValidationError as exc:
+        raise ValidationError(exc.message, field="rows") from None
+    if isinstance(decoded, int) and not isinstance(decoded, bool) \
+            and not -MAX_ID - 1 <= decoded <= MAX_ID:
+        raise ValidationError(f"{where} is out of range", field="rows")
     return decoded
 
 

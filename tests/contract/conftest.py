@@ -182,3 +182,11 @@ def wire(request, tmp_path) -> Iterator[Wire]:
             return response.status_code, response.json()
 
         yield Wire(HttpTransport(url), get)
+
+
+@pytest.fixture
+def local_source(tmp_path) -> Iterator[Side]:
+    """A second, local side to copy rows from, as `turnout data copy` and mirrored writes do."""
+    directory = tmp_path / "source"
+    directory.mkdir()
+    yield from _local(directory)
