@@ -3,8 +3,9 @@ and its service's, and prove both hold the same rows.
 
 Both commands talk to the two databases directly, so they work whether or not
 the processes are running. `copy` is idempotent: it upserts every user and
-every runner's runs by id (ids are the same on both sides), so running it again
-after dual writes began only repairs what differs.
+every runner's runs by id (ids are the same on both sides) and removes users
+the source no longer has, so running it again after dual writes began only
+repairs what differs.
 """
 
 from __future__ import annotations
@@ -46,7 +47,14 @@ def both_sides() -> tuple[LocalRunsSync, LocalRunsSync]:
 
 
 def copy(source: LocalRunsSync, target: LocalRunsSync) -> int:
-    keys = source.all_keys()  # users first, then their runs: foreign keys hold at every step
+    source_keys = source.all_keys()
+    # Users only the target still holds are gone from the source: an empty set removes
+    # them (their runs go by cascade). First, so a runner who re-registered with the same
+    # email is not refused by the old row. Then users, then their runs: foreign keys hold
+    # at every step.
+    kept = {key.id for key in source_keys if key.entity == "user"}
+    stale = [key for key in target.all_keys() if key.entity == "user" and key.id not in kept]
+    keys = stale + source_keys
     written = 0
     for start in range(0, len(keys), BATCH):
         batch = keys[start:start + BATCH]
