@@ -16,6 +16,7 @@ from extracted.dataservice.app import load_config as load_service_config
 from monolith.config import load_config
 from monolith.models import Base, Run, User
 from monolith.runs.sync import TABLES, LocalRunsSync
+from shims.errors import Conflict
 from shims.sql import make_engine
 from shims.sync import TableDigest
 
@@ -54,6 +55,9 @@ def copy(source: LocalRunsSync, target: LocalRunsSync) -> int:
     # at every step.
     kept = {key.id for key in source_keys if key.entity == "user"}
     stale = [key for key in target.all_keys() if key.entity == "user" and key.id not in kept]
+    if stale and not kept:
+        raise Conflict(f"the source holds no users and the target holds {len(stale)}: copying "
+                       "would delete them all, so nothing was copied (is the direction right?)")
     keys = stale + source_keys
     written = 0
     for start in range(0, len(keys), BATCH):

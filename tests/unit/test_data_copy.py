@@ -15,6 +15,7 @@ from monolith.runs.sync import RUNS, USERS, LocalRunsSync
 from scripts import data
 from shims.contracts.accounts import Profile, SignUp
 from shims.contracts.runs import RunInput
+from shims.errors import Conflict
 from shims.sql import make_engine
 
 FAST_HASH = "pbkdf2:sha256:1000"
@@ -264,3 +265,23 @@ def test_the_report_shortens_long_lists(monolith, service):
     runs_line = data.report(data.verify(monolith.sync, service.sync), shown=10)[-1]
     assert runs_line.strip().startswith("only in monolith: 1000, 1001")
     assert runs_line.endswith("(+5 more)")
+
+
+def test_copying_from_an_empty_side_over_a_full_one_is_refused(monolith, service, seeded):
+    """The wrong --from would otherwise delete every runner on the other side."""
+    users, runs = monolith.rows(USERS), monolith.rows(RUNS)
+    with pytest.raises(Conflict, match="would delete them all"):
+        data.copy(service.sync, monolith.sync)
+    assert monolith.rows(USERS) == users
+    assert monolith.rows(RUNS) == runs
+
+
+def test_copying_from_a_side_with_fewer_users_removes_the_rest(monolith, service, seeded):
+    ada, bob, _ = seeded
+    data.copy(monolith.sync, service.sync)
+    service.accounts.delete_user(ada.id)
+    service.accounts.delete_user(bob.id)
+    data.copy(service.sync, monolith.sync)
+    assert_clean(monolith, service)
+    assert [user.email for user in monolith.accounts.list_users()] == ["cy@example.com"]
+    assert monolith.rows(RUNS) == {}
