@@ -119,7 +119,7 @@ class Router:
             primary_outcome = self._shadow.start(
                 method, route.primary, lambda: self._shadow_call(route.shadow, method, arguments))
         try:
-            result = self._answer(route.primary, method, arguments)
+            result, served_by = self._answer(route.primary, method, arguments)
         except Exception as error:
             if isinstance(error, ContractError):
                 trace.record(method.qualified_name, route.primary)
@@ -131,7 +131,10 @@ class Router:
                 primary_outcome.set(None)  # nothing to compare; frees the shadow's slot
             raise
         if primary_outcome is not None:
-            primary_outcome.set(outcome_of(lambda: result))
+            # After a fallback the shadow side answered twice: comparing it with itself
+            # would only inflate the match rate.
+            primary_outcome.set(outcome_of(lambda: result) if served_by == route.primary
+                                else None)
         if route.mirror_to is not None:
             self._mirror_write(route, method, arguments, result)
         return result
@@ -149,11 +152,13 @@ class Router:
             return Route(route.primary, mirror_to=route.mirror_to)  # don't probe a sick service
         return route
 
-    def _answer(self, side: str, method: MethodSpec, arguments: dict[str, Any]) -> Any:
+    def _answer(self, side: str, method: MethodSpec,
+                arguments: dict[str, Any]) -> tuple[Any, str]:
+        """The result and the side that gave it (local after a fallback)."""
         if side == LOCAL:
             result = self._timed(LOCAL, method, arguments)
             trace.record(method.qualified_name, LOCAL)
-            return result
+            return result, LOCAL
         try:
             result = self._timed(REMOTE, method, arguments)
         except ContractError:
@@ -170,10 +175,10 @@ class Router:
             self._fallback(method, "transport_error")
             result = self._timed(LOCAL, method, arguments)
             trace.record(method.qualified_name, "local-fallback")
-            return result
+            return result, LOCAL
         self._remote_healthy()
         trace.record(method.qualified_name, REMOTE)
-        return result
+        return result, REMOTE
 
     def _timed(self, side: str, method: MethodSpec, arguments: dict[str, Any]) -> Any:
         implementation = self._sides.local if side == LOCAL else self._sides.remote
