@@ -155,8 +155,15 @@ def _positive(value: str) -> int:
     return int(value)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line too (subcommand parsers inherit the class)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see: {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="turnout", description=__doc__.split("\n\n")[0])
+    parser = _Parser(prog="turnout", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("demo-data", help="create and seed the embedded databases").set_defaults(
         func=cmd_demo_data)

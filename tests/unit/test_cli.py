@@ -1,0 +1,235 @@
+"""The `turnout` command in-process: flags and data commands, and every bad input answered
+with exit code 2 and one line naming what was wrong, never a traceback."""
+
+import pytest
+from sqlalchemy import update
+
+from monolith.models import Run
+from scripts.cli import main
+from shims.sql import make_engine
+
+FAST_HASH = "pbkdf2:sha256:1000"
+
+
+@pytest.fixture
+def run_dir(tmp_path, monkeypatch):
+    for name in ("DATABASE_URL", "FLAGS_URL", "DATASERVICE_DATABASE_URL", "SECRET_KEY"):
+        monkeypatch.delenv(f"TURNOUT_{name}", raising=False)
+    monkeypatch.setenv("TURNOUT_RUN_DIR", str(tmp_path))
+    monkeypatch.setenv("TURNOUT_PASSWORD_HASH_METHOD", FAST_HASH)
+    return tmp_path
+
+
+@pytest.fixture
+def turnout(run_dir, capsys):
+    """Runs `turnout ARGS...`; returns (exit code, stdout, stderr)."""
+
+    def run(*args):
+        try:
+            code = main(list(args))
+        except SystemExit as exc:  # argparse refuses bad usage by exiting
+            code = exc.code
+        out, err = capsys.readouterr()
+        assert "Traceback" not in out + err
+        return code, out, err
+
+    return run
+
+
+def refused(turnout, *args):
+    """The one line on stderr of a command that must fail with exit code 2."""
+    code, out, err = turnout(*args)
+    assert code == 2, (out, err)
+    assert out == ""
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("turnout")
+    return lines[0]
+
+
+def mode_line(out, feature):
+    return next(line for line in out.splitlines() if line.startswith(f"{feature} ")).split()
+
+
+# --- flags ---------------------------------------------------------------------------------
+
+def test_flags_list_on_a_fresh_run_directory(turnout, run_dir):
+    code, out, err = turnout("flags", "list")
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert lines[0].split() == ["feature", "mode", "remote", "side", "data"]
+    assert mode_line(out, "runs") == ["runs", "local", "yes", "own", "database"]
+    assert mode_line(out, "strava")[:2] == ["strava", "local"]
+    assert lines[-1].split() == ["kill", "switch:", "off", "version:", "1"]
+    assert (run_dir / "flags.db").exists()
+
+
+def test_flags_set_then_list(turnout):
+    code, out, err = turnout("flags", "set", "runs", "canary", "--percent", "30")
+    assert (code, err) == (0, "")
+    assert out.startswith("runs -> canary 30%")
+    code, out, _ = turnout("flags", "list")
+    assert code == 0
+    assert mode_line(out, "runs")[:3] == ["runs", "canary", "30%"]
+    assert out.splitlines()[-1].endswith("version: 2")
+
+    assert turnout("flags", "set", "runs", "remote")[0] == 0
+    assert mode_line(turnout("flags", "list")[1], "runs")[:2] == ["runs", "remote"]
+
+
+def test_flags_history(turnout):
+    assert turnout("flags", "history")[1] == "no changes recorded\n"
+    turnout("flags", "set", "runs", "shadow", "--actor", "ada@laptop")
+    turnout("flags", "set", "runs", "canary", "--percent", "12.5", "--actor", "bob@ops")
+    turnout("flags", "kill", "--actor", "oncall")
+    code, out, err = turnout("flags", "history")
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert len(lines) == 3
+    assert lines[0].split()[2:] == ["oncall", "*", "live", "->", "killed"]
+    assert lines[1].split()[2:] == ["bob@ops", "runs", "shadow", "->", "canary", "12.5%"]
+    assert lines[2].split()[2:] == ["ada@laptop", "runs", "local", "->", "shadow"]
+    assert lines[2].split()[0].count("-") == 2  # the date, then the time
+    code, out, _ = turnout("flags", "history", "runs", "--limit", "1")
+    assert out.splitlines()[0].split()[2:] == ["bob@ops", "runs", "shadow", "->", "canary",
+                                                "12.5%"]
+    assert len(out.splitlines()) == 1
+
+
+def test_the_default_actor_is_user_at_host(turnout):
+    turnout("flags", "set", "runs", "shadow")
+    actor = turnout("flags", "history")[1].split()[2]
+    assert "@" in actor
+
+
+def test_flags_kill_and_unkill(turnout):
+    turnout("flags", "set", "runs", "remote")
+    code, out, err = turnout("flags", "kill")
+    assert (code, err) == (0, "")
+    assert out.startswith("kill switch ON")
+    listing = turnout("flags", "list")[1]
+    assert "remote (killed: local)" in listing
+    assert "kill switch: ON - every feature is local" in listing
+
+    code, out, _ = turnout("flags", "unkill")
+    assert code == 0 and out.startswith("kill switch off")
+    listing = turnout("flags", "list")[1]
+    assert mode_line(listing, "runs")[:2] == ["runs", "remote"]
+    assert "killed" not in listing
+    assert listing.splitlines()[-1].split()[:3] == ["kill", "switch:", "off"]
+
+
+# --- bad input: exit code 2, one line, no traceback, nothing written -----------------------
+
+@pytest.mark.parametrize("args, says", [
+    (("flags", "set", "teleport", "remote"), "unknown feature 'teleport'"),
+    (("flags", "set", "runs", "warp"), "unknown mode 'warp'"),
+    (("flags", "set", "runs", "canary", "--percent", "130"), "must be from 0 to 100, got 130"),
+    (("flags", "set", "runs", "canary", "--percent", "-1"), "--percent"),
+    (("flags", "set", "runs", "canary", "--percent", "abc"), "got 'abc'"),
+    (("flags", "set", "runs", "canary", "--percent", "nan"), "--percent"),
+    (("flags", "set", "runs", "canary"), "needs a percentage"),
+    (("flags", "set", "runs", "remote", "--percent", "30"), "only applies to mode 'canary'"),
+    (("flags", "set", "strava", "remote"), "'strava' has no remote implementation"),
+    (("flags", "set", "runs"), "required: mode"),
+    (("flags", "history", "teleport"), "unknown feature 'teleport'"),
+    (("flags", "history", "--limit", "0"), "--limit"),
+    (("flags", "history", "--limit", "lots"), "--limit"),
+    (("flags", "launch"), "invalid choice: 'launch'"),
+    (("flags",), "required: action"),
+    (("data", "verify", "races"), "invalid choice: 'races'"),
+    (("data", "copy", "runs", "--from", "strava"), "invalid choice: 'strava'"),
+    (("teleport",), "invalid choice: 'teleport'"),
+    ((), "required: command"),
+])
+def test_bad_input_is_one_line_and_exit_code_2(turnout, args, says):
+    line = refused(turnout, *args)
+    assert says in line
+    assert turnout("flags", "history")[1] == "no changes recorded\n"  # nothing was written
+
+
+def test_a_percent_refusal_names_the_option(turnout):
+    line = refused(turnout, "flags", "set", "runs", "canary", "--percent", "130")
+    assert "--percent" in line
+
+
+def test_an_unwritable_flags_url(turnout, monkeypatch):
+    monkeypatch.setenv("TURNOUT_FLAGS_URL", "sqlite:////proc/nope/x.db")
+    line = refused(turnout, "flags", "list")
+    assert "/proc/nope" in line
+    line = refused(turnout, "flags", "set", "runs", "remote")
+    assert "/proc/nope" in line
+
+
+def test_a_flags_database_that_cannot_be_opened(turnout, monkeypatch, tmp_path):
+    (tmp_path / "a-directory.db").mkdir()
+    monkeypatch.setenv("TURNOUT_FLAGS_URL", f"sqlite:///{tmp_path / 'a-directory.db'}")
+    line = refused(turnout, "flags", "list")
+    assert line.startswith("turnout: the database could not be used")
+
+
+def test_a_malformed_setting(turnout, monkeypatch):
+    monkeypatch.setenv("TURNOUT_FLAGS_REFRESH", "soon")
+    line = refused(turnout, "flags", "list")
+    assert "TURNOUT_FLAGS_REFRESH" in line and "'soon'" in line
+
+
+# --- data ----------------------------------------------------------------------------------
+
+def test_data_verify_on_empty_databases(turnout, run_dir):
+    code, out, err = turnout("data", "verify", "runs")
+    assert (code, err) == (0, "")
+    assert out.splitlines() == ["users  monolith       0  service       0  same",
+                                "runs   monolith       0  service       0  same"]
+
+
+def test_demo_data_then_copy_then_verify(turnout, run_dir):
+    code, out, err = turnout("demo-data")
+    assert (code, err) == (0, "")
+    assert "demo@runnerly.dev" in out
+    assert turnout("demo-data")[1].splitlines()[1] == "created: nothing (already seeded)"
+
+    code, out, _ = turnout("data", "verify", "runs")
+    assert code == 1
+    assert "DIFFERENT" in out and "only in monolith" in out
+
+    code, out, err = turnout("data", "copy", "runs")
+    assert (code, err) == (0, "")
+    assert out.startswith("copied runs from the monolith: ")
+    assert "DIFFERENT" not in out
+
+    code, out, _ = turnout("data", "verify", "runs")
+    assert code == 0
+    assert [line.split()[-1] for line in out.splitlines()] == ["same", "same"]
+    assert (run_dir / "dataservice.db").exists()
+
+
+def test_verify_fails_again_when_a_side_changes_and_copy_repairs_it(turnout, run_dir):
+    turnout("demo-data")
+    turnout("data", "copy", "runs")
+    engine = make_engine(f"sqlite:///{run_dir / 'dataservice.db'}")
+    with engine.begin() as connection:
+        connection.execute(update(Run.__table__).values(name="edited on the service"))
+    engine.dispose()
+    code, out, _ = turnout("data", "verify", "runs")
+    assert code == 1
+    assert "differ:" in out
+    assert turnout("data", "copy", "runs")[0] == 0
+    assert turnout("data", "verify", "runs")[0] == 0
+
+
+def test_copy_from_the_service(turnout, run_dir):
+    turnout("demo-data")
+    assert turnout("data", "copy", "runs")[0] == 0
+    code, out, _ = turnout("data", "copy", "runs", "--from", "service")
+    assert code == 0
+    assert out.startswith("copied runs from the service: ")
+
+
+def test_copy_from_an_empty_service_is_refused(turnout, run_dir):
+    turnout("demo-data")
+    line = refused(turnout, "data", "copy", "runs", "--from", "service")
+    assert "would delete them all" in line
+    code, out, _ = turnout("data", "verify", "runs")
+    assert code == 1
+    assert out.splitlines()[0].split()[2] == "2"  # the monolith still has both demo users
