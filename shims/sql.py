@@ -8,11 +8,14 @@ own (no psycogreen needed), with a pool sized for the worker's greenlets.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import MetaData, Table, create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.pool import StaticPool
 
 from shims.settings import ConfigError
@@ -36,6 +39,25 @@ def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 20,
     if url.startswith("sqlite"):
         event.listen(engine, "connect", _tune_sqlite)
     return engine
+
+
+def create_tables(metadata: MetaData, engine: Engine, tables: Sequence[Table] | None = None,
+                  *, attempts: int = 5) -> None:
+    """`metadata.create_all`, safe when several workers start on a fresh database at once.
+
+    Each gunicorn worker creates the schema as it boots (no --preload). Two workers can
+    both see a table missing and both create it; the loser gets "table already exists"
+    (SQLite), DuplicateTable or a unique violation (PostgreSQL), and a worker that fails
+    to boot makes gunicorn stop the whole app. The loser tries again and finds it there.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            metadata.create_all(engine, tables=tables)
+            return
+        except (OperationalError, ProgrammingError, IntegrityError):
+            if attempt == attempts:
+                raise
+            time.sleep(0.05 * attempt)
 
 
 def normalise_url(url: str) -> str:

@@ -19,7 +19,7 @@ from shims.metrics import TurnoutMetrics, metrics_blueprint
 from shims.openapi import openapi_document
 from shims.service import install_json_errors, rpc_blueprint
 from shims.settings import load_settings
-from shims.sql import make_engine
+from shims.sql import create_tables, make_engine
 from shims.sync import SYNC
 
 SERVICE = "dataservice"
@@ -52,7 +52,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
                          max_overflow=settings["DB_MAX_OVERFLOW"],
                          pool_timeout=settings["DB_POOL_TIMEOUT"])
     # Only the tables this service owns.
-    Base.metadata.create_all(engine, tables=[User.__table__, Run.__table__])
+    create_tables(Base.metadata, engine, [User.__table__, Run.__table__])
     sessions = sessionmaker(engine, expire_on_commit=False)
     metrics = TurnoutMetrics()
     bindings = [(ACCOUNTS, LocalAccounts(sessions, hash_method=settings["PASSWORD_HASH_METHOD"])),

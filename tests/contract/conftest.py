@@ -49,9 +49,26 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@dataclass
+class RunningService:
+    url: str
+    process: subprocess.Popen
+    log_path: Path
+
+    def log(self) -> str:
+        return f"--- {self.log_path}\n{self.log_path.read_text(errors='replace')[-4000:]}"
+
+    def check_alive(self) -> None:
+        """A gunicorn whose worker failed to boot shuts down whole: say so, not 'refused'."""
+        if self.process.poll() is not None:
+            pytest.fail(f"the data service exited with status {self.process.returncode}\n"
+                        f"{self.log()}")
+
+
 @pytest.fixture(scope="module")
-def dataservice_url(tmp_path_factory) -> Iterator[str]:
-    """The data service under gunicorn (gevent workers) on a free loopback port."""
+def dataservice(tmp_path_factory) -> Iterator[RunningService]:
+    """The data service under gunicorn (gevent workers) on a free loopback port, with a
+    fresh database for each test module."""
     run_dir = tmp_path_factory.mktemp("dataservice")
     log_path = run_dir / "gunicorn.log"
     port = free_port()
@@ -66,15 +83,22 @@ def dataservice_url(tmp_path_factory) -> Iterator[str]:
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log,
                                    stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    service = RunningService(f"http://127.0.0.1:{port}", process, log_path)
     try:
-        problem = _wait_healthy(process, url)
+        problem = _wait_healthy(process, service.url)
         if problem:
-            pytest.fail(f"the data service did not get healthy: {problem}\n"
-                        f"--- {log_path}\n{log_path.read_text(errors='replace')[-4000:]}")
-        yield url
+            pytest.fail(f"the data service did not get healthy: {problem}\n{service.log()}")
+        yield service
+        service.check_alive()  # it must have lived through the module's tests
     finally:
         _stop(process)
+
+
+@pytest.fixture
+def dataservice_url(request) -> str:
+    service = request.getfixturevalue("dataservice")
+    service.check_alive()
+    return service.url
 
 
 def _wait_healthy(process: subprocess.Popen, url: str) -> str | None:
