@@ -179,6 +179,7 @@ class Wire:
 
     transport: Transport
     get: Callable[[str], tuple[int, Any]]  # path -> (status, decoded JSON body)
+    post_bytes: Callable[[str, bytes], tuple[int, Any]]  # a body that need not be JSON
 
     def post(self, path: str, payload: Any) -> Reply:
         return self.transport.post(path, payload)
@@ -194,8 +195,12 @@ def wire(request, tmp_path) -> Iterator[Wire]:
             response = client.get(path)
             return response.status_code, response.get_json(silent=True)
 
+        def post_bytes(path: str, body: bytes) -> tuple[int, Any]:
+            response = client.post(path, data=body, content_type="application/json")
+            return response.status_code, response.get_json(silent=True)
+
         try:
-            yield Wire(WsgiTransport(app), get)
+            yield Wire(WsgiTransport(app), get, post_bytes)
         finally:
             app.extensions["turnout_engine"].dispose()
     else:
@@ -205,7 +210,12 @@ def wire(request, tmp_path) -> Iterator[Wire]:
             response = requests.get(f"{url}{path}", timeout=5)
             return response.status_code, response.json()
 
-        yield Wire(HttpTransport(url), get)
+        def post_bytes(path: str, body: bytes) -> tuple[int, Any]:
+            response = requests.post(f"{url}{path}", data=body, timeout=5,
+                                     headers={"Content-Type": "application/json"})
+            return response.status_code, response.json()
+
+        yield Wire(HttpTransport(url), get, post_bytes)
 
 
 @pytest.fixture
