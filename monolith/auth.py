@@ -22,7 +22,8 @@ from monolith.wiring import features
 from shims.contracts.accounts import UserRecord
 from shims.errors import Forbidden, NotFound, Unauthorized
 
-TOKEN_SALT = "runnerly-api-token"
+# A namespace for signatures, not a key.
+TOKEN_SALT = "runnerly-api-token"  # nosec B105
 
 
 class LoggedInUser(UserMixin):

@@ -19,15 +19,18 @@ __all__ = ["ENV_PREFIX", "ConfigError", "load_config", "read_or_create_secret"]
 DEFAULTS: dict[str, Any] = {
     "RUN_DIR": "run",
     "DATABASE_URL": None,  # None: sqlite file monolith.db in RUN_DIR
-    "SECRET_KEY": None,  # None: read or create RUN_DIR/secret_key (shared by every worker)
+    # None: read or create RUN_DIR/secret_key, shared by every worker (no secret in code)
+    "SECRET_KEY": None,  # nosec B105
     "STRAVA_URL": "http://127.0.0.1:5090",
     "STRAVA_TIMEOUT": 5.0,
     "STRAVA_IMPORT_DAYS": 90,
     "DB_POOL_SIZE": 10,
     "DB_MAX_OVERFLOW": 20,
     "DB_POOL_TIMEOUT": 10.0,
-    "PASSWORD_HASH_METHOD": "scrypt",
-    "API_TOKEN_MAX_AGE": 86400,
+    # A hash algorithm name, not a secret.
+    "PASSWORD_HASH_METHOD": "scrypt",  # nosec B105
+    # A lifetime in seconds.
+    "API_TOKEN_MAX_AGE": 86400,  # nosec B105
     "WTF_CSRF_ENABLED": True,
     "MAX_CONTENT_LENGTH": 1024 * 1024,
     "TESTING": False,

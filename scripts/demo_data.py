@@ -20,10 +20,13 @@ from shims.contracts.runs import RunInput
 from shims.errors import Conflict
 
 DEMO_EMAIL = "demo@runnerly.dev"
-DEMO_PASSWORD = "runnerly-demo"  # nosec B105 - published demo login, not a secret
+# Published demo login, not a secret.
+DEMO_PASSWORD = "runnerly-demo"  # nosec B105
 ADMIN_EMAIL = "admin@runnerly.dev"
-ADMIN_PASSWORD = "runnerly-admin"  # nosec B105 - published demo login, not a secret
-DEMO_STRAVA_TOKEN = "demo-strava-token"  # nosec B105 - the Strava dev server's demo token
+# Published demo login, not a secret.
+ADMIN_PASSWORD = "runnerly-admin"  # nosec B105
+# The Strava dev server's demo token.
+DEMO_STRAVA_TOKEN = "demo-strava-token"  # nosec B105
 
 
 @dataclass(frozen=True)

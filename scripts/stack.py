@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess  # nosec B404 - runs circusd/circusctl from this venv, fixed argv
+# Runs circusd/circusctl from this venv, fixed argv.
+import subprocess  # nosec B404
 import sys
 import time
 from dataclasses import dataclass

@@ -46,7 +46,8 @@ def parse_tokens(raw: str) -> dict[str, str]:
 
 def seed_activities(athlete_id: int, token: str, today: dt.date) -> list[dict[str, Any]]:
     """About one activity every two days over SEED_DAYS, mostly runs, some rides."""
-    rng = random.Random(token)  # nosec B311 - deterministic demo data, not security
+    # Deterministic demo data, not security.
+    rng = random.Random(token)  # nosec B311
     activities = []
     for days_ago in range(SEED_DAYS, 0, -1):
         if rng.random() < 0.5:

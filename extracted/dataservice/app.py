@@ -29,7 +29,8 @@ DEFAULTS: dict[str, Any] = {
     "DB_POOL_SIZE": 10,
     "DB_MAX_OVERFLOW": 20,
     "DB_POOL_TIMEOUT": 10.0,
-    "PASSWORD_HASH_METHOD": "scrypt",
+    # A hash algorithm name, not a secret.
+    "PASSWORD_HASH_METHOD": "scrypt",  # nosec B105
     "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,  # a runner's whole history can travel in one sync
 }
 
