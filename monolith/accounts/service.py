@@ -30,7 +30,7 @@ class LocalAccounts:
         self._sessions = sessions
         self._hash_method = hash_method
 
-    def sign_up(self, request: SignUp, *, is_admin: bool = False) -> UserRecord:
+    def sign_up(self, request: SignUp, is_admin: bool = False) -> UserRecord:
         with self._sessions.begin() as session:
             if session.scalar(select(User.id).where(User.email == request.email)):
                 raise Conflict(f"an account with email {request.email} already exists",

@@ -51,6 +51,11 @@ def test_sign_up_as_admin(side):
     assert side.user(admin=False).is_admin is False
 
 
+def test_sign_up_takes_is_admin_by_position_as_the_contract_declares(side):
+    request = SignUp(email=unique_email(), password=PASSWORD, profile=Profile())
+    assert side.accounts.sign_up(request, True).is_admin is True
+
+
 def test_ids_differ_per_user(side):
     assert len({side.user().id for _ in range(5)}) == 5
 
