@@ -73,6 +73,21 @@ class UpstreamError(ContractError):
     code = "upstream_error"
 
 
+class InvalidToken(TurnoutError):
+    """Service-to-service: no bearer token, or one that is forged, expired or for another
+    audience. Not a contract error: the client fetches a fresh token once and retries."""
+
+    status = 401
+    code = "invalid_token"  # RFC 6750's name
+
+
+class InsufficientScope(TurnoutError):
+    """Service-to-service: a valid token that does not grant this method's scope."""
+
+    status = 403
+    code = "insufficient_scope"  # RFC 6750's name
+
+
 class TransportError(TurnoutError):
     """The remote side could not be reached, timed out, or answered nonsense."""
 

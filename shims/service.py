@@ -25,6 +25,9 @@ from shims.wire import from_wire, to_wire
 log = logging.getLogger("turnout.service")
 
 CallObserver = Callable[[MethodSpec, str, float], None]  # method, outcome, seconds
+# Checks the caller may call this method (shims/auth.py: a bearer token with the method's
+# scope); raises InvalidToken or InsufficientScope.
+Guard = Callable[[MethodSpec], None]
 
 
 def error_response(status: int, code: str, message: str, field: str | None = None) -> Response:
@@ -37,8 +40,9 @@ def error_response(status: int, code: str, message: str, field: str | None = Non
 
 
 def rpc_blueprint(bindings: Iterable[tuple[ContractSpec, Any]],
-                  observe: CallObserver | None = None) -> Blueprint:
-    """One blueprint serving every (contract, implementation) pair given."""
+                  observe: CallObserver | None = None, guard: Guard | None = None) -> Blueprint:
+    """One blueprint serving every (contract, implementation) pair given; `guard` runs
+    before anything is decoded, so an unauthenticated caller learns nothing."""
     table = {(spec.name, method.name): (method, implementation)
              for spec, implementation in bindings for method in spec.methods.values()}
     blueprint = Blueprint("rpc", __name__, url_prefix=RPC_PREFIX)
@@ -53,6 +57,8 @@ def rpc_blueprint(bindings: Iterable[tuple[ContractSpec, Any]],
         started = time.perf_counter()
         outcome = "ok"
         try:
+            if guard is not None:
+                guard(method)
             arguments = decode_arguments(method, request.get_json(force=True, silent=True))
             result = getattr(implementation, method.name)(**arguments)
             return jsonify({"result": to_wire(result)})

@@ -35,6 +35,13 @@ class Transport(Protocol):
     def post(self, path: str, payload: Any, *, headers: dict[str, str] | None = None) -> Reply: ...
 
 
+class TokenSource(Protocol):
+    """Where a transport gets its bearer token (shims/auth.py's ClientCredentials)."""
+
+    def headers(self) -> dict[str, str]: ...
+    def invalidate(self) -> None: ...
+
+
 def pooled_session(pool_size: int) -> requests.Session:
     session = requests.Session()
     # No retries here: the remote client retries reads itself and never retries writes.
@@ -44,14 +51,36 @@ def pooled_session(pool_size: int) -> requests.Session:
     return session
 
 
-class HttpTransport:
+class _BearerTransport:
+    """Adds the bearer token to each call, and on a refused token fetches a new one and
+    tries once more, never more (it expired early, or the dealer rotated its keys)."""
+
+    _tokens: TokenSource | None = None
+
+    def post(self, path: str, payload: Any, *, headers: dict[str, str] | None = None) -> Reply:
+        reply = self._send(path, payload, self._with_token(headers))
+        if self._tokens is not None and _token_refused(reply):
+            self._tokens.invalidate()
+            reply = self._send(path, payload, self._with_token(headers))
+        return reply
+
+    def _with_token(self, headers: dict[str, str] | None) -> dict[str, str]:
+        return {**(headers or {}), **(self._tokens.headers() if self._tokens else {})}
+
+    def _send(self, path: str, payload: Any, headers: dict[str, str]) -> Reply:
+        raise NotImplementedError
+
+
+class HttpTransport(_BearerTransport):
     def __init__(self, base_url: str, *, connect_timeout: float = 1.0, read_timeout: float = 5.0,
-                 pool_size: int = 50, session: requests.Session | None = None):
+                 pool_size: int = 50, session: requests.Session | None = None,
+                 tokens: TokenSource | None = None):
         self.base_url = base_url.rstrip("/")
         self._timeout = (connect_timeout, read_timeout)
         self._session = session or pooled_session(pool_size)
+        self._tokens = tokens
 
-    def post(self, path: str, payload: Any, *, headers: dict[str, str] | None = None) -> Reply:
+    def _send(self, path: str, payload: Any, headers: dict[str, str]) -> Reply:
         url = f"{self.base_url}{path}"
         try:
             response = self._session.post(url, json=payload, headers=headers,
@@ -64,20 +93,27 @@ class HttpTransport:
                      headers=dict(response.headers))
 
 
-class WsgiTransport:
+class WsgiTransport(_BearerTransport):
     """Calls a WSGI app in this process, with no socket: the contract suite's middle ground."""
 
-    def __init__(self, app: Callable, base_url: str = "http://service.local"):
+    def __init__(self, app: Callable, base_url: str = "http://service.local", *,
+                 tokens: TokenSource | None = None):
         from werkzeug.test import Client
 
         self.base_url = base_url
         self._client = Client(app)
+        self._tokens = tokens
 
-    def post(self, path: str, payload: Any, *, headers: dict[str, str] | None = None) -> Reply:
-        response = self._client.post(path, data=json.dumps(payload), headers=headers or {},
+    def _send(self, path: str, payload: Any, headers: dict[str, str]) -> Reply:
+        response = self._client.post(path, data=json.dumps(payload), headers=headers,
                                      content_type="application/json")
         return Reply(status=response.status_code, body=_json(response.get_data(), path),
                      headers=dict(response.headers))
+
+
+def _token_refused(reply: Reply) -> bool:
+    return reply.status == 401 and isinstance(reply.body, dict) \
+        and reply.body.get("error") == "invalid_token"
 
 
 def _json(content: bytes, where: str) -> Any:
