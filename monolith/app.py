@@ -14,8 +14,11 @@ from monolith.config import load_config, read_or_create_secret
 from monolith.db import create_schema, make_engine, make_sessions
 from shims import trace
 from shims.admin import admin_blueprint
+from shims.contracts.accounts import ACCOUNTS
+from shims.contracts.runs import RUNS
 from shims.health import health_blueprint
 from shims.metrics import metrics_blueprint
+from shims.service import rpc_blueprint
 from monolith.wiring import (CONTROL_KEY, EXTENSION_KEY, build_control, build_features,
                              serving_flags)
 
@@ -72,7 +75,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.register_blueprint(blueprint)
     for blueprint in html:
         app.register_blueprint(blueprint)
-    for blueprint in (health_blueprint("monolith", engine, lambda: serving_flags(turnout)),
+    # The data contracts as the monolith routes them, for extracted services that read and
+    # write users and runs (Newman's "aggregate exposing monolith"): whatever the runs flag
+    # says, their calls land where the monolith's own calls would.
+    routed = app.extensions[EXTENSION_KEY]
+    for blueprint in (rpc_blueprint([(ACCOUNTS, routed.accounts), (RUNS, routed.runs)],
+                                    observe=turnout.metrics.observe_served),
+                      health_blueprint("monolith", engine, lambda: serving_flags(turnout)),
                       metrics_blueprint(turnout.metrics),
                       admin_blueprint(turnout.store, turnout.flags, turnout.mismatches,
                                       turnout.breakers, authorize=auth.admin_actor)):

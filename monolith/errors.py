@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 
 
 def wants_json() -> bool:
-    return request.path.startswith(("/api/", "/_turnout/")) or request.path in ("/api", "/healthz")
+    return request.path.startswith(("/api/", "/_turnout/", "/rpc/")) \
+        or request.path in ("/api", "/healthz")
 
 
 def init_app(app: Flask) -> None:
