@@ -34,8 +34,8 @@ from monolith.runs.sync import LocalRunsSync
 from shims.contracts.accounts import RemoteAccounts
 from shims.contracts.runs import RemoteRuns
 from shims.sync import RemoteDataSync
-from shims.transport import HttpTransport, Reply, Transport, WsgiTransport
-from tests.contract.support import FAST_HASH, Side
+from shims.transport import HttpTransport, Reply, Transport, WsgiTransport, pooled_session
+from tests.contract.support import FAST_HASH, RACERS, Side
 
 ROOT = Path(__file__).resolve().parents[2]
 SIDES = ("local", "wsgi", "http")
@@ -170,7 +170,8 @@ def side(request, tmp_path) -> Iterator[Side]:
             app.extensions["turnout_engine"].dispose()
     else:
         url = request.getfixturevalue("dataservice_url")
-        yield _remote("http", HttpTransport(url))
+        with pooled_session(RACERS) as session:  # closed after: gunicorn stops sooner
+            yield _remote("http", HttpTransport(url, session=session))
 
 
 @dataclass
@@ -215,7 +216,8 @@ def wire(request, tmp_path) -> Iterator[Wire]:
                                      headers={"Content-Type": "application/json"})
             return response.status_code, response.json()
 
-        yield Wire(HttpTransport(url), get, post_bytes)
+        with pooled_session(1) as session:
+            yield Wire(HttpTransport(url, session=session), get, post_bytes)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from shims.contracts.runs import RunInput
 
 FAST_HASH = "pbkdf2:sha256:1000"  # real hashing, cheap enough for many sign-ups
 PASSWORD = "correct-horse-9"
+RACERS = 8  # calls a test may have in flight at once
 
 
 @dataclass

@@ -8,9 +8,7 @@ import gevent
 from shims.contracts.accounts import Profile, SignUp
 from shims.contracts.runs import ImportCount
 from shims.errors import Conflict
-from tests.contract.support import PASSWORD, run_input, unique_email
-
-RACERS = 8
+from tests.contract.support import RACERS, PASSWORD, run_input, unique_email
 
 
 def race(calls):
