@@ -1,0 +1,88 @@
+"""The reports service's app factory.
+
+The service serves the `reports` contract with the monolith's own `LocalReports`, given
+the Runs contract over HTTP instead of an in-process implementation. It has no database,
+so its `/healthz` checks no dependency: see `health_blueprint` below.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Blueprint, Flask, jsonify
+
+from monolith.reports.service import LocalReports
+from shims.contracts.reports import REPORTS
+from shims.contracts.runs import RemoteRuns
+from shims.metrics import TurnoutMetrics, metrics_blueprint
+from shims.openapi import openapi_document
+from shims.service import Guard, install_json_errors, rpc_blueprint
+from shims.settings import load_settings
+from shims.transport import HttpTransport, TokenSource, Transport
+
+SERVICE = "reports"
+DEFAULTS: dict[str, Any] = {
+    # Where the Runs contract is answered: the monolith's routed /rpc by default (its runs
+    # flag decides the side); the data service once runs is fully remote.
+    "REPORTS_DATA_URL": "http://127.0.0.1:5000",
+    "REMOTE_CONNECT_TIMEOUT": 0.5,
+    "REMOTE_READ_TIMEOUT": 5.0,
+    "REMOTE_POOL_SIZE": 200,  # connections per worker to the data contracts
+}
+
+
+def load_config(override: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    return load_settings(DEFAULTS, override)
+
+
+def build_data_transport(settings: Mapping[str, Any],
+                         tokens: TokenSource | None = None) -> HttpTransport:
+    """The transport to the Runs contract; `tokens` adds service-to-service bearer tokens."""
+    return HttpTransport(settings["REPORTS_DATA_URL"],
+                         connect_timeout=settings["REMOTE_CONNECT_TIMEOUT"],
+                         read_timeout=settings["REMOTE_READ_TIMEOUT"],
+                         pool_size=settings["REMOTE_POOL_SIZE"], tokens=tokens)
+
+
+def health_blueprint(settings: Mapping[str, Any]) -> Blueprint:
+    """`GET /healthz`: this process answers, with the configuration it would use.
+
+    It deliberately does not call the data contracts: a health check that calls its
+    dependencies cascades (one slow data service turns every service above it "failing",
+    and the supervisor restarts processes that can do nothing about it). A data service
+    that is down shows up as a 503 `unavailable` answer to the call that needed it, in
+    `/metrics`, and in the data service's own `/healthz`.
+    """
+    blueprint = Blueprint("health", __name__)
+
+    @blueprint.get("/healthz")
+    def healthz():
+        return jsonify({"service": SERVICE, "pid": os.getpid(), "status": "ok",
+                        "data_url": settings["REPORTS_DATA_URL"]})
+
+    return blueprint
+
+
+def create_app(config: Mapping[str, Any] | None = None, *, data_transport: Transport | None = None,
+               guard: Guard | None = None) -> Flask:
+    """`data_transport` replaces the HTTP transport to the Runs contract (tests pass a
+    WsgiTransport); `guard` checks each caller's token (shims/auth.py). No I/O happens here."""
+    settings = load_config(config)
+    app = Flask(__name__)
+    app.config.update(settings)
+    transport = data_transport if data_transport is not None else build_data_transport(settings)
+    metrics = TurnoutMetrics()
+    document = openapi_document("Runnerly reports", "1.0", [REPORTS],
+                                "A runner's monthly statistics, computed from runs read through "
+                                'the Runs contract. POST a method\'s arguments as {"args": '
+                                '{...}}, get {"result": ...} or a JSON error.')
+
+    app.register_blueprint(rpc_blueprint([(REPORTS, LocalReports(RemoteRuns(transport)))],
+                                         observe=metrics.observe_served, guard=guard))
+    app.register_blueprint(health_blueprint(settings))
+    app.register_blueprint(metrics_blueprint(metrics))
+    app.add_url_rule("/openapi.json", "openapi", lambda: jsonify(document))
+    install_json_errors(app)
+    return app

@@ -1,0 +1,100 @@
+"""The Strava importer's app factory.
+
+The service serves the `strava` contract with the monolith's own `LocalStravaImport`,
+given the Accounts and Runs contracts over HTTP instead of in-process implementations.
+It has no database, so its `/healthz` checks no dependency: see `health_blueprint` below.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Blueprint, Flask, jsonify
+
+from monolith.strava.client import StravaClient
+from monolith.strava.service import LocalStravaImport
+from shims.contracts.accounts import RemoteAccounts
+from shims.contracts.runs import RemoteRuns
+from shims.contracts.strava import STRAVA
+from shims.metrics import TurnoutMetrics, metrics_blueprint
+from shims.openapi import openapi_document
+from shims.service import Guard, install_json_errors, rpc_blueprint
+from shims.settings import load_settings
+from shims.transport import HttpTransport, TokenSource, Transport, pooled_session
+
+SERVICE = "stravaimport"
+DEFAULTS: dict[str, Any] = {
+    "STRAVA_URL": "http://127.0.0.1:5090",
+    "STRAVA_TIMEOUT": 5.0,
+    "STRAVA_IMPORT_DAYS": 90,
+    # Where the Accounts and Runs contracts are answered: the monolith's routed /rpc by
+    # default (its runs flag decides the side); the data service once runs is fully remote.
+    "STRAVAIMPORT_DATA_URL": "http://127.0.0.1:5000",
+    "REMOTE_CONNECT_TIMEOUT": 0.5,
+    "REMOTE_READ_TIMEOUT": 5.0,
+    "REMOTE_POOL_SIZE": 200,  # connections per worker, to the data contracts and to Strava
+}
+
+
+def load_config(override: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    return load_settings(DEFAULTS, override)
+
+
+def build_data_transport(settings: Mapping[str, Any],
+                         tokens: TokenSource | None = None) -> HttpTransport:
+    """The transport to the data contracts; `tokens` adds service-to-service bearer tokens."""
+    return HttpTransport(settings["STRAVAIMPORT_DATA_URL"],
+                         connect_timeout=settings["REMOTE_CONNECT_TIMEOUT"],
+                         read_timeout=settings["REMOTE_READ_TIMEOUT"],
+                         pool_size=settings["REMOTE_POOL_SIZE"], tokens=tokens)
+
+
+def health_blueprint(settings: Mapping[str, Any]) -> Blueprint:
+    """`GET /healthz`: this process answers, with the configuration it would use.
+
+    It deliberately calls neither Strava nor the data contracts. A health check that calls
+    its dependencies cascades: one slow data service would turn every service above it
+    "failing" at once, and the supervisor would restart healthy processes that can do
+    nothing about it. A dependency that is down shows up where it belongs: as an
+    `upstream_error` (Strava) or `unavailable` (data) answer to the call that needed it,
+    in `/metrics`, and in that dependency's own `/healthz`.
+    """
+    blueprint = Blueprint("health", __name__)
+
+    @blueprint.get("/healthz")
+    def healthz():
+        return jsonify({"service": SERVICE, "pid": os.getpid(), "status": "ok",
+                        "strava_url": settings["STRAVA_URL"],
+                        "data_url": settings["STRAVAIMPORT_DATA_URL"]})
+
+    return blueprint
+
+
+def create_app(config: Mapping[str, Any] | None = None, *, data_transport: Transport | None = None,
+               guard: Guard | None = None) -> Flask:
+    """`data_transport` replaces the HTTP transport to the data contracts (tests pass a
+    WsgiTransport); `guard` checks each caller's token (shims/auth.py). No I/O happens here."""
+    settings = load_config(config)
+    app = Flask(__name__)
+    app.config.update(settings)
+    transport = data_transport if data_transport is not None else build_data_transport(settings)
+    client = StravaClient(settings["STRAVA_URL"], timeout=settings["STRAVA_TIMEOUT"],
+                          session=pooled_session(settings["REMOTE_POOL_SIZE"]))
+    importer = LocalStravaImport(RemoteAccounts(transport), RemoteRuns(transport), client,
+                                 days=settings["STRAVA_IMPORT_DAYS"])
+    metrics = TurnoutMetrics()
+    document = openapi_document("Runnerly Strava importer", "1.0", [STRAVA],
+                                "Imports each linked runner's recent Strava runs, reading users "
+                                "and writing runs through the data contracts. POST a method's "
+                                'arguments as {"args": {...}}, get {"result": ...} or a JSON '
+                                "error (Strava failing is 502 upstream_error).")
+
+    app.register_blueprint(rpc_blueprint([(STRAVA, importer)], observe=metrics.observe_served,
+                                         guard=guard))
+    app.register_blueprint(health_blueprint(settings))
+    app.register_blueprint(metrics_blueprint(metrics))
+    app.add_url_rule("/openapi.json", "openapi", lambda: jsonify(document))
+    install_json_errors(app)
+    return app
