@@ -38,6 +38,13 @@ DEFAULTS: dict[str, Any] = {
     "FLAGS_URL": None,  # None: sqlite file flags.db in RUN_DIR (shared by every process)
     "FLAGS_REFRESH": 0.25,  # seconds between flag version checks in each worker
     "DATASERVICE_URL": "http://127.0.0.1:5010",
+    "STRAVAIMPORT_URL": "http://127.0.0.1:5030",
+    "REPORTS_URL": "http://127.0.0.1:5040",
+    # Service-to-service tokens: with a client secret, every remote call carries a bearer
+    # token from the token dealer; the secret comes from the environment, never the code.
+    "TOKEN_URL": "http://127.0.0.1:5020/oauth/token",
+    "CLIENT_ID": "monolith",
+    "CLIENT_SECRET": None,
     "REMOTE_CONNECT_TIMEOUT": 0.5,
     "REMOTE_READ_TIMEOUT": 5.0,
     "REMOTE_POOL_SIZE": 200,  # connections per service per worker: one per in-flight call

@@ -27,9 +27,10 @@ from monolith.strava.service import LocalStravaImport
 from shims.breaker import CircuitBreaker
 from shims.contracts.accounts import ACCOUNTS, Accounts, RemoteAccounts
 from shims.contracts.races import Races
-from shims.contracts.reports import Reports
+from shims.contract import ContractSpec
+from shims.contracts.reports import REPORTS, RemoteReports, Reports
 from shims.contracts.runs import RUNS, RemoteRuns, Runs
-from shims.contracts.strava import StravaImport
+from shims.contracts.strava import STRAVA, RemoteStravaImport, StravaImport
 from shims.flags.cache import FlagCache
 from shims.flags.model import FeatureInfo
 from shims.flags.store import SqlFlagStore
@@ -44,11 +45,12 @@ EXTENSION_KEY = "runnerly"
 CONTROL_KEY = "turnout"
 
 # Every feature the flags can route. `runs` is the data feature (users and runs),
-# extracted to the data service, which keeps its own database.
+# extracted to the data service, which keeps its own database; the Strava importer and
+# the reports service keep none (they reach users and runs through the data contracts).
 FEATURES = {
     "runs": FeatureInfo("runs", has_remote=True, owns_data=True),
-    "strava": FeatureInfo("strava", has_remote=False),
-    "reports": FeatureInfo("reports", has_remote=False),
+    "strava": FeatureInfo("strava", has_remote=True),  # the Strava importer service
+    "reports": FeatureInfo("reports", has_remote=True),  # the reports service
     "races": FeatureInfo("races", has_remote=False),
 }
 
@@ -96,39 +98,69 @@ def serving_flags(control: Control) -> dict[str, Any]:
 
 def build_features(config: dict[str, Any], sessions: sessionmaker, engine: Engine,
                    control: Control) -> Features:
-    accounts, runs = _data_feature(config, sessions, engine, control)
+    routes = _Routes(config, control)
+    accounts, runs = _data_feature(routes, sessions, engine)
     strava_client = StravaClient(config["STRAVA_URL"], timeout=config["STRAVA_TIMEOUT"],
                                  session=requests.Session())
-    return Features(
-        accounts=accounts,
-        runs=runs,
-        strava=LocalStravaImport(accounts, runs, strava_client, days=config["STRAVA_IMPORT_DAYS"]),
-        reports=LocalReports(runs),
-        races=LocalRaces(sessions),
-    )
+    strava = routes.router("strava", STRAVA, LocalStravaImport(
+        accounts, runs, strava_client, days=config["STRAVA_IMPORT_DAYS"]),
+        RemoteStravaImport(routes.transport("STRAVAIMPORT_URL", "stravaimport")))
+    reports = routes.router("reports", REPORTS, LocalReports(runs),
+                            RemoteReports(routes.transport("REPORTS_URL", "reports")))
+    return Features(accounts=accounts, runs=runs, strava=strava, reports=reports,
+                    races=LocalRaces(sessions))
 
 
-def _data_feature(config: dict[str, Any], sessions: sessionmaker, engine: Engine,
-                  control: Control) -> tuple[Accounts, Runs]:
-    """Users and runs: local code on the monolith's database, or the data service."""
-    feature = FEATURES["runs"]
-    transport = HttpTransport(config["DATASERVICE_URL"],
-                              connect_timeout=config["REMOTE_CONNECT_TIMEOUT"],
-                              read_timeout=config["REMOTE_READ_TIMEOUT"],
-                              pool_size=config["REMOTE_POOL_SIZE"])
-    ignore = frozenset(name.strip() for name in config["SHADOW_IGNORE"].split(",") if name.strip())
-    shadow = ShadowRunner(feature.name, control.metrics, control.mismatches,
-                          timeout=config["SHADOW_TIMEOUT"],
-                          max_in_flight=config["SHADOW_MAX_IN_FLIGHT"], ignore=ignore)
-    shared = {"flags": control.flags, "breaker": control.breakers[feature.name],
-              "metrics": control.metrics, "shadow": shadow, "mirror": RunsMirror()}
-    syncs = {"local_sync": LocalRunsSync(engine), "remote_sync": RemoteDataSync(transport)}
-    accounts = Router(feature, ACCOUNTS, Sides(
-        local=LocalAccounts(sessions, hash_method=config["PASSWORD_HASH_METHOD"]),
-        remote=RemoteAccounts(transport), **syncs), **shared)
-    runs = Router(feature, RUNS, Sides(local=LocalRuns(sessions), remote=RemoteRuns(transport),
-                                       **syncs), **shared)
-    return accounts, runs  # type: ignore[return-value]  # routers implement the contracts
+class _Routes:
+    """Builds the transports and routers of one process, all from the same settings."""
+
+    def __init__(self, config: dict[str, Any], control: Control):
+        self.config = config
+        self.control = control
+
+    def transport(self, url_setting: str, audience: str) -> HttpTransport:
+        c = self.config
+        return HttpTransport(c[url_setting], connect_timeout=c["REMOTE_CONNECT_TIMEOUT"],
+                             read_timeout=c["REMOTE_READ_TIMEOUT"],
+                             pool_size=c["REMOTE_POOL_SIZE"],
+                             tokens=service_tokens(c, audience))
+
+    def router(self, name: str, spec: ContractSpec, local: Any, remote: Any,
+               **data: Any) -> Any:
+        c, feature = self.config, FEATURES[name]
+        ignore = frozenset(f.strip() for f in c["SHADOW_IGNORE"].split(",") if f.strip())
+        shadow = ShadowRunner(name, self.control.metrics, self.control.mismatches,
+                              timeout=c["SHADOW_TIMEOUT"], max_in_flight=c["SHADOW_MAX_IN_FLIGHT"],
+                              ignore=ignore)
+        mirror = data.pop("mirror", None)
+        return Router(feature, spec, Sides(local=local, remote=remote, **data),
+                      flags=self.control.flags, breaker=self.control.breakers[name],
+                      metrics=self.control.metrics, shadow=shadow, mirror=mirror)
+
+
+def _data_feature(routes: _Routes, sessions: sessionmaker,
+                  engine: Engine) -> tuple[Accounts, Runs]:
+    """Users and runs: local code on the monolith's database, or the data service; writes
+    mirrored between the two databases in the dual-write stages."""
+    transport = routes.transport("DATASERVICE_URL", "dataservice")
+    data = {"local_sync": LocalRunsSync(engine), "remote_sync": RemoteDataSync(transport)}
+    accounts = routes.router("runs", ACCOUNTS, LocalAccounts(
+        sessions, hash_method=routes.config["PASSWORD_HASH_METHOD"]), RemoteAccounts(transport),
+        mirror=RunsMirror(), **data)
+    runs = routes.router("runs", RUNS, LocalRuns(sessions), RemoteRuns(transport),
+                         mirror=RunsMirror(), **data)
+    return accounts, runs
+
+
+def service_tokens(config: dict[str, Any], audience: str) -> Any:
+    """Bearer tokens from the token dealer for calls to `audience`, or None when this
+    process has no client secret (tests, or a deployment without the dealer)."""
+    if not config.get("CLIENT_SECRET"):
+        return None
+    from shims.auth import ClientCredentials
+
+    return ClientCredentials(config["TOKEN_URL"], config["CLIENT_ID"], config["CLIENT_SECRET"],
+                             audience=audience, scopes=None)
 
 
 def features() -> Features:

@@ -130,7 +130,7 @@ def test_flags_kill_and_unkill(turnout):
     (("flags", "set", "runs", "canary", "--percent", "nan"), "--percent"),
     (("flags", "set", "runs", "canary"), "needs a percentage"),
     (("flags", "set", "runs", "remote", "--percent", "30"), "only applies to mode 'canary'"),
-    (("flags", "set", "strava", "remote"), "'strava' has no remote implementation"),
+    (("flags", "set", "races", "remote"), "'races' has no remote implementation"),
     (("flags", "set", "runs"), "required: mode"),
     (("flags", "history", "teleport"), "unknown feature 'teleport'"),
     (("flags", "history", "--limit", "0"), "--limit"),
