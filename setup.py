@@ -22,6 +22,8 @@ setup(
         "tenacity>=8.2",
         "prometheus-client>=0.20",
         "psycopg[binary]>=3.2",
+        "PyJWT[crypto]>=2.10,<3",
+        "cryptography>=44",
     ],
     entry_points={"console_scripts": ["turnout = scripts.cli:main"]},
 )
