@@ -1,0 +1,303 @@
+"""The Reports contract: the very same assertions against every side.
+
+- `local`: LocalReports over LocalRuns on a fresh SQLite file.
+- `wsgi-dataservice`: RemoteReports -> the reports app in this process, whose Runs calls go
+  to the data service app in this process (no sockets).
+- `wsgi-monolith`: the same, but the Runs calls go to the monolith's routed `/rpc`, the
+  reports service's default deployment.
+- `http`: RemoteReports -> the reports service under gunicorn, whose Runs calls go to the
+  data service under gunicorn. Both are shared by this module's tests, so each test makes
+  its own runners (unique emails).
+
+These fixtures are this module's own; they share nothing with tests/contract/conftest.py.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from extracted.dataservice.app import create_app as create_dataservice
+from extracted.reports.app import create_app as create_reports
+from monolith import create_app as create_monolith
+from monolith.accounts.service import LocalAccounts
+from monolith.db import create_schema, make_engine, make_sessions
+from monolith.reports.service import LocalReports
+from monolith.runs.service import LocalRuns
+from shims.contracts.accounts import Profile, RemoteAccounts, SignUp, UserRecord
+from shims.contracts.reports import DayDistance, MonthlyReport, RemoteReports
+from shims.contracts.runs import RemoteRuns, RunInput
+from shims.errors import NotFound, ValidationError
+from shims.transport import HttpTransport, WsgiTransport, pooled_session
+
+from support import ROOT, free_port
+
+FAST_HASH = "pbkdf2:sha256:1000"
+PASSWORD = "correct-horse-9"
+SIDES = ("local", "wsgi-dataservice", "wsgi-monolith", "http")
+HEALTHY_WITHIN_S = 20.0
+STOP_WITHIN_S = 10.0
+UNKNOWN_USER = 4_242_424_242
+
+
+@dataclass
+class ReportsSide:
+    name: str
+    accounts: Any
+    runs: Any
+    reports: Any  # the Reports under test
+    cleanups: list[Callable[[], None]] = field(default_factory=list)
+
+    def runner(self) -> UserRecord:
+        """A new runner with an email no other test uses."""
+        return self.accounts.sign_up(SignUp(email=f"reports-{uuid.uuid4().hex[:12]}@example.com",
+                                            password=PASSWORD, profile=Profile()))
+
+    def add(self, user_id: int, start: dt.datetime, distance: float, elapsed: int,
+            heartrate: float | None = None) -> None:
+        self.runs.add_run(user_id, RunInput(name="Run", distance=distance, start_date=start,
+                                            elapsed_time=elapsed, average_heartrate=heartrate))
+
+
+# --- the sides -----------------------------------------------------------------------------
+
+def _local_side(tmp_path: Path) -> ReportsSide:
+    engine = make_engine(f"sqlite:///{tmp_path / 'local.db'}")
+    create_schema(engine)
+    sessions = make_sessions(engine)
+    runs = LocalRuns(sessions)
+    side = ReportsSide("local", LocalAccounts(sessions, hash_method=FAST_HASH), runs,
+                       LocalReports(runs))
+    side.cleanups.append(engine.dispose)
+    return side
+
+
+def _wsgi_side(name: str, data_app) -> ReportsSide:
+    data = WsgiTransport(data_app)
+    app = create_reports(data_transport=data)
+    return ReportsSide(name, RemoteAccounts(data), RemoteRuns(data),
+                       RemoteReports(WsgiTransport(app)))
+
+
+@pytest.fixture(params=SIDES)
+def reports_side(request, tmp_path) -> Iterator[ReportsSide]:
+    """Each test runs once per side, with the very same assertions."""
+    if request.param == "http":
+        services = request.getfixturevalue("http_services")
+        services.check_alive()
+        with pooled_session(2) as session:  # closed after: gunicorn stops sooner
+            data = HttpTransport(services.data_url, session=session)
+            yield ReportsSide("http", RemoteAccounts(data), RemoteRuns(data),
+                              RemoteReports(HttpTransport(services.reports_url,
+                                                          session=session)))
+        services.check_alive()
+        return
+    if request.param == "local":
+        side = _local_side(tmp_path)
+    elif request.param == "wsgi-dataservice":
+        app = create_dataservice({
+            "TESTING": True, "RUN_DIR": str(tmp_path), "PASSWORD_HASH_METHOD": FAST_HASH,
+            "DATASERVICE_DATABASE_URL": f"sqlite:///{tmp_path / 'data.db'}"})
+        side = _wsgi_side(request.param, app)
+        side.cleanups.append(app.extensions["turnout_engine"].dispose)
+    else:
+        app = create_monolith({
+            "TESTING": True, "RUN_DIR": str(tmp_path), "SECRET_KEY": "test-secret",
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'monolith.db'}",
+            "PASSWORD_HASH_METHOD": FAST_HASH, "FLAGS_REFRESH": 0.0})
+        side = _wsgi_side(request.param, app)
+        side.cleanups.append(app.extensions["runnerly_engine"].dispose)
+    try:
+        yield side
+    finally:
+        for cleanup in side.cleanups:
+            cleanup()
+
+
+# --- the processes for the `http` side ------------------------------------------------------
+
+@dataclass
+class Server:
+    name: str
+    url: str
+    process: subprocess.Popen
+    log_path: Path
+
+    def log(self) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return f"--- {self.name}: {self.log_path}\n{text[-3000:]}"
+
+
+@dataclass
+class HttpServices:
+    servers: list[Server]
+    data_url: str
+    reports_url: str
+
+    def check_alive(self) -> None:
+        dead = [server for server in self.servers if server.process.poll() is not None]
+        if dead:
+            pytest.fail("exited: " + ", ".join(f"{s.name} ({s.process.returncode})"
+                                               for s in dead)
+                        + "\n" + "\n".join(s.log() for s in dead))
+
+
+def _ports(count: int) -> list[int]:
+    ports: set[int] = set()
+    while len(ports) < count:
+        ports.add(free_port())
+    return list(ports)
+
+
+def _launch(name: str, target: str, port: int, run_dir: Path, **env: str) -> Server:
+    environ = {key: value for key, value in os.environ.items()
+               if not key.startswith("TURNOUT_") and key != "PROMETHEUS_MULTIPROC_DIR"}
+    environ.update(PYTHONPATH=str(ROOT), **env)
+    log_path = run_dir / f"{name}.log"
+    command = [sys.executable, "-m", "gunicorn", "-k", "gevent", "-w", "1",
+               "--no-control-socket", "--graceful-timeout", "5", "-b", f"127.0.0.1:{port}",
+               target]
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, cwd=ROOT, env=environ, stdout=log,
+                                   stderr=subprocess.STDOUT)
+    return Server(name, f"http://127.0.0.1:{port}", process, log_path)
+
+
+def _wait_healthy(servers: list[Server]) -> None:
+    """Every server's /healthz answers 200 within HEALTHY_WITHIN_S, all together."""
+    deadline = time.monotonic() + HEALTHY_WITHIN_S
+    waiting = list(servers)
+    last: dict[str, str] = {}
+    while waiting and time.monotonic() < deadline:
+        for server in list(waiting):
+            if server.process.poll() is not None:
+                pytest.fail(f"{server.name} exited with status {server.process.returncode}"
+                            f"\n{server.log()}")
+            try:
+                reply = requests.get(f"{server.url}/healthz", timeout=1)
+                if reply.status_code == 200:
+                    waiting.remove(server)
+                    continue
+                last[server.name] = f"/healthz answered {reply.status_code}"
+            except requests.RequestException as exc:
+                last[server.name] = type(exc).__name__
+        time.sleep(0.1)
+    if waiting:
+        pytest.fail(f"not healthy within {HEALTHY_WITHIN_S:g}s: "
+                    + ", ".join(f"{s.name} ({last.get(s.name, 'no answer')})" for s in waiting)
+                    + "\n" + "\n".join(s.log() for s in waiting))
+
+
+def _stop(servers: list[Server]) -> None:
+    """SIGTERM each gunicorn master by its PID, together; SIGKILL any still up after
+    STOP_WITHIN_S."""
+    for server in servers:
+        if server.process.poll() is None:
+            with suppress(ProcessLookupError):
+                os.kill(server.process.pid, signal.SIGTERM)
+    for server in servers:
+        try:
+            server.process.wait(timeout=STOP_WITHIN_S)
+        except subprocess.TimeoutExpired:
+            with suppress(ProcessLookupError):
+                os.kill(server.process.pid, signal.SIGKILL)
+            server.process.wait(timeout=STOP_WITHIN_S)
+
+
+@pytest.fixture(scope="module")
+def http_services(tmp_path_factory) -> Iterator[HttpServices]:
+    """The data service and the reports service under gunicorn, started together, shared by
+    the module."""
+    run_dir = tmp_path_factory.mktemp("reports-http")
+    data_port, reports_port = _ports(2)
+    data = _launch("dataservice", "extracted.dataservice.wsgi:app", data_port, run_dir,
+                   TURNOUT_RUN_DIR=str(run_dir), TURNOUT_PASSWORD_HASH_METHOD=FAST_HASH,
+                   TURNOUT_DATASERVICE_DATABASE_URL=f"sqlite:///{run_dir / 'data.db'}")
+    reports = _launch("reports", "extracted.reports.wsgi:app", reports_port, run_dir,
+                      TURNOUT_REPORTS_DATA_URL=data.url)
+    servers = [reports, data]  # the caller first: it stops before what it calls
+    try:
+        _wait_healthy(servers)
+        yield HttpServices(servers, data.url, reports.url)
+    finally:
+        _stop(servers)
+
+
+# --- the contract ----------------------------------------------------------------------------
+
+def _zeros(days: int, **distances: float) -> tuple[DayDistance, ...]:
+    return tuple(DayDistance(day=day, distance=distances.get(f"d{day}", 0.0))
+                 for day in range(1, days + 1))
+
+
+def test_a_month_with_runs(reports_side):
+    runner = reports_side.runner()
+    add = reports_side.add
+    add(runner.id, dt.datetime(2026, 5, 1, 7), 5000.0, 1500, 150.0)
+    add(runner.id, dt.datetime(2026, 5, 1, 18), 3000.0, 1000)  # no heart rate
+    add(runner.id, dt.datetime(2026, 5, 15, 7), 10000.0, 3000, 160.0)
+    add(runner.id, dt.datetime(2026, 5, 31, 23, 30), 2000.0, 600, 170.0)
+    add(runner.id, dt.datetime(2026, 4, 30, 23, 59), 9000.0, 2700, 140.0)  # the month before
+    add(runner.id, dt.datetime(2026, 6, 1, 0, 0), 9000.0, 2700, 140.0)  # the month after
+
+    report = reports_side.reports.monthly_report(runner.id, 2026, 5)
+
+    assert report == MonthlyReport(
+        user_id=runner.id, year=2026, month=5, run_count=4, total_distance=20000.0,
+        longest_distance=10000.0, total_time=6100,
+        average_pace=305.0,  # 6100 s over 20 km
+        # weighted by time, over the runs that have a heart rate: 807000 / 5100
+        average_heartrate=158.2,
+        per_day=_zeros(31, d1=8000.0, d15=10000.0, d31=2000.0))
+
+
+def test_a_month_without_runs(reports_side):
+    runner = reports_side.runner()
+    reports_side.add(runner.id, dt.datetime(2026, 5, 10, 7), 5000.0, 1500, 150.0)
+
+    assert reports_side.reports.monthly_report(runner.id, 2026, 6) == MonthlyReport(
+        user_id=runner.id, year=2026, month=6, run_count=0, total_distance=0.0,
+        longest_distance=0.0, total_time=0, average_pace=None, average_heartrate=None,
+        per_day=_zeros(30))
+
+
+def test_a_leap_february_has_29_days_and_another_runners_runs_do_not_count(reports_side):
+    runner, other = reports_side.runner(), reports_side.runner()
+    reports_side.add(other.id, dt.datetime(2028, 2, 29, 7), 5000.0, 1500, 150.0)
+    reports_side.add(runner.id, dt.datetime(2028, 2, 29, 8), 4200.0, 1260)
+
+    report = reports_side.reports.monthly_report(runner.id, 2028, 2)
+
+    assert (report.run_count, report.total_distance, report.average_heartrate) == (1, 4200.0,
+                                                                                    None)
+    assert report.average_pace == 300.0
+    assert report.per_day == _zeros(29, d29=4200.0)
+
+
+@pytest.mark.parametrize("month", [13, 0])
+def test_a_month_out_of_range_is_invalid_naming_month(reports_side, month):
+    runner = reports_side.runner()
+    with pytest.raises(ValidationError) as caught:
+        reports_side.reports.monthly_report(runner.id, 2026, month)
+    assert caught.value.field == "month"
+    assert (caught.value.status, caught.value.code) == (400, "invalid")
+
+
+def test_an_unknown_runner_is_not_found(reports_side):
+    with pytest.raises(NotFound) as caught:
+        reports_side.reports.monthly_report(UNKNOWN_USER, 2026, 5)
+    assert str(UNKNOWN_USER) in caught.value.message
+    assert (caught.value.status, caught.value.code) == (404, "not_found")
