@@ -32,6 +32,12 @@ def to_wire(value: Any) -> Any:
     return value
 
 
+def checked(annotation: Any, value: Any, path: str) -> Any:
+    """`value` exactly as a service would receive it: an input built in code rather than by
+    `parse` is normalised and refused the same way on the local side as on the remote one."""
+    return from_wire(annotation, to_wire(value), path)
+
+
 def from_wire(annotation: Any, value: Any, path: str = "value") -> Any:
     if annotation is Any:
         return value

@@ -11,6 +11,7 @@ from monolith.models import User
 from shims.contracts import possible_id
 from shims.contracts.accounts import PROFILE_FIELDS, Profile, SignUp, StravaLink, UserRecord
 from shims.errors import Conflict, NotFound, Unauthorized, ValidationError
+from shims.wire import checked
 
 # Checked when the email is unknown, so a wrong email costs as long as a wrong password
 # (no account enumeration by timing).
@@ -31,6 +32,7 @@ class LocalAccounts:
         self._hash_method = hash_method
 
     def sign_up(self, request: SignUp, is_admin: bool = False) -> UserRecord:
+        request = checked(SignUp, request, "request")
         with self._sessions.begin() as session:
             if session.scalar(select(User.id).where(User.email == request.email)):
                 raise Conflict(f"an account with email {request.email} already exists",
@@ -64,6 +66,7 @@ class LocalAccounts:
             return [user_record(u) for u in session.scalars(select(User).order_by(User.id))]
 
     def update_profile(self, user_id: int, profile: Profile) -> UserRecord:
+        profile = checked(Profile, profile, "profile")
         with self._sessions.begin() as session:
             user = _load(session, user_id)
             for name, value in _profile_columns(profile).items():

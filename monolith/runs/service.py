@@ -13,6 +13,7 @@ from shims import fields
 from shims.contracts import possible_id
 from shims.contracts.runs import ImportCount, RunInput, RunRecord
 from shims.errors import NotFound
+from shims.wire import checked
 
 
 def run_record(run: Run) -> RunRecord:
@@ -46,6 +47,7 @@ class LocalRuns:
             return run_record(_owned_run(session, user_id, run_id))
 
     def add_run(self, user_id: int, run: RunInput) -> RunRecord:
+        run = checked(RunInput, run, "run")
         with self._sessions.begin() as session:
             _require_user(session, user_id)
             row = Run(user_id=user_id, **_columns(run))
@@ -54,6 +56,7 @@ class LocalRuns:
             return run_record(row)
 
     def update_run(self, user_id: int, run_id: int, run: RunInput) -> RunRecord:
+        run = checked(RunInput, run, "run")
         with self._sessions.begin() as session:
             row = _owned_run(session, user_id, run_id)
             columns = _columns(run)
@@ -68,6 +71,7 @@ class LocalRuns:
 
     def import_runs(self, user_id: int, runs: list[RunInput]) -> ImportCount:
         """Add runs not seen before, de-duplicated by Strava id, in one transaction."""
+        runs = checked(list[RunInput], runs, "runs")
         try:
             return self._import_once(user_id, runs)
         except IntegrityError:

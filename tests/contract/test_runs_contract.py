@@ -259,3 +259,37 @@ def test_run_records_are_frozen(side):
     record = side.runs.add_run(user.id, run_input())
     with pytest.raises(dataclasses.FrozenInstanceError):
         record.name = "changed"  # type: ignore[misc]
+
+
+def test_a_run_built_in_code_is_normalised_alike(side):
+    """Not only `parse` output: a RunInput built by hand is taken as the wire takes it."""
+    user = side.user()
+    two_hours_east = dt.timezone(dt.timedelta(hours=2))
+    record = side.runs.add_run(user.id, run_input(
+        name="  Sunrise  ", start_date=dt.datetime(2026, 5, 1, 1, 30, tzinfo=two_hours_east)))
+    assert record.name == "Sunrise"
+    assert record.start_date == dt.datetime(2026, 4, 30, 23, 30)  # UTC, naive
+    assert side.runs.list_runs(user.id, 2026, 4) == [record]
+
+
+@pytest.mark.parametrize(("changes", "field"), [
+    ({"distance": -1.0}, "distance"),
+    ({"elapsed_time": 0}, "elapsed_time"),
+    ({"name": "   "}, "name"),
+    ({"average_heartrate": 999.0}, "average_heartrate"),
+    ({"start_date": dt.datetime(1900, 1, 1)}, "start_date"),
+    ({"strava_id": 0}, "strava_id"),
+])
+def test_a_bad_run_built_in_code_is_refused_alike(side, changes, field):
+    user = side.user()
+    record = side.runs.add_run(user.id, run_input(9))
+    with pytest.raises(ValidationError) as added:
+        side.runs.add_run(user.id, run_input(**changes))
+    assert added.value.field == f"run.{field}"
+    with pytest.raises(ValidationError) as updated:
+        side.runs.update_run(user.id, record.id, run_input(**changes))
+    assert updated.value.field == f"run.{field}"
+    with pytest.raises(ValidationError) as imported:
+        side.runs.import_runs(user.id, [run_input(2, strava_id=1), run_input(**changes)])
+    assert imported.value.field == f"runs[1].{field}"
+    assert side.runs.list_runs(user.id, 2026, 5) == [record]  # nothing changed or imported
