@@ -18,6 +18,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from shims.contract import ContractSpec, MethodSpec
 from shims.errors import CONTRACT_ERRORS, TransportError, ValidationError
+from shims.http_cache import ReadCache
 from shims.transport import Reply, Transport
 from shims.wire import from_wire, to_wire
 
@@ -31,10 +32,12 @@ def rpc_path(method: MethodSpec) -> str:
 class RemoteClient:
     spec: ClassVar[ContractSpec]
 
-    def __init__(self, transport: Transport, *, read_attempts: int = 2, retry_wait: float = 0.05):
+    def __init__(self, transport: Transport, *, read_attempts: int = 2, retry_wait: float = 0.05,
+                 read_cache_size: int = 512):
         self._transport = transport
         self._read_attempts = read_attempts
         self._retry_wait = retry_wait
+        self._cache = ReadCache(read_cache_size)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -50,8 +53,23 @@ class RemoteClient:
                             retry=retry_if_exception_type(TransportError))
         for attempt in retrying:
             with attempt:
-                return self._decode(method, self._transport.post(rpc_path(method), payload))
+                return self._conditional_read(method, payload)
         raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
+
+    def _conditional_read(self, method: MethodSpec, payload: dict[str, Any]) -> Any:
+        """A read that sends the ETag of the answer we hold; a 304 means it is still true."""
+        path = rpc_path(method)
+        key = ReadCache.key(path, payload)
+        held = self._cache.etag(key)
+        reply = self._transport.post(path, payload,
+                                     headers={"If-None-Match": held} if held else None)
+        if reply.status == 304 and held is not None:
+            return self._cache.get(key)
+        result = self._decode(method, reply)
+        etag = reply.headers.get("ETag")
+        if etag:
+            self._cache.put(key, etag, result)
+        return result
 
     def _decode(self, method: MethodSpec, reply: Reply) -> Any:
         body = reply.body if isinstance(reply.body, dict) else {}

@@ -9,6 +9,7 @@ logged and answered 500 without a traceback.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -19,6 +20,7 @@ from werkzeug.exceptions import HTTPException
 
 from shims.contract import ContractSpec, MethodSpec
 from shims.errors import TurnoutError, ValidationError
+from shims.http_cache import GZIP_MIN_BYTES, compress, etag_of, inflate
 from shims.remote import RPC_PREFIX
 from shims.wire import from_wire, to_wire
 
@@ -59,9 +61,9 @@ def rpc_blueprint(bindings: Iterable[tuple[ContractSpec, Any]],
         try:
             if guard is not None:
                 guard(method)
-            arguments = decode_arguments(method, request.get_json(force=True, silent=True))
+            arguments = decode_arguments(method, _request_json())
             result = getattr(implementation, method.name)(**arguments)
-            return jsonify({"result": to_wire(result)})
+            return _answer(method, {"result": to_wire(result)})
         except TurnoutError as error:
             outcome = error.code
             return error_response(error.status, error.code, error.message, error.field)
@@ -73,6 +75,33 @@ def rpc_blueprint(bindings: Iterable[tuple[ContractSpec, Any]],
                 observe(method, outcome, time.perf_counter() - started)
 
     return blueprint
+
+
+def _request_json() -> Any:
+    body = request.get_data(cache=False)
+    if request.headers.get("Content-Encoding", "").lower() == "gzip":
+        body = inflate(body)
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None  # refused by decode_arguments with a message saying what to send
+
+
+def _answer(method: MethodSpec, payload: dict[str, Any]) -> Response:
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    status, headers = 200, {"Content-Type": "application/json"}
+    etag = etag_of(body) if method.is_read else None
+    if etag and request.if_none_match.contains(etag):
+        response = Response(status=304)
+        response.set_etag(etag)
+        return response
+    if len(body) >= GZIP_MIN_BYTES and "gzip" in request.accept_encodings:
+        body = compress(body)
+        headers.update({"Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
+    response = Response(body, status=status, headers=headers)
+    if etag:
+        response.set_etag(etag)
+    return response
 
 
 def decode_arguments(method: MethodSpec, body: Any) -> dict[str, Any]:

@@ -1,0 +1,78 @@
+"""Conditional reads and compressed bodies between services.
+
+- ETag / If-None-Match: a service tags every read's answer with a hash of its body
+  and answers 304 with no body when the caller already holds that version. The
+  client keeps the last answer of each (method, arguments) in a bounded LRU, so an
+  unchanged read (`accounts.get_user` runs on every API request) crosses the wire
+  as headers only and is not decoded again.
+- gzip: answers over `GZIP_MIN_BYTES` go compressed when the caller accepts it
+  (requests always does, and inflates transparently); request bodies over the
+  same size go compressed too, and the service inflates them with a size limit so a
+  small "zip bomb" cannot eat its memory.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import zlib
+from collections import OrderedDict
+from typing import Any
+
+from shims.errors import ValidationError
+
+GZIP_MIN_BYTES = 1024
+MAX_INFLATED_BYTES = 32 * 1024 * 1024
+
+
+def etag_of(body: bytes) -> str:
+    """The entity tag, unquoted (Werkzeug quotes it in the header and parses it back)."""
+    return hashlib.blake2b(body, digest_size=12).hexdigest()
+
+
+def compress(body: bytes) -> bytes:
+    return gzip.compress(body, compresslevel=5)
+
+
+def inflate(body: bytes, limit: int = MAX_INFLATED_BYTES) -> bytes:
+    """A gzip body, refused (not exploded) when it inflates past `limit` bytes."""
+    decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        inflated = decompressor.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise ValidationError("the request body says gzip but is not gzip") from exc
+    if len(inflated) > limit or decompressor.unconsumed_tail:
+        raise ValidationError(f"the request body inflates past {limit} bytes")
+    return inflated
+
+
+class ReadCache:
+    """The last answer of each read the client made, by method and arguments (LRU)."""
+
+    def __init__(self, size: int = 512):
+        self._size = size
+        self._entries: OrderedDict[str, tuple[str, Any]] = OrderedDict()
+
+    @staticmethod
+    def key(path: str, payload: Any) -> str:
+        return path + "\n" + json.dumps(payload, sort_keys=True, separators=(",", ":"))
+
+    def etag(self, key: str) -> str | None:
+        entry = self._entries.get(key)
+        return entry[0] if entry else None
+
+    def get(self, key: str) -> Any:
+        value = self._entries[key][1]
+        self._entries.move_to_end(key)
+        # Records are frozen; a list is copied so no caller can change the cached one.
+        return list(value) if isinstance(value, list) else value
+
+    def put(self, key: str, etag: str, value: Any) -> None:
+        self._entries[key] = (etag, value)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)

@@ -1,0 +1,134 @@
+"""Conditional reads (ETag / If-None-Match) and gzip between services."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from typing import Protocol
+
+import pytest
+from flask import Flask
+
+from shims.contract import describe, read, write
+from shims.errors import ValidationError
+from shims.http_cache import MAX_INFLATED_BYTES, ReadCache, inflate
+from shims.remote import RemoteClient
+from shims.service import install_json_errors, rpc_blueprint
+from shims.transport import HttpTransport, WsgiTransport
+
+
+class Notes(Protocol):
+    @read
+    def note(self, user_id: int) -> str: ...
+
+    @write
+    def save(self, user_id: int, text: str) -> str: ...
+
+
+NOTES = describe(Notes, "notes")
+
+
+class RemoteNotes(RemoteClient):
+    spec = NOTES
+
+
+class LocalNotes:
+    def __init__(self):
+        self.texts: dict[int, str] = {}
+        self.reads = 0
+
+    def note(self, user_id: int) -> str:
+        self.reads += 1
+        return self.texts.get(user_id, "")
+
+    def save(self, user_id: int, text: str) -> str:
+        self.texts[user_id] = text
+        return text
+
+
+@pytest.fixture
+def notes():
+    return LocalNotes()
+
+
+@pytest.fixture
+def service(notes):
+    app = Flask(__name__)
+    app.register_blueprint(rpc_blueprint([(NOTES, notes)]))
+    install_json_errors(app)
+    return app
+
+
+def test_a_read_is_tagged_and_an_unchanged_answer_is_a_304_without_body(service, notes):
+    client = service.test_client()
+    first = client.post("/rpc/notes/note", json={"args": {"user_id": 1}})
+    etag = first.headers["ETag"]
+    again = client.post("/rpc/notes/note", json={"args": {"user_id": 1}},
+                        headers={"If-None-Match": etag})
+    assert (again.status_code, again.data) == (304, b"")
+    notes.save(1, "changed")
+    changed = client.post("/rpc/notes/note", json={"args": {"user_id": 1}},
+                          headers={"If-None-Match": etag})
+    assert changed.status_code == 200 and changed.json == {"result": "changed"}
+
+
+def test_writes_are_never_tagged(service):
+    response = service.test_client().post("/rpc/notes/save",
+                                          json={"args": {"user_id": 1, "text": "x"}})
+    assert "ETag" not in response.headers
+
+
+def test_the_client_reuses_its_answer_on_304_and_sees_changes(service, notes):
+    remote = RemoteNotes(WsgiTransport(service))
+    notes.save(1, "hello")
+    assert remote.note(1) == "hello"
+    assert remote.note(1) == "hello"  # a 304: the service answered without a body
+    remote.save(1, "bye")
+    assert remote.note(1) == "bye"
+    assert notes.reads == 3
+
+
+def test_large_answers_are_gzipped_for_callers_that_accept_it(service, notes):
+    notes.save(1, "x" * 5000)
+    response = service.test_client().post("/rpc/notes/note", json={"args": {"user_id": 1}},
+                                          headers={"Accept-Encoding": "gzip"})
+    assert response.headers["Content-Encoding"] == "gzip"
+    assert json.loads(gzip.decompress(response.data)) == {"result": "x" * 5000}
+
+
+def test_gzipped_request_bodies_are_inflated(service, notes):
+    body = gzip.compress(json.dumps({"args": {"user_id": 2, "text": "y" * 3000}}).encode())
+    response = service.test_client().post("/rpc/notes/save", data=body, headers={
+        "Content-Encoding": "gzip", "Content-Type": "application/json"})
+    assert response.status_code == 200 and notes.texts[2] == "y" * 3000
+
+
+def test_a_gzip_bomb_or_fake_gzip_is_refused():
+    with pytest.raises(ValidationError, match="inflates past"):
+        inflate(gzip.compress(b"0" * (MAX_INFLATED_BYTES + 10)))
+    with pytest.raises(ValidationError, match="not gzip"):
+        inflate(b"plain text")
+
+
+def test_http_transport_gzips_large_bodies_and_sends_if_none_match(requests_mock):
+    requests_mock.post("http://notes.test/rpc/notes/save", json={"result": "ok"})
+    requests_mock.post("http://notes.test/rpc/notes/note",
+                       [{"json": {"result": "cached"}, "headers": {"ETag": '"v1"'}},
+                        {"status_code": 304, "headers": {"ETag": '"v1"'}}])
+    remote = RemoteNotes(HttpTransport("http://notes.test"))
+    remote.save(1, "z" * 4000)
+    sent = requests_mock.request_history[0]
+    assert sent.headers["Content-Encoding"] == "gzip"
+    assert json.loads(gzip.decompress(sent.body))["args"]["text"] == "z" * 4000
+    assert remote.note(1) == "cached"
+    assert remote.note(1) == "cached"
+    assert requests_mock.request_history[-1].headers["If-None-Match"] == '"v1"'
+
+
+def test_the_read_cache_is_bounded_and_hands_out_copies():
+    cache = ReadCache(size=2)
+    for number in range(5):
+        cache.put(str(number), f'"{number}"', [number])
+    assert len(cache) == 2 and cache.etag("0") is None
+    cache.get("4").append("mutated")
+    assert cache.get("4") == [4]
