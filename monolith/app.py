@@ -14,6 +14,7 @@ from monolith.config import load_config, read_or_create_secret
 from monolith.db import create_schema, make_engine, make_sessions
 from shims import trace
 from shims.admin import admin_blueprint
+from shims.auth import verifying_guard
 from shims.contracts.accounts import ACCOUNTS
 from shims.contracts.runs import RUNS
 from shims.health import health_blueprint
@@ -80,7 +81,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     # says, their calls land where the monolith's own calls would.
     routed = app.extensions[EXTENSION_KEY]
     for blueprint in (rpc_blueprint([(ACCOUNTS, routed.accounts), (RUNS, routed.runs)],
-                                    observe=turnout.metrics.observe_served),
+                                    observe=turnout.metrics.observe_served,
+                                    guard=verifying_guard(settings, "monolith")),
                       health_blueprint("monolith", engine, lambda: serving_flags(turnout)),
                       metrics_blueprint(turnout.metrics),
                       admin_blueprint(turnout.store, turnout.flags, turnout.mismatches,

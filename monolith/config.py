@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from shims.auth import AUTH_DEFAULTS
 from shims.settings import ENV_PREFIX, ConfigError, load_settings
 
 __all__ = ["ENV_PREFIX", "ConfigError", "load_config", "read_or_create_secret"]
@@ -42,9 +43,8 @@ DEFAULTS: dict[str, Any] = {
     "REPORTS_URL": "http://127.0.0.1:5040",
     # Service-to-service tokens: with a client secret, every remote call carries a bearer
     # token from the token dealer; the secret comes from the environment, never the code.
-    "TOKEN_URL": "http://127.0.0.1:5020/oauth/token",
+    **AUTH_DEFAULTS,
     "CLIENT_ID": "monolith",
-    "CLIENT_SECRET": None,
     "REMOTE_CONNECT_TIMEOUT": 0.5,
     "REMOTE_READ_TIMEOUT": 5.0,
     "REMOTE_POOL_SIZE": 200,  # connections per service per worker: one per in-flight call

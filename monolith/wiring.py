@@ -24,6 +24,7 @@ from monolith.runs.service import LocalRuns
 from monolith.runs.sync import LocalRunsSync, RunsMirror
 from monolith.strava.client import StravaClient
 from monolith.strava.service import LocalStravaImport
+from shims.auth import client_tokens
 from shims.breaker import CircuitBreaker
 from shims.contracts.accounts import ACCOUNTS, Accounts, RemoteAccounts
 from shims.contracts.races import Races
@@ -123,7 +124,7 @@ class _Routes:
         return HttpTransport(c[url_setting], connect_timeout=c["REMOTE_CONNECT_TIMEOUT"],
                              read_timeout=c["REMOTE_READ_TIMEOUT"],
                              pool_size=c["REMOTE_POOL_SIZE"],
-                             tokens=service_tokens(c, audience))
+                             tokens=client_tokens(c, audience))
 
     def router(self, name: str, spec: ContractSpec, local: Any, remote: Any,
                **data: Any) -> Any:
@@ -150,17 +151,6 @@ def _data_feature(routes: _Routes, sessions: sessionmaker,
     runs = routes.router("runs", RUNS, LocalRuns(sessions), RemoteRuns(transport),
                          mirror=RunsMirror(), **data)
     return accounts, runs
-
-
-def service_tokens(config: dict[str, Any], audience: str) -> Any:
-    """Bearer tokens from the token dealer for calls to `audience`, or None when this
-    process has no client secret (tests, or a deployment without the dealer)."""
-    if not config.get("CLIENT_SECRET"):
-        return None
-    from shims.auth import ClientCredentials
-
-    return ClientCredentials(config["TOKEN_URL"], config["CLIENT_ID"], config["CLIENT_SECRET"],
-                             audience=audience, scopes=None)
 
 
 def features() -> Features:

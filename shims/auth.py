@@ -18,7 +18,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -352,3 +352,30 @@ def parse_jwks(content: bytes, where: str) -> dict[str, Any]:
         except (PyJWKError, PyJWTError, ValueError, TypeError) as exc:
             log.warning("ignoring unusable key %r in the JWKS at %s: %s", kid, where, exc)
     return keys
+
+
+# Settings every Turnout app shares for service-to-service tokens. A service verifies
+# callers against the dealer's JWKS; a caller with a client secret fetches tokens. The
+# secret comes from the environment (TURNOUT_CLIENT_SECRET), never from code.
+AUTH_DEFAULTS: dict[str, Any] = {
+    "TOKEN_JWKS_URL": "http://127.0.0.1:5020/.well-known/jwks.json",  # or a JWKS file path
+    "TOKEN_ISSUER": "turnout-tokendealer",
+    "TOKEN_URL": "http://127.0.0.1:5020/oauth/token",
+    "CLIENT_ID": None,
+    "CLIENT_SECRET": None,
+}
+
+
+def verifying_guard(settings: Mapping[str, Any], audience: str) -> Callable[[MethodSpec], None]:
+    """The guard a service puts on its contract endpoints: only tokens for `audience`."""
+    return TokenVerifier(settings["TOKEN_JWKS_URL"], settings["TOKEN_ISSUER"],
+                         audience=audience).guard
+
+
+def client_tokens(settings: Mapping[str, Any], audience: str) -> ClientCredentials | None:
+    """Tokens for calls to `audience`, or None when this process has no client secret:
+    its calls then go without a token and a guarded service refuses them (401)."""
+    if not settings.get("CLIENT_SECRET"):
+        return None
+    return ClientCredentials(settings["TOKEN_URL"], settings["CLIENT_ID"],
+                             settings["CLIENT_SECRET"], audience=audience)

@@ -14,7 +14,28 @@ from monolith import create_app  # noqa: E402
 from monolith.wiring import features  # noqa: E402
 from shims.contracts.accounts import Profile, SignUp  # noqa: E402
 
-from support import FAST_HASH, PASSWORD, basic_auth  # noqa: E402
+from support import (FAST_HASH, PASSWORD, SessionTokens, basic_auth,  # noqa: E402
+                     write_session_jwks)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_jwks(tmp_path_factory):
+    """Every service started by the tests (in this process or as a subprocess, which
+    inherits the environment) verifies tokens against this session's key."""
+    path = write_session_jwks(tmp_path_factory.mktemp("jwks"))
+    previous = os.environ.get("TURNOUT_TOKEN_JWKS_URL")
+    os.environ["TURNOUT_TOKEN_JWKS_URL"] = str(path)
+    yield path
+    if previous is None:
+        os.environ.pop("TURNOUT_TOKEN_JWKS_URL", None)
+    else:
+        os.environ["TURNOUT_TOKEN_JWKS_URL"] = previous
+
+
+@pytest.fixture(scope="session")
+def service_tokens():
+    """Tokens for test clients of guarded services."""
+    return SessionTokens()
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from dataclasses import dataclass
 import socket
 from contextlib import closing
 from pathlib import Path
@@ -80,3 +81,69 @@ def mint_token(key=None, kid: str = "a", *, issuer: str = TOKEN_ISSUER,
         claims.pop(name, None)
     return jwt.encode(claims, key if key is not None else rsa_private_key(kid),
                       algorithm="RS256", headers={"kid": kid})
+
+
+# --- One signing key for the whole test session: every service the tests start verifies
+# against its JWKS file (TURNOUT_TOKEN_JWKS_URL, set by tests/conftest.py), and every test
+# client carries a token for every audience and scope. Tests of the dealer itself and of
+# refusals mint their own tokens above.
+
+ALL_AUDIENCES = ["dataservice", "stravaimport", "reports", "monolith"]
+ALL_SCOPES = " ".join(f"{contract}:{kind}" for contract in
+                      ("accounts", "runs", "sync", "strava", "reports")
+                      for kind in ("read", "write"))
+SESSION_KID = "test-session"
+
+
+class SessionTokens:
+    """A TokenSource (shims/transport.py) with one long-lived, all-powerful test token."""
+
+    def __init__(self) -> None:
+        import time
+
+        self._token = mint_token(kid=SESSION_KID, audience=ALL_AUDIENCES, scope=ALL_SCOPES,
+                                 subject="tests", now=time.time(), lifetime=86_400)
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._token}"}
+
+    def invalidate(self) -> None:
+        pass  # the test token does not expire within a test run
+
+
+def write_session_jwks(directory: Path) -> Path:
+    return write_jwks(directory / "jwks.json", {SESSION_KID: rsa_private_key(SESSION_KID)})
+
+
+@dataclass(frozen=True)
+class DealerSetup:
+    """Files for a token dealer run by a test, and what its clients need."""
+
+    dealer_env: dict[str, str]
+    jwks_path: Path  # verifies the dealer's tokens and the session's test tokens
+    secrets: dict[str, str]
+
+    def client_env(self, client_id: str, dealer_url: str) -> dict[str, str]:
+        return {"TURNOUT_TOKEN_URL": f"{dealer_url}/oauth/token",
+                "TURNOUT_CLIENT_ID": client_id, "TURNOUT_CLIENT_SECRET": self.secrets[client_id],
+                "TURNOUT_TOKEN_JWKS_URL": str(self.jwks_path)}
+
+
+def dealer_setup(directory: Path) -> DealerSetup:
+    """A keys directory and clients file for `extracted.tokendealer` (every client may call
+    every audience with every scope), and a JWKS file that also holds the session key."""
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    from extracted.tokendealer.clients import write_clients_file
+    from extracted.tokendealer.keys import ensure_key
+
+    keys_dir, clients = directory / "keys", directory / "clients.json"
+    kid = ensure_key(keys_dir)
+    dealer_key = load_pem_private_key((keys_dir / f"{kid}.pem").read_bytes(), password=None)
+    grants = {audience: ALL_SCOPES.split() for audience in ALL_AUDIENCES}
+    secrets = write_clients_file(clients, {client: grants for client in ALL_AUDIENCES})
+    jwks = write_jwks(directory / "jwks.json",
+                      {SESSION_KID: rsa_private_key(SESSION_KID), kid: dealer_key})
+    return DealerSetup(dealer_env={"TURNOUT_TOKENDEALER_KEYS_DIR": str(keys_dir),
+                                   "TURNOUT_TOKENDEALER_CLIENTS_FILE": str(clients)},
+                       jwks_path=jwks, secrets=secrets)

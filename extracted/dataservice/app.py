@@ -17,7 +17,8 @@ from shims.contracts.runs import RUNS
 from shims.health import health_blueprint
 from shims.metrics import TurnoutMetrics, metrics_blueprint
 from shims.openapi import openapi_document
-from shims.service import install_json_errors, rpc_blueprint
+from shims.auth import AUTH_DEFAULTS, verifying_guard
+from shims.service import Guard, install_json_errors, rpc_blueprint
 from shims.settings import load_settings
 from shims.sql import create_tables, make_engine
 from shims.sync import SYNC
@@ -32,6 +33,7 @@ DEFAULTS: dict[str, Any] = {
     # A hash algorithm name, not a secret.
     "PASSWORD_HASH_METHOD": "scrypt",  # nosec B105
     "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,  # a runner's whole history can travel in one sync
+    **AUTH_DEFAULTS,
 }
 
 
@@ -45,7 +47,9 @@ def load_config(override: Mapping[str, Any] | None = None) -> dict[str, Any]:
     return config
 
 
-def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+def create_app(config: Mapping[str, Any] | None = None, *, guard: Guard | None = None) -> Flask:
+    """Every contract call needs a dealer token for audience "dataservice" (`guard`
+    replaces that check only for tests that bring their own)."""
     settings = load_config(config)
     app = Flask(__name__)
     app.config.update(settings)
@@ -63,7 +67,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
                                 "operation is one contract method: POST its arguments as "
                                 '{"args": {...}}, get {"result": ...} or a JSON error.')
 
-    app.register_blueprint(rpc_blueprint(bindings, observe=metrics.observe_served))
+    app.register_blueprint(rpc_blueprint(bindings, observe=metrics.observe_served,
+                                         guard=guard or verifying_guard(settings, SERVICE)))
     app.register_blueprint(health_blueprint(SERVICE, engine))
     app.register_blueprint(metrics_blueprint(metrics))
     app.add_url_rule("/openapi.json", "openapi", lambda: jsonify(document))

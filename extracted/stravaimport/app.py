@@ -20,6 +20,7 @@ from shims.contracts.runs import RemoteRuns
 from shims.contracts.strava import STRAVA
 from shims.metrics import TurnoutMetrics, metrics_blueprint
 from shims.openapi import openapi_document
+from shims.auth import AUTH_DEFAULTS, client_tokens, verifying_guard
 from shims.service import Guard, install_json_errors, rpc_blueprint
 from shims.settings import load_settings
 from shims.transport import HttpTransport, TokenSource, Transport, pooled_session
@@ -32,8 +33,13 @@ DEFAULTS: dict[str, Any] = {
     # Where the Accounts and Runs contracts are answered: the monolith's routed /rpc by
     # default (its runs flag decides the side); the data service once runs is fully remote.
     "STRAVAIMPORT_DATA_URL": "http://127.0.0.1:5000",
+    # Who the tokens for those calls are for: "monolith", or "dataservice" when the
+    # data URL points at the data service itself.
+    "STRAVAIMPORT_DATA_AUDIENCE": "monolith",
     "REMOTE_CONNECT_TIMEOUT": 0.5,
     "REMOTE_READ_TIMEOUT": 5.0,
+    **AUTH_DEFAULTS,
+    "CLIENT_ID": SERVICE,  # its calls to the data contracts carry this client's tokens
     "REMOTE_POOL_SIZE": 200,  # connections per worker, to the data contracts and to Strava
 }
 
@@ -79,7 +85,8 @@ def create_app(config: Mapping[str, Any] | None = None, *, data_transport: Trans
     settings = load_config(config)
     app = Flask(__name__)
     app.config.update(settings)
-    transport = data_transport if data_transport is not None else build_data_transport(settings)
+    transport = data_transport if data_transport is not None else build_data_transport(
+        settings, client_tokens(settings, settings["STRAVAIMPORT_DATA_AUDIENCE"]))
     client = StravaClient(settings["STRAVA_URL"], timeout=settings["STRAVA_TIMEOUT"],
                           session=pooled_session(settings["REMOTE_POOL_SIZE"]))
     importer = LocalStravaImport(RemoteAccounts(transport), RemoteRuns(transport), client,
@@ -92,7 +99,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, data_transport: Trans
                                 "error (Strava failing is 502 upstream_error).")
 
     app.register_blueprint(rpc_blueprint([(STRAVA, importer)], observe=metrics.observe_served,
-                                         guard=guard))
+                                         guard=guard or verifying_guard(settings, SERVICE)))
     app.register_blueprint(health_blueprint(settings))
     app.register_blueprint(metrics_blueprint(metrics))
     app.add_url_rule("/openapi.json", "openapi", lambda: jsonify(document))

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import SessionTokens
 import requests
 
 from extracted.dataservice.app import create_app as create_dataservice
@@ -76,6 +77,7 @@ def dataservice(tmp_path_factory) -> Iterator[RunningService]:
            if not key.startswith("TURNOUT_") and key != "PROMETHEUS_MULTIPROC_DIR"}
     env.update(TURNOUT_DATASERVICE_DATABASE_URL=f"sqlite:///{run_dir / 'dataservice.db'}",
                TURNOUT_PASSWORD_HASH_METHOD=FAST_HASH, TURNOUT_RUN_DIR=str(run_dir),
+               TURNOUT_TOKEN_JWKS_URL=os.environ["TURNOUT_TOKEN_JWKS_URL"],
                PYTHONPATH=str(ROOT))
     command = [sys.executable, "-m", "gunicorn", "-k", "gevent", "-w", "2",
                "--no-control-socket", "-b", f"127.0.0.1:{port}",
@@ -165,13 +167,13 @@ def side(request, tmp_path) -> Iterator[Side]:
     elif request.param == "wsgi":
         app = _dataservice_app(tmp_path)
         try:
-            yield _remote("wsgi", WsgiTransport(app))
+            yield _remote("wsgi", WsgiTransport(app, tokens=SessionTokens()))
         finally:
             app.extensions["turnout_engine"].dispose()
     else:
         url = request.getfixturevalue("dataservice_url")
         with pooled_session(RACERS) as session:  # closed after: gunicorn stops sooner
-            yield _remote("http", HttpTransport(url, session=session))
+            yield _remote("http", HttpTransport(url, session=session, tokens=SessionTokens()))
 
 
 @dataclass
@@ -197,11 +199,12 @@ def wire(request, tmp_path) -> Iterator[Wire]:
             return response.status_code, response.get_json(silent=True)
 
         def post_bytes(path: str, body: bytes) -> tuple[int, Any]:
-            response = client.post(path, data=body, content_type="application/json")
+            response = client.post(path, data=body, content_type="application/json",
+                                   headers=SessionTokens().headers())
             return response.status_code, response.get_json(silent=True)
 
         try:
-            yield Wire(WsgiTransport(app), get, post_bytes)
+            yield Wire(WsgiTransport(app, tokens=SessionTokens()), get, post_bytes)
         finally:
             app.extensions["turnout_engine"].dispose()
     else:
@@ -213,11 +216,13 @@ def wire(request, tmp_path) -> Iterator[Wire]:
 
         def post_bytes(path: str, body: bytes) -> tuple[int, Any]:
             response = requests.post(f"{url}{path}", data=body, timeout=5,
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json",
+                                              **SessionTokens().headers()})
             return response.status_code, response.json()
 
         with pooled_session(1) as session:
-            yield Wire(HttpTransport(url, session=session), get, post_bytes)
+            yield Wire(HttpTransport(url, session=session, tokens=SessionTokens()), get,
+                       post_bytes)
 
 
 @pytest.fixture

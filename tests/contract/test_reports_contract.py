@@ -43,7 +43,7 @@ from shims.contracts.runs import RemoteRuns, RunInput
 from shims.errors import NotFound, ValidationError
 from shims.transport import HttpTransport, WsgiTransport, pooled_session
 
-from support import ROOT, free_port
+from support import ROOT, SessionTokens, dealer_setup, free_port
 
 FAST_HASH = "pbkdf2:sha256:1000"
 PASSWORD = "correct-horse-9"
@@ -86,10 +86,10 @@ def _local_side(tmp_path: Path) -> ReportsSide:
 
 
 def _wsgi_side(name: str, data_app) -> ReportsSide:
-    data = WsgiTransport(data_app)
+    data = WsgiTransport(data_app, tokens=SessionTokens())
     app = create_reports(data_transport=data)
     return ReportsSide(name, RemoteAccounts(data), RemoteRuns(data),
-                       RemoteReports(WsgiTransport(app)))
+                       RemoteReports(WsgiTransport(app, tokens=SessionTokens())))
 
 
 @pytest.fixture(params=SIDES)
@@ -99,10 +99,11 @@ def reports_side(request, tmp_path) -> Iterator[ReportsSide]:
         services = request.getfixturevalue("http_services")
         services.check_alive()
         with pooled_session(2) as session:  # closed after: gunicorn stops sooner
-            data = HttpTransport(services.data_url, session=session)
+            data = HttpTransport(services.data_url, session=session, tokens=SessionTokens())
             yield ReportsSide("http", RemoteAccounts(data), RemoteRuns(data),
                               RemoteReports(HttpTransport(services.reports_url,
-                                                          session=session)))
+                                                          session=session,
+                                                          tokens=SessionTokens())))
         services.check_alive()
         return
     if request.param == "local":
@@ -222,13 +223,19 @@ def http_services(tmp_path_factory) -> Iterator[HttpServices]:
     """The data service and the reports service under gunicorn, started together, shared by
     the module."""
     run_dir = tmp_path_factory.mktemp("reports-http")
-    data_port, reports_port = _ports(2)
+    data_port, reports_port, dealer_port = _ports(3)
+    auth = dealer_setup(run_dir)
+    dealer = _launch("tokendealer", "extracted.tokendealer.wsgi:app", dealer_port, run_dir,
+                     **auth.dealer_env)
     data = _launch("dataservice", "extracted.dataservice.wsgi:app", data_port, run_dir,
                    TURNOUT_RUN_DIR=str(run_dir), TURNOUT_PASSWORD_HASH_METHOD=FAST_HASH,
-                   TURNOUT_DATASERVICE_DATABASE_URL=f"sqlite:///{run_dir / 'data.db'}")
+                   TURNOUT_DATASERVICE_DATABASE_URL=f"sqlite:///{run_dir / 'data.db'}",
+                   TURNOUT_TOKEN_JWKS_URL=str(auth.jwks_path))
     reports = _launch("reports", "extracted.reports.wsgi:app", reports_port, run_dir,
-                      TURNOUT_REPORTS_DATA_URL=data.url)
-    servers = [reports, data]  # the caller first: it stops before what it calls
+                      TURNOUT_REPORTS_DATA_URL=data.url,
+                      TURNOUT_REPORTS_DATA_AUDIENCE="dataservice",
+                      **auth.client_env("reports", dealer.url))
+    servers = [reports, data, dealer]  # callers first: they stop before what they call
     try:
         _wait_healthy(servers)
         yield HttpServices(servers, data.url, reports.url)

@@ -52,7 +52,7 @@ from shims.errors import NotFound, UpstreamError
 from shims.transport import HttpTransport, WsgiTransport, pooled_session
 from stravadev.app import create_app as create_stravadev
 
-from support import ROOT, free_port
+from support import ROOT, SessionTokens, dealer_setup, free_port
 
 FAST_HASH = "pbkdf2:sha256:1000"
 PASSWORD = "correct-horse-9"
@@ -186,11 +186,11 @@ def _monolith_app(tmp_path: Path):
 
 
 def _wsgi_side(name: str, data_app) -> StravaSide:
-    data = WsgiTransport(data_app)
+    data = WsgiTransport(data_app, tokens=SessionTokens())
 
     def importer(strava_url: str) -> RemoteStravaImport:
         app = create_stravaimport({"STRAVA_URL": strava_url}, data_transport=data)
-        return RemoteStravaImport(WsgiTransport(app))
+        return RemoteStravaImport(WsgiTransport(app, tokens=SessionTokens()))
 
     return StravaSide(name, RemoteAccounts(data), RemoteRuns(data), importer(FAKE_STRAVA),
                       importer(DOWN_STRAVA), Strava(FAKE_STRAVA))
@@ -204,7 +204,8 @@ def strava_side(request, tmp_path) -> Iterator[StravaSide]:
         services.check_alive()
         with pooled_session(2) as session:  # closed after: gunicorn stops sooner
             def transport(url: str) -> HttpTransport:
-                return HttpTransport(url, session=session, read_timeout=CALL_TIMEOUT_S)
+                return HttpTransport(url, session=session, read_timeout=CALL_TIMEOUT_S,
+                                     tokens=SessionTokens())
 
             data = transport(services.data_url)
             yield StravaSide("http", RemoteAccounts(data), RemoteRuns(data),
@@ -328,19 +329,25 @@ def http_services(tmp_path_factory) -> Iterator[HttpServices]:
     """The data service, the Strava development server and two Strava importers (one whose
     Strava is a closed port) under gunicorn, started together, shared by the module."""
     run_dir = tmp_path_factory.mktemp("strava-http")
-    data_port, strava_port, importer_port, down_port, closed_port = _ports(5)
+    data_port, strava_port, importer_port, down_port, closed_port, dealer_port = _ports(6)
+    auth = dealer_setup(run_dir)
+    dealer = _launch("tokendealer", "extracted.tokendealer.wsgi:app", dealer_port, run_dir,
+                     **auth.dealer_env)
     data = _launch("dataservice", "extracted.dataservice.wsgi:app", data_port, run_dir,
                   TURNOUT_RUN_DIR=str(run_dir), TURNOUT_PASSWORD_HASH_METHOD=FAST_HASH,
-                  TURNOUT_DATASERVICE_DATABASE_URL=f"sqlite:///{run_dir / 'data.db'}")
+                  TURNOUT_DATASERVICE_DATABASE_URL=f"sqlite:///{run_dir / 'data.db'}",
+                  TURNOUT_TOKEN_JWKS_URL=str(auth.jwks_path))
     strava = _launch("stravadev", "stravadev.wsgi:app", strava_port, run_dir,
                     TURNOUT_STRAVA_TOKENS=STRAVA_TOKENS)
     importers = [_launch(name, "extracted.stravaimport.wsgi:app", port, run_dir,
                         TURNOUT_STRAVA_URL=strava_url, TURNOUT_STRAVAIMPORT_DATA_URL=data.url,
-                        TURNOUT_REMOTE_READ_TIMEOUT=str(CALL_TIMEOUT_S))
+                        TURNOUT_STRAVAIMPORT_DATA_AUDIENCE="dataservice",
+                        TURNOUT_REMOTE_READ_TIMEOUT=str(CALL_TIMEOUT_S),
+                        **auth.client_env("stravaimport", dealer.url))
                  for name, port, strava_url in (
                      ("stravaimport", importer_port, strava.url),
                      ("stravaimport-no-strava", down_port, f"http://127.0.0.1:{closed_port}"))]
-    servers = [*importers, data, strava]  # callers first: they stop before what they call
+    servers = [*importers, data, strava, dealer]  # callers first: they stop before the called
     try:
         _wait_healthy(servers)
         yield HttpServices(servers, data.url, importers[0].url, importers[1].url,

@@ -21,7 +21,7 @@ from shims.contracts.accounts import Profile, RemoteAccounts, SignUp
 from shims.contracts.reports import REPORTS
 from shims.contracts.strava import STRAVA
 from shims.transport import WsgiTransport
-from support import FAST_HASH, PASSWORD, free_port
+from support import FAST_HASH, PASSWORD, SessionTokens, free_port
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,12 @@ class Service:
     spec: ContractSpec
     method: str  # a method taking user_id
     args: dict[str, Any]  # its other arguments
+
+
+def AuthorizedTestApp(app):
+    """WebTest with the session's service token on every request, as a real caller sends."""
+    token = SessionTokens().headers()["Authorization"]
+    return TestApp(app, extra_environ={"HTTP_AUTHORIZATION": token})
 
 
 SERVICES = {
@@ -45,7 +51,7 @@ def data(tmp_path):
     app = create_dataservice({"TESTING": True, "RUN_DIR": str(tmp_path),
                               "DATASERVICE_DATABASE_URL": f"sqlite:///{tmp_path / 'data.db'}",
                               "PASSWORD_HASH_METHOD": FAST_HASH})
-    yield WsgiTransport(app)
+    yield WsgiTransport(app, tokens=SessionTokens())
     app.extensions["turnout_engine"].dispose()
 
 
@@ -62,7 +68,7 @@ def service(request) -> Service:
 
 @pytest.fixture
 def web(service, data, closed_url) -> TestApp:
-    return TestApp(service.create({"STRAVA_URL": closed_url}, data_transport=data))
+    return AuthorizedTestApp(service.create({"STRAVA_URL": closed_url}, data_transport=data))
 
 
 def runner_id(data, token: str | None = None) -> int:
@@ -102,8 +108,9 @@ def test_healthz_answers_ok_with_its_configuration(web, service):
 def test_healthz_does_not_call_its_dependencies(service, closed_url):
     """With the data service (and Strava) unreachable the process is still healthy: a health
     check that called them would cascade one failure into every service above it."""
-    web = TestApp(service.create({"STRAVA_URL": closed_url, "STRAVAIMPORT_DATA_URL": closed_url,
-                                  "REPORTS_DATA_URL": closed_url}))
+    web = AuthorizedTestApp(service.create({
+        "STRAVA_URL": closed_url, "STRAVAIMPORT_DATA_URL": closed_url,
+        "REPORTS_DATA_URL": closed_url}))
     assert web.get("/healthz").json["status"] == "ok"
 
 
@@ -159,14 +166,14 @@ def test_an_unknown_argument_is_400_naming_it(web, service):
 
 
 def test_import_all_takes_no_arguments(data, closed_url):
-    web = TestApp(create_stravaimport({"STRAVA_URL": closed_url}, data_transport=data))
+    web = AuthorizedTestApp(create_stravaimport({"STRAVA_URL": closed_url}, data_transport=data))
     response = web.post_json("/rpc/strava/import_all", {"args": {"user_id": 1}}, status="*")
     assert_error(response, 400, "invalid", "user_id")
     assert web.post_json("/rpc/strava/import_all", {"args": {}}).json == {"result": []}
 
 
 def test_reports_refuses_a_year_that_is_not_a_number(data):
-    web = TestApp(create_reports(data_transport=data))
+    web = AuthorizedTestApp(create_reports(data_transport=data))
     response = web.post_json("/rpc/reports/monthly_report",
                              {"args": {"user_id": 1, "year": "soon", "month": 5}}, status="*")
     assert_error(response, 400, "invalid", "year")
@@ -188,14 +195,15 @@ def test_ids_no_runner_can_have_are_refused_not_crashed_on(web, service, user_id
 
 
 def test_an_unreachable_data_service_is_503_unavailable(service, closed_url):
-    web = TestApp(service.create({"STRAVA_URL": closed_url, "STRAVAIMPORT_DATA_URL": closed_url,
-                                  "REPORTS_DATA_URL": closed_url}))
+    web = AuthorizedTestApp(service.create({
+        "STRAVA_URL": closed_url, "STRAVAIMPORT_DATA_URL": closed_url,
+        "REPORTS_DATA_URL": closed_url}))
     response = rpc(web, service, {"args": {"user_id": 1, **service.args}})
     assert_error(response, 503, "unavailable")
 
 
 def test_an_unreachable_strava_is_502_upstream_error(data, closed_url):
-    web = TestApp(create_stravaimport({"STRAVA_URL": closed_url}, data_transport=data))
+    web = AuthorizedTestApp(create_stravaimport({"STRAVA_URL": closed_url}, data_transport=data))
     user_id = runner_id(data, token="some-token")
     response = web.post_json("/rpc/strava/import_user", {"args": {"user_id": user_id}},
                              status="*")
