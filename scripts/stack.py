@@ -19,6 +19,8 @@ from pathlib import Path
 
 import requests
 
+from scripts import service_secrets
+
 HOST = "127.0.0.1"
 
 
@@ -35,6 +37,9 @@ class Process:
 PROCESSES = (
     Process("monolith", "TURNOUT_MONOLITH_PORT", 5000),
     Process("dataservice", "TURNOUT_DATASERVICE_PORT", 5010),
+    Process("tokendealer", "TURNOUT_TOKENDEALER_PORT", 5020),
+    Process("stravaimport", "TURNOUT_STRAVAIMPORT_PORT", 5030),
+    Process("reports", "TURNOUT_REPORTS_PORT", 5040),
     Process("stravadev", "TURNOUT_STRAVA_PORT", 5090),
 )
 
@@ -44,7 +49,7 @@ PORT_VARIABLES = {
     "TURNOUT_CIRCUS_STATS_PORT": 5557,
     **{process.port_variable: process.default_port for process in PROCESSES},
 }
-COUNT_VARIABLES = {"TURNOUT_MONOLITH_WORKERS": 2, "TURNOUT_DATASERVICE_WORKERS": 2,
+COUNT_VARIABLES = {"TURNOUT_MONOLITH_WORKERS": 2, "TURNOUT_SERVICE_WORKERS": 2,
                    "TURNOUT_WORKER_CONNECTIONS": 200}
 
 
@@ -63,8 +68,19 @@ def stack_environment(home: Path, environ: dict[str, str] | None = None) -> dict
         env.setdefault(name, str(default))
         _check_number(name, env[name], 65535 if name in PORT_VARIABLES else 10_000)
     host = env["TURNOUT_HOST"]
-    env.setdefault("TURNOUT_STRAVA_URL", f"http://{host}:{env['TURNOUT_STRAVA_PORT']}")
-    env.setdefault("TURNOUT_DATASERVICE_URL", f"http://{host}:{env['TURNOUT_DATASERVICE_PORT']}")
+
+    def url(port_variable: str) -> str:
+        return f"http://{host}:{env[port_variable]}"
+
+    env.setdefault("TURNOUT_STRAVA_URL", url("TURNOUT_STRAVA_PORT"))
+    env.setdefault("TURNOUT_DATASERVICE_URL", url("TURNOUT_DATASERVICE_PORT"))
+    env.setdefault("TURNOUT_STRAVAIMPORT_URL", url("TURNOUT_STRAVAIMPORT_PORT"))
+    env.setdefault("TURNOUT_REPORTS_URL", url("TURNOUT_REPORTS_PORT"))
+    env.setdefault("TURNOUT_STRAVAIMPORT_DATA_URL", url("TURNOUT_MONOLITH_PORT"))
+    env.setdefault("TURNOUT_REPORTS_DATA_URL", url("TURNOUT_MONOLITH_PORT"))
+    env.setdefault("TURNOUT_TOKEN_URL", url("TURNOUT_TOKENDEALER_PORT") + "/oauth/token")
+    env.setdefault("TURNOUT_TOKEN_JWKS_URL",
+                   url("TURNOUT_TOKENDEALER_PORT") + "/.well-known/jwks.json")
     return env
 
 
@@ -94,6 +110,7 @@ def start(config: Path, env: dict[str, str], *, wait: float = 60.0) -> None:
                          "run `turnout down` first or set TURNOUT_CIRCUS_PORT")
     # Counters of a previous run must not add up with this one's (see shims/gunicorn_conf.py).
     shutil.rmtree(run_dir / "metrics", ignore_errors=True)
+    service_secrets.ensure(run_dir)  # each process reads its own from secrets/<client>
     subprocess.run([_bin("circusd"), "--daemon", "--pidfile", str(run_dir / "circusd.pid"),  # nosec B603
                     str(config)], env=env, check=True, cwd=env["TURNOUT_HOME"])
     wait_healthy(env, wait)

@@ -39,6 +39,7 @@ from jwt.exceptions import (
 
 from shims.contract import MethodSpec
 from shims.errors import InsufficientScope, InvalidToken, TransportError
+from shims.settings import ConfigError
 
 log = logging.getLogger("turnout.auth")
 
@@ -363,6 +364,7 @@ AUTH_DEFAULTS: dict[str, Any] = {
     "TOKEN_URL": "http://127.0.0.1:5020/oauth/token",
     "CLIENT_ID": None,
     "CLIENT_SECRET": None,
+    "CLIENT_SECRET_FILE": None,  # preferred: a 0600 file, so the secret is not in the env
 }
 
 
@@ -375,7 +377,21 @@ def verifying_guard(settings: Mapping[str, Any], audience: str) -> Callable[[Met
 def client_tokens(settings: Mapping[str, Any], audience: str) -> ClientCredentials | None:
     """Tokens for calls to `audience`, or None when this process has no client secret:
     its calls then go without a token and a guarded service refuses them (401)."""
-    if not settings.get("CLIENT_SECRET"):
+    secret = settings.get("CLIENT_SECRET") or _secret_from_file(settings.get("CLIENT_SECRET_FILE"))
+    if not secret:
         return None
-    return ClientCredentials(settings["TOKEN_URL"], settings["CLIENT_ID"],
-                             settings["CLIENT_SECRET"], audience=audience)
+    return ClientCredentials(settings["TOKEN_URL"], settings["CLIENT_ID"], secret,
+                             audience=audience)
+
+
+def _secret_from_file(path: str | None) -> str | None:
+    if not path:
+        return None
+    try:
+        secret = Path(path).read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"TURNOUT_CLIENT_SECRET_FILE {path} cannot be read: "
+                          f"{exc.strerror}") from exc
+    if not secret:
+        raise ConfigError(f"TURNOUT_CLIENT_SECRET_FILE {path} is empty")
+    return secret
