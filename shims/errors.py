@@ -89,10 +89,19 @@ class InsufficientScope(TurnoutError):
 
 
 class TransportError(TurnoutError):
-    """The remote side could not be reached, timed out, or answered nonsense."""
+    """The remote side could not be reached, timed out, or answered nonsense.
+
+    `retryable` is False when trying again would only wait as long again: a read that
+    already ran out its timeout (a hung or stopped service behind a socket circus keeps
+    open) is answered from the fallback at once rather than retried.
+    """
 
     status = 503
     code = "unavailable"
+
+    def __init__(self, message: str, *, field: str | None = None, retryable: bool = True):
+        super().__init__(message, field=field)
+        self.retryable = retryable
 
 
 CONTRACT_ERRORS: dict[str, type[ContractError]] = {

@@ -6,7 +6,8 @@ gains one method per contract method. A call posts its arguments to
 contract's dataclasses; any other status carries `{"error", "message", "field"}`,
 mapped back to the very contract error the local side would have raised.
 
-Reads are retried once on a transport error (they have no side effects);
+Reads are retried once on a transport error (they have no side effects), except
+after a read timeout, which a retry would only double;
 writes never are, so a write that timed out is never applied twice.
 """
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_fixed
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_fixed
 
 from shims.contract import ContractSpec, MethodSpec
 from shims.errors import CONTRACT_ERRORS, TransportError, ValidationError
@@ -50,7 +51,7 @@ class RemoteClient:
             return self._decode(method, self._transport.post(rpc_path(method), payload))
         retrying = Retrying(stop=stop_after_attempt(self._read_attempts),
                             wait=wait_fixed(self._retry_wait), reraise=True,
-                            retry=retry_if_exception_type(TransportError))
+                            retry=retry_if_exception(_worth_retrying))
         for attempt in retrying:
             with attempt:
                 return self._conditional_read(method, payload)
@@ -86,6 +87,10 @@ class RemoteClient:
                         field=field if isinstance(field, str) else None)
         raise TransportError(f"{method.qualified_name}: the service answered HTTP "
                              f"{reply.status} {str(body.get('message', ''))[:200]}".rstrip())
+
+
+def _worth_retrying(error: BaseException) -> bool:
+    return isinstance(error, TransportError) and error.retryable
 
 
 def _client_method(method: MethodSpec):

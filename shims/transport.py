@@ -90,8 +90,12 @@ class HttpTransport(_BearerTransport):
         try:
             response = self._session.post(url, data=body, headers=headers,
                                           timeout=self._timeout)
+        except requests.ConnectTimeout as exc:
+            raise TransportError(f"{url} did not accept a connection within "
+                                 f"{self._timeout[0]:g}s") from exc
         except requests.Timeout as exc:
-            raise TransportError(f"{url} did not answer within {self._timeout[1]:g}s") from exc
+            raise TransportError(f"{url} did not answer within {self._timeout[1]:g}s",
+                                 retryable=False) from exc
         except requests.RequestException as exc:
             raise TransportError(f"{url} could not be reached: {type(exc).__name__}") from exc
         return Reply(status=response.status_code, body=_json(response.content, url),

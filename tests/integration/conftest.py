@@ -37,6 +37,15 @@ class Stack:
                               env=self.env, cwd=ROOT, capture_output=True, text=True,
                               timeout=120, check=check)
 
+    def circusctl(self, *args: str) -> str:
+        """circusctl against this stack's circusd; fails the test if circus refuses."""
+        endpoint = f"tcp://127.0.0.1:{self.env['TURNOUT_CIRCUS_PORT']}"
+        done = subprocess.run([str(Path(sys.executable).parent / "circusctl"), "--endpoint",
+                               endpoint, "--timeout", "30", *args], env=self.env,
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0, f"circusctl {' '.join(args)}: {done.stderr}{done.stdout}"
+        return done.stdout
+
     def circusd_pid(self) -> int | None:
         pidfile = self.run_dir / "circusd.pid"
         return int(pidfile.read_text()) if pidfile.exists() else None
