@@ -12,6 +12,7 @@ from flask_wtf.csrf import CSRFProtect
 from monolith import auth, errors
 from monolith.config import load_config, read_or_create_secret
 from monolith.db import create_schema, make_engine, make_sessions
+from shims.ops import loopback_only
 from shims import trace
 from shims.admin import admin_blueprint
 from shims.auth import verifying_guard
@@ -89,4 +90,5 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
                                       turnout.breakers, authorize=auth.admin_actor)):
         csrf.exempt(blueprint)
         app.register_blueprint(blueprint)
+    loopback_only(app)
     return app

@@ -14,7 +14,7 @@ from monolith import create_app  # noqa: E402
 from monolith.wiring import features  # noqa: E402
 from shims.contracts.accounts import Profile, SignUp  # noqa: E402
 
-from support import (FAST_HASH, PASSWORD, SessionTokens, basic_auth,  # noqa: E402
+from support import (LOOPBACK, FAST_HASH, PASSWORD, SessionTokens, basic_auth,  # noqa: E402
                      write_session_jwks)
 
 
@@ -56,7 +56,7 @@ def app(tmp_path):
 @pytest.fixture
 def web(app):
     """WebTest against the monolith, CSRF on, exactly as browsers see it."""
-    return TestApp(app)
+    return TestApp(app, extra_environ=LOOPBACK)
 
 
 @pytest.fixture

@@ -147,3 +147,7 @@ def dealer_setup(directory: Path) -> DealerSetup:
     return DealerSetup(dealer_env={"TURNOUT_TOKENDEALER_KEYS_DIR": str(keys_dir),
                                    "TURNOUT_TOKENDEALER_CLIENTS_FILE": str(clients)},
                        jwks_path=jwks, secrets=secrets)
+
+
+# WSGI tests call apps as a local client would: the ops endpoints answer loopback only.
+LOOPBACK = {"REMOTE_ADDR": "127.0.0.1"}

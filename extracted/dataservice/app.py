@@ -12,6 +12,7 @@ from monolith.accounts.service import LocalAccounts
 from monolith.models import Base, Run, User
 from monolith.runs.service import LocalRuns
 from monolith.runs.sync import LocalRunsSync
+from shims.ops import loopback_only
 from shims.contracts.accounts import ACCOUNTS
 from shims.contracts.runs import RUNS
 from shims.health import health_blueprint
@@ -74,4 +75,5 @@ def create_app(config: Mapping[str, Any] | None = None, *, guard: Guard | None =
     app.add_url_rule("/openapi.json", "openapi", lambda: jsonify(document))
     install_json_errors(app)
     app.extensions["turnout_engine"] = engine
+    loopback_only(app)
     return app

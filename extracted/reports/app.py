@@ -14,6 +14,7 @@ from typing import Any
 from flask import Blueprint, Flask, jsonify
 
 from monolith.reports.service import LocalReports
+from shims.ops import loopback_only
 from shims.contracts.reports import REPORTS
 from shims.contracts.runs import RemoteRuns
 from shims.metrics import TurnoutMetrics, metrics_blueprint
@@ -93,4 +94,5 @@ def create_app(config: Mapping[str, Any] | None = None, *, data_transport: Trans
     app.register_blueprint(metrics_blueprint(metrics))
     app.add_url_rule("/openapi.json", "openapi", lambda: jsonify(document))
     install_json_errors(app)
+    loopback_only(app)
     return app

@@ -15,6 +15,7 @@ from flask import Blueprint, Flask, jsonify
 
 from monolith.strava.client import StravaClient
 from monolith.strava.service import LocalStravaImport
+from shims.ops import loopback_only
 from shims.contracts.accounts import RemoteAccounts
 from shims.contracts.runs import RemoteRuns
 from shims.contracts.strava import STRAVA
@@ -104,4 +105,5 @@ def create_app(config: Mapping[str, Any] | None = None, *, data_transport: Trans
     app.register_blueprint(metrics_blueprint(metrics))
     app.add_url_rule("/openapi.json", "openapi", lambda: jsonify(document))
     install_json_errors(app)
+    loopback_only(app)
     return app

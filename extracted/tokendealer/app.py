@@ -32,6 +32,7 @@ from prometheus_client import Counter
 
 from extracted.tokendealer.clients import ClientRegistry
 from extracted.tokendealer.keys import ALGORITHM, KeyRing
+from shims.ops import loopback_only
 from shims.metrics import TurnoutMetrics, metrics_blueprint
 from shims.service import install_json_errors
 from shims.settings import ConfigError, load_settings
@@ -152,6 +153,7 @@ def create_app(config: Mapping[str, Any] | None = None, *,
     install_json_errors(app)
     app.extensions["turnout_keyring"] = keyring
     app.extensions["turnout_clients"] = registry
+    loopback_only(app)
     return app
 
 

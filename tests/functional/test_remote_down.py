@@ -9,7 +9,7 @@ from webtest import TestApp
 
 from monolith import create_app
 from monolith.wiring import control, features
-from support import FAST_HASH, basic_auth, free_port
+from support import LOOPBACK, FAST_HASH, basic_auth, free_port
 
 RUN = {"name": "Tempo", "distance": 8000, "elapsed_time": 2400,
        "start_date": "2026-11-02T07:00:00"}
@@ -27,7 +27,7 @@ def app(tmp_path):
 
 @pytest.fixture
 def web(app):
-    return TestApp(app)
+    return TestApp(app, extra_environ=LOOPBACK)
 
 
 @pytest.fixture

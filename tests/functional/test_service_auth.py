@@ -11,7 +11,7 @@ from extracted.dataservice.app import create_app as create_dataservice
 from extracted.reports.app import create_app as create_reports
 from extracted.stravaimport.app import create_app as create_stravaimport
 from monolith import create_app as create_monolith
-from support import FAST_HASH, SESSION_KID, mint_token
+from support import LOOPBACK, FAST_HASH, SESSION_KID, mint_token
 
 CALLS = {  # service: (audience, path of a read, a scope it does not need)
     "dataservice": ("dataservice", "/rpc/accounts/list_users", "reports:read"),
@@ -29,7 +29,7 @@ def service(request, tmp_path):
               "SECRET_KEY": "test"}
     factory = {"dataservice": create_dataservice, "stravaimport": create_stravaimport,
                "reports": create_reports, "monolith": create_monolith}[name]
-    return name, TestApp(factory(config))
+    return name, TestApp(factory(config), extra_environ=LOOPBACK)
 
 
 def token(audience: str, scope: str, **claims) -> str:
@@ -79,3 +79,17 @@ def test_health_and_metrics_need_no_token(service):
     _, web = service
     assert web.get("/healthz").status_int == 200
     assert web.get("/metrics").status_int == 200
+
+
+def test_health_and_metrics_refuse_callers_beyond_loopback(service):
+    _, web = service
+    for path in ("/healthz", "/metrics"):
+        response = web.get(path, extra_environ={"REMOTE_ADDR": "192.0.2.7"}, expect_errors=True)
+        assert response.status_int == 403 and "TURNOUT_OPS_PUBLIC" in response.json["message"]
+
+
+def test_ops_endpoints_open_up_when_asked(tmp_path, monkeypatch):
+    monkeypatch.setenv("TURNOUT_OPS_PUBLIC", "true")
+    web = TestApp(create_dataservice({"RUN_DIR": str(tmp_path),
+                                      "DATASERVICE_DATABASE_URL": f"sqlite:///{tmp_path}/d.db"}))
+    assert web.get("/metrics", extra_environ={"REMOTE_ADDR": "192.0.2.7"}).status_int == 200

@@ -21,7 +21,7 @@ from shims.contracts.accounts import Profile, RemoteAccounts, SignUp
 from shims.contracts.reports import REPORTS
 from shims.contracts.strava import STRAVA
 from shims.transport import WsgiTransport
-from support import FAST_HASH, PASSWORD, SessionTokens, free_port
+from support import LOOPBACK, FAST_HASH, PASSWORD, SessionTokens, free_port
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class Service:
 def AuthorizedTestApp(app):
     """WebTest with the session's service token on every request, as a real caller sends."""
     token = SessionTokens().headers()["Authorization"]
-    return TestApp(app, extra_environ={"HTTP_AUTHORIZATION": token})
+    return TestApp(app, extra_environ={"HTTP_AUTHORIZATION": token, **LOOPBACK})
 
 
 SERVICES = {

@@ -32,7 +32,7 @@ from shims.service import install_json_errors, rpc_blueprint
 from shims.settings import ConfigError
 from shims.transport import WsgiTransport
 
-from support import ROOT, TOKEN_ISSUER, TOKEN_NOW, mint_token
+from support import LOOPBACK, ROOT, TOKEN_ISSUER, TOKEN_NOW, mint_token
 
 DEALER = "http://dealer.test"
 TOKEN_URL = f"{DEALER}/oauth/token"
@@ -58,7 +58,7 @@ class Dealer:
         self.clock = clock
         self.secrets = write_clients_file(tmp_path / "clients.json", POLICY)
         self.app = create_app({"RUN_DIR": str(tmp_path)}, clock=clock)
-        self.web = TestApp(self.app)
+        self.web = TestApp(self.app, extra_environ=LOOPBACK)
 
     @property
     def keys_dir(self):
@@ -442,7 +442,7 @@ def echo_service(clock, served):
         [(ECHO, LocalEcho())], guard=verifier.guard,
         observe=lambda method, outcome, seconds: served.append((method.name, outcome))))
     install_json_errors(app)
-    return TestApp(app)
+    return TestApp(app, extra_environ=LOOPBACK)
 
 
 def call(service, method: str, token: str | None, status: int):
