@@ -166,3 +166,35 @@ def _breaker(url: str) -> str:
         if line.startswith('turnout_breaker_state{feature="runs"}'):
             return states[int(float(line.rsplit(" ", 1)[1]))]
     return "closed"  # never changed state in any live worker
+
+
+def test_one_feature_in_shadow_while_another_is_fully_remote(stack):
+    """Side by side: users and runs are served by the data service alone, while the monthly
+    report is answered by the monolith's own code and compared with the reports service."""
+    url = stack.monolith
+    set_flag(stack, "runs", "dualwrite")
+    stack.turnout("data", "copy", "runs")
+    sessions = [runner(url) for _ in range(5)]
+    set_flag(stack, "runs", "remote")
+    set_flag(stack, "reports", "shadow")
+    before = _metric(url, "turnout_shadow_comparisons_total", feature="reports", result="match")
+    for session in sessions:
+        report = session.get(f"{url}/api/reports/monthly", timeout=10)
+        assert report.status_code == 200
+        assert route_of(report, "reports.monthly_report") == "local"
+        assert route_of(report, "runs.list_runs") == "remote"
+    eventually(lambda: _metric(url, "turnout_shadow_comparisons_total", feature="reports",
+                               result="match") >= before + len(sessions),
+               "every report compared with the reports service, and matching")
+    assert _metric(url, "turnout_shadow_comparisons_total", feature="reports",
+                   result="mismatch") == 0
+    set_flag(stack, "reports", "local")
+    set_flag(stack, "runs", "local")
+
+
+def _metric(url: str, name: str, **labels: str) -> float:
+    total = 0.0
+    for line in requests.get(f"{url}/metrics", timeout=5).text.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
