@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import requests
 from flask import current_app
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
@@ -40,7 +39,7 @@ from shims.mismatches import SqlMismatchLog
 from shims.router import Router, Sides, make_breaker
 from shims.shadow import ShadowRunner
 from shims.sync import RemoteDataSync
-from shims.transport import HttpTransport
+from shims.transport import HttpTransport, pooled_session
 
 EXTENSION_KEY = "runnerly"
 CONTROL_KEY = "turnout"
@@ -102,7 +101,7 @@ def build_features(config: dict[str, Any], sessions: sessionmaker, engine: Engin
     routes = _Routes(config, control)
     accounts, runs = _data_feature(routes, sessions, engine)
     strava_client = StravaClient(config["STRAVA_URL"], timeout=config["STRAVA_TIMEOUT"],
-                                 session=requests.Session())
+                                 session=pooled_session(config["REMOTE_POOL_SIZE"]))
     strava = routes.router("strava", STRAVA, LocalStravaImport(
         accounts, runs, strava_client, days=config["STRAVA_IMPORT_DAYS"]),
         RemoteStravaImport(routes.transport("STRAVAIMPORT_URL", "stravaimport")))
