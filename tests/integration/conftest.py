@@ -46,18 +46,35 @@ class Stack:
         assert done.returncode == 0, f"circusctl {' '.join(args)}: {done.stderr}{done.stdout}"
         return done.stdout
 
+    def watcher_pids(self, watcher: str) -> list[int]:
+        """The PIDs of one watcher's processes (gunicorn masters) and all their descendants
+        (the workers): only processes of the circusd this fixture started."""
+        import psutil
+
+        masters = [int(pid) for pid in self.circusctl("list", watcher).replace(",", " ").split()]
+        circusd = psutil.Process(self.circusd_pid())
+        ours = {child.pid for child in circusd.children(recursive=True)}
+        found = []
+        for pid in masters:
+            assert pid in ours, f"{watcher} pid {pid} is not a child of our circusd"
+            found.append(pid)
+            found.extend(child.pid for child in psutil.Process(pid).children(recursive=True))
+        return found
+
     def circusd_pid(self) -> int | None:
         pidfile = self.run_dir / "circusd.pid"
         return int(pidfile.read_text()) if pidfile.exists() else None
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
+def stack(tmp_path_factory, request):
+    """A module may set `STACK_ENV = {"TURNOUT_...": "..."}` to configure its stack."""
     run_dir = tmp_path_factory.mktemp("run")
     env = {key: value for key, value in os.environ.items() if not key.startswith("TURNOUT_")}
     env.update({name: str(free_port()) for name in PORT_NAMES})
     env.update(TURNOUT_RUN_DIR=str(run_dir), TURNOUT_MONOLITH_WORKERS="2",
                TURNOUT_PYTHON=sys.executable, PYTHONPATH=str(ROOT))
+    env.update(getattr(request.module, "STACK_ENV", {}))
     stack = Stack(env=env, run_dir=run_dir)
     stack.turnout("demo-data")
     started = stack.turnout("up", "--wait", "60", check=False)

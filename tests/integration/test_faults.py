@@ -1,0 +1,434 @@
+"""Fault tests (issue 5): the whole stack under circusd, 50 concurrent clients, and one fault
+at a time — flags flipped every second, a service SIGKILLed, every process reloaded, the flag
+store corrupted — counting every request, every failure and every acknowledged write, then
+checking both databases row by row.
+
+All four share one stack (module scope). Each test signs up its own runners, leaves every
+flag `local` when it ends and leaves the two databases equal, so the next one starts clean.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import statistics
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import gevent
+import pytest
+import requests
+
+from monolith.wiring import FEATURES
+from shims.flags.store import SqlFlagStore
+
+pytestmark = pytest.mark.integration
+
+DURATION = float(os.environ.get("TURNOUT_FAULT_SECONDS", "30"))  # F1's flipping, in seconds
+CLIENTS = 50
+PASSWORD = "correct-horse-9"
+READ_TIMEOUT = 5.0  # TURNOUT_REMOTE_READ_TIMEOUT: the stack runs the default
+CLIENT_TIMEOUT = 20.0  # each test request's own limit: far above anything the stack may take
+YEAR, MONTH = 2026, 11
+# Short service tokens (refetched every 5 s, at half their lifetime), so that the token dealer
+# is on the request path all the time, and its reload in F3 is too.
+STACK_ENV = {"TURNOUT_TOKEN_LIFETIME": "10"}
+
+
+# --- clients ---------------------------------------------------------------------------
+
+
+@dataclass
+class Runner:
+    email: str
+    session: requests.Session
+    user_id: int = 0
+    strava: bool = False
+
+
+@dataclass
+class Write:
+    name: str
+    status: int  # 0: no answer (the client's timeout or a connection error)
+    latency: float
+    run_id: int | None = None
+    route: str = ""
+    message: str = ""
+    retry_after: str | None = None
+
+
+@dataclass
+class Load:
+    """One greenlet per runner, each on its own requests.Session: writes (a run with a unique
+    name), reads of the month, of the last acknowledged run, of the monthly report and of the
+    profile; Strava runners also import. Every request, failure and write is kept."""
+
+    url: str
+    runners: list[Runner]
+    write_503_allowed: bool = False  # F2: a write may be refused with 503 + Retry-After
+    failures: list[str] = field(default_factory=list)
+    writes: list[Write] = field(default_factory=list)
+    read_latencies: list[float] = field(default_factory=list)
+    kinds: Counter = field(default_factory=Counter)
+    routes: Counter = field(default_factory=Counter)
+    _stop: bool = False
+    _greenlets: list = field(default_factory=list)
+
+    def __enter__(self) -> Load:
+        self._greenlets = [gevent.spawn(self._loop, runner) for runner in self.runners]
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop = True
+        gevent.joinall(self._greenlets, timeout=CLIENT_TIMEOUT + 10)
+        assert all(g.dead for g in self._greenlets), "a client never came back"
+
+    @property
+    def requests_made(self) -> int:
+        return sum(self.kinds.values())
+
+    def _loop(self, runner: Runner) -> None:
+        step, last_run = hash(runner.email) % 5, None
+        while not self._stop:
+            step += 1
+            if runner.strava and step % 5 == 0:
+                self._request(runner, "import", "POST", "/api/strava/import")
+            elif step % 4 == 0:
+                written = self._write(runner)
+                last_run = written.run_id or last_run
+            elif step % 4 == 1:
+                self._request(runner, "list", "GET", "/api/runs",
+                              params={"year": YEAR, "month": MONTH})
+            elif step % 4 == 2 and last_run is not None:
+                self._request(runner, "get", "GET", f"/api/runs/{last_run}")
+            elif step % 8 == 3:
+                self._request(runner, "report", "GET", "/api/reports/monthly",
+                              params={"year": YEAR, "month": MONTH})
+            else:
+                self._request(runner, "me", "GET", "/api/me")
+            gevent.sleep(0.01)
+
+    def _request(self, runner: Runner, kind: str, method: str, path: str, **options) -> None:
+        self.kinds[kind] += 1
+        started = time.monotonic()
+        try:
+            response = runner.session.request(method, f"{self.url}{path}",
+                                              timeout=CLIENT_TIMEOUT, **options)
+        except requests.RequestException as exc:
+            self.failures.append(f"{kind} {path}: {exc!r}")
+            return
+        self.read_latencies.append(time.monotonic() - started)
+        self._count_routes(response)
+        if response.status_code != 200:
+            self.failures.append(f"{kind} {path}: {response.status_code} {response.text[:200]}")
+
+    def _write(self, runner: Runner) -> Write:
+        self.kinds["write"] += 1
+        name = f"fault-{uuid.uuid4().hex}"
+        started = time.monotonic()
+        try:
+            response = runner.session.post(f"{self.url}/api/runs", timeout=CLIENT_TIMEOUT, json={
+                "name": name, "distance": 5000, "elapsed_time": 1500,
+                "start_date": f"{YEAR}-{MONTH:02d}-20T07:00:00"})
+        except requests.RequestException as exc:
+            written = Write(name, 0, time.monotonic() - started, message=repr(exc))
+            self.writes.append(written)
+            self.failures.append(f"write: {exc!r}")
+            return written
+        written = Write(name, response.status_code, time.monotonic() - started,
+                        route=response.headers.get("X-Turnout-Route", ""),
+                        retry_after=response.headers.get("Retry-After"))
+        self._count_routes(response)
+        if response.status_code == 201:
+            written.run_id = response.json()["id"]
+        else:
+            written.message = response.text[:300]
+            refused = response.status_code == 503 and self.write_503_allowed
+            if not refused:
+                self.failures.append(f"write: {response.status_code} {response.text[:200]}")
+        self.writes.append(written)
+        return written
+
+    def _count_routes(self, response: requests.Response) -> None:
+        for part in response.headers.get("X-Turnout-Route", "").split(", "):
+            if part:
+                self.routes[part] += 1
+
+    def acknowledged(self) -> dict[str, int]:
+        return {w.name: w.run_id for w in self.writes if w.status == 201}
+
+    def summary(self) -> str:
+        writes = Counter(w.status for w in self.writes)
+        slowest = max((w.latency for w in self.writes), default=0.0)
+        p50 = statistics.median(self.read_latencies) if self.read_latencies else 0.0
+        return (f"{self.requests_made} requests {dict(self.kinds)}, {len(self.failures)} "
+                f"failed; writes by status {dict(writes)}; slowest write {slowest:.2f}s; reads "
+                f"p50 {p50 * 1000:.0f}ms max {max(self.read_latencies, default=0):.2f}s")
+
+
+def sign_up(url: str, count: int, *, strava: int = 0) -> list[Runner]:
+    """`count` runners signed up at once, each with a bearer token on its own session; the
+    first `strava` of them linked to the Strava dev server's demo athlete."""
+
+    def one(index: int) -> Runner:
+        email = f"fault-{uuid.uuid4().hex[:12]}@example.com"
+        created = requests.post(f"{url}/api/users", timeout=CLIENT_TIMEOUT,
+                                json={"email": email, "password": PASSWORD})
+        assert created.status_code == 201, created.text
+        session = requests.Session()
+        token = session.post(f"{url}/api/tokens", auth=(email, PASSWORD),
+                             timeout=CLIENT_TIMEOUT)
+        assert token.status_code == 201, token.text
+        session.headers["Authorization"] = f"Bearer {token.json()['token']}"
+        runner = Runner(email, session, user_id=created.json()["id"], strava=index < strava)
+        if runner.strava:
+            linked = session.put(f"{url}/api/me/strava", timeout=CLIENT_TIMEOUT,
+                                 json={"strava_token": "demo-strava-token"})
+            assert linked.status_code == 200, linked.text
+        return runner
+
+    greenlets = [gevent.spawn(one, index) for index in range(count)]
+    gevent.joinall(greenlets, timeout=120, raise_error=True)
+    return [g.value for g in greenlets]
+
+
+# --- the stack -------------------------------------------------------------------------
+
+
+def flag_store(stack) -> SqlFlagStore:
+    """The store the stack's processes read, written the way `turnout flags set` writes it
+    (in-process: a flip every second is faster than a CLI per flip)."""
+    return SqlFlagStore.from_url(f"sqlite:///{stack.run_dir / 'flags.db'}", FEATURES)
+
+
+def set_flags(stack, *settings: tuple[str, str] | tuple[str, str, float]) -> None:
+    store = flag_store(stack)
+    for feature, mode, *percent in settings:
+        store.set(feature, mode, percent[0] if percent else None, actor="test_faults")
+    store.engine.dispose()
+    time.sleep(0.6)  # every worker looks again within 0.25 s
+
+
+def reset_flags(stack) -> None:
+    set_flags(stack, ("runs", "local"), ("strava", "local"), ("reports", "local"))
+
+
+def eventually(check: Callable[[], bool], what: str, timeout: float = 20.0) -> float:
+    """Bounded wait; returns how long it took."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if check():
+            return time.monotonic() - started
+        gevent.sleep(0.1)
+    pytest.fail(f"not within {timeout:.0f}s: {what}")
+
+
+def healthy(url: str) -> bool:
+    try:
+        return requests.get(f"{url}/healthz", timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def breaker(url: str) -> str:
+    """The runs breaker as /metrics tells it for every live worker: the worst of them."""
+    states = {0: "closed", 1: "half_open", 2: "open"}
+    for line in requests.get(f"{url}/metrics", timeout=5).text.splitlines():
+        if line.startswith('turnout_breaker_state{feature="runs"}'):
+            return states[int(float(line.rsplit(" ", 1)[1]))]
+    return "closed"  # never changed state in any live worker
+
+
+def rows_named(stack, database: str, names: set[str]) -> Counter:
+    """How many rows of `runs` carry each of these names, read from the database file
+    itself: (name, id) -> count."""
+    connection = sqlite3.connect(f"file:{stack.run_dir / database}?mode=ro", uri=True,
+                                 timeout=15)
+    try:
+        found = Counter()
+        for name, run_id in connection.execute(
+                "SELECT name, id FROM runs WHERE name LIKE 'fault-%'"):
+            if name in names:
+                found[(name, run_id)] += 1
+                found[name] += 1
+        return found
+    finally:
+        connection.close()
+
+
+def assert_each_once(stack, database: str, acknowledged: dict[str, int]) -> None:
+    """Every acknowledged write is in `database` exactly once, under the id it was
+    acknowledged with; none was written twice (under another id)."""
+    found = rows_named(stack, database, set(acknowledged))
+    missing = [n for n, i in acknowledged.items() if found[(n, i)] != 1]
+    twice = [n for n in acknowledged if found[n] > 1]
+    assert not missing, f"{database}: {len(missing)} acknowledged runs missing, e.g. {missing[:3]}"
+    assert not twice, f"{database}: {len(twice)} runs written twice, e.g. {twice[:3]}"
+
+
+def verify_clean(stack) -> None:
+    verified = stack.turnout("data", "verify", "runs", check=False)
+    assert verified.returncode == 0, f"the two sides differ:\n{verified.stdout}{verified.stderr}"
+
+
+def log_events(stack, name: str, process: str = "monolith") -> list[dict]:
+    found = []
+    for line in (stack.run_dir / "logs" / f"{process}.log").read_text().splitlines():
+        start = line.find('{"')
+        if start >= 0 and f'"event": "{name}"' in line:
+            found.append(json.loads(line[start:]))
+    return found
+
+
+def readable_through_the_api(url: str, runners: list[Runner],
+                             acknowledged: dict[str, int]) -> list[str]:
+    """The names of acknowledged runs a runner's own month listing does not show."""
+    listed = set()
+    for runner in runners:
+        response = runner.session.get(f"{url}/api/runs", params={"year": YEAR, "month": MONTH},
+                                      timeout=CLIENT_TIMEOUT)
+        assert response.status_code == 200, response.text
+        listed |= {(run["name"], run["id"]) for run in response.json()["runs"]}
+    return [name for name, run_id in acknowledged.items() if (name, run_id) not in listed]
+
+
+# --- F1 --------------------------------------------------------------------------------
+
+# The migration stages between which every acknowledged write stays on both sides: each of
+# them mirrors every write to the side that does not answer it (docs/turnout.md §4).
+CYCLE = (("dualwrite",), ("shadow",), ("canary", 30.0), ("live",), ("rampdown",))
+
+
+def test_f1_flags_flipped_every_second_under_load_lose_no_write(stack):
+    """F1: the runs flag flipped every second for DURATION s under 50 clients.
+
+    Sequence: dualwrite → shadow → canary 30 % → live → rampdown → dualwrite → … rather than
+    the issue's local → shadow → canary → remote → local. Flipping through `local` and `remote`
+    is by design not write-safe: a run written in `remote` is only in the service, so after the
+    flip to `local` its runner no longer sees it (docs/turnout.md §4: "from remote, first
+    `turnout data copy --from service`"). Every stage of this cycle mirrors each write to the
+    other side before it is acknowledged, so BOTH databases are authoritative for every
+    acknowledged run, whichever stage wrote it; and it still swings reads and writes between
+    local (dualwrite, shadow), per runner (canary) and remote (live, rampdown) every second.
+
+    Asserted: no failed request (each has a timeout); every acknowledged run id is exactly once
+    in each database under its name, no name twice; each runner's listing shows all its runs,
+    answered locally and remotely; `turnout data verify runs` is clean at the end (dualwrite).
+    """
+    url = stack.monolith
+    set_flags(stack, ("runs", "dualwrite"))
+    assert stack.turnout("data", "copy", "runs").returncode == 0
+    runners = sign_up(url, CLIENTS)
+    flips = 0
+    with Load(url, runners) as load:
+        started = time.monotonic()
+        while time.monotonic() - started < DURATION:
+            mode = CYCLE[flips % len(CYCLE)]
+            set_flags(stack, ("runs", *mode))  # waits 0.6 s
+            flips += 1
+            gevent.sleep(max(0.0, started + flips - time.monotonic()))
+        set_flags(stack, ("runs", "dualwrite"))
+    print(f"\nF1: {flips} flips in {DURATION:.0f}s; {load.summary()}")
+    print(f"F1 routes: {dict(load.routes)}")
+
+    assert load.failures == [], load.failures[:5]
+    assert load.requests_made > 50 * DURATION, load.summary()
+    for route in ("runs.add_run=local", "runs.add_run=remote", "runs.list_runs=local",
+                  "runs.list_runs=remote"):
+        assert load.routes[route] > 0, f"no call was routed {route}: {dict(load.routes)}"
+    acknowledged = load.acknowledged()
+    assert len(acknowledged) == len(load.writes) > 100
+    assert_each_once(stack, "monolith.db", acknowledged)
+    assert_each_once(stack, "dataservice.db", acknowledged)
+    assert readable_through_the_api(url, runners, acknowledged) == []  # dualwrite: local
+    set_flags(stack, ("runs", "rampdown"))
+    assert readable_through_the_api(url, runners, acknowledged) == []  # rampdown: remote
+    set_flags(stack, ("runs", "dualwrite"))
+    verify_clean(stack)
+    assert log_events(stack, "mirror_write_failed") == []
+    reset_flags(stack)
+
+
+# --- F2 --------------------------------------------------------------------------------
+
+def test_f2_a_service_killed_under_load_fails_no_read_and_duplicates_no_write(stack):
+    """F2: the data service's gunicorn master and workers SIGKILLed under 50 clients, with
+    `runs` in `rampdown`, until circus has respawned it and the breaker has closed.
+
+    Why rampdown: reads are answered by the service and every write needs it (it is
+    authoritative), yet every write is also mirrored to the monolith, so the breaker's local
+    fallback answers reads with the same data — logins included (accounts.get_user is a read
+    of the same feature). In `remote` the fallback would answer from a monolith that lacks
+    everything written since, so runners signed up then could not even log in.
+
+    While the service is down the circus socket stays open: calls hang until the 5 s read
+    timeout, then the breaker opens. Asserted: every read answers 200; every write answers 201,
+    or 503 with Retry-After, within the read timeout + 3 s; the breaker opens and closes again.
+    Afterwards, each write is where it must be:
+    - acknowledged (201): exactly once in the service's database (authoritative), and in the
+      monolith's exactly once too unless its mirror failed, which `mirror_write_failed` names;
+    - refused while the circuit was open ("circuit open ... not applied"): on neither side;
+    - failed during the call (timeout, reset: the service may have applied it before dying, or
+      may apply it from its socket's backlog once it is back): outcome unknown to the
+      monolith, which says "it was not retried" — at most once in the service, never in the
+      monolith (a failed write is never mirrored), never twice. The test tells the two kinds
+      apart by the 503's message and counts each.
+    """
+    url, service = stack.monolith, stack.url("TURNOUT_DATASERVICE_PORT")
+    set_flags(stack, ("runs", "dualwrite"))
+    runners = sign_up(url, CLIENTS)  # on both sides
+    set_flags(stack, ("runs", "rampdown"))
+    with Load(url, runners, write_503_allowed=True) as load:
+        gevent.sleep(3)
+        before = load.requests_made
+        killed = stack.watcher_pids("dataservice")
+        for pid in killed:
+            os.kill(pid, signal.SIGKILL)
+        down_at = time.monotonic()
+        opened = eventually(lambda: breaker(url) == "open", "the runs breaker opens", 30)
+        eventually(lambda: healthy(service) and not set(killed) & set(
+            stack.watcher_pids("dataservice")), "circus respawns the data service", 60)
+        back = time.monotonic() - down_at
+        closed = eventually(lambda: breaker(url) == "closed", "the runs breaker closes", 30)
+        gevent.sleep(2)
+        during = load.requests_made - before
+    print(f"\nF2: killed {killed}; breaker open after {opened:.1f}s, service healthy again "
+          f"after {back:.1f}s, breaker closed {closed:.1f}s later; {load.summary()}")
+
+    assert during > 100, "the load kept going through the outage"
+    assert load.failures == [], load.failures[:5]
+    for write in load.writes:
+        assert write.latency <= READ_TIMEOUT + 3.0, f"a write hung {write.latency:.1f}s"
+        if write.status == 503:
+            assert write.retry_after and int(write.retry_after) >= 1, write
+    refused = {w.name for w in load.writes if w.status == 503 and "circuit open" in w.message}
+    unknown = {w.name for w in load.writes if w.status == 503} - refused
+    acknowledged = load.acknowledged()
+    print(f"F2 writes: {len(acknowledged)} acknowledged, {len(refused)} refused (circuit "
+          f"open), {len(unknown)} failed during the call")
+    assert refused, "no write met the open circuit"
+    assert_each_once(stack, "dataservice.db", acknowledged)
+    in_monolith = rows_named(stack, "monolith.db", set(acknowledged) | refused | unknown)
+    in_service = rows_named(stack, "dataservice.db", refused | unknown)
+    unmirrored = {n for n, i in acknowledged.items() if in_monolith[(n, i)] != 1}
+    reported = {key["id"] for e in log_events(stack, "mirror_write_failed")
+                for key in e["keys"]}
+    assert {acknowledged[n] for n in unmirrored} <= reported, "a lost mirror went unreported"
+    assert all(in_monolith[n] <= 1 for n in acknowledged), "an acknowledged write twice"
+    assert [n for n in refused if in_monolith[n] or in_service[n]] == [], \
+        "a write refused with 'not applied' was applied"
+    assert [n for n in unknown if in_monolith[n]] == [], "a failed write reached the monolith"
+    assert all(in_service[n] <= 1 for n in unknown), "a failed write was applied twice"
+    print(f"F2: {sum(1 for n in unknown if in_service[n])} of the {len(unknown)} failed writes "
+          f"were applied by the service after all; {len(unmirrored)} acknowledged writes were "
+          "not mirrored (logged mirror_write_failed)")
+
+    # Leave both sides equal for the next test: the service is authoritative in rampdown.
+    assert stack.turnout("data", "copy", "runs", "--from", "service").returncode == 0
+    verify_clean(stack)
+    reset_flags(stack)
