@@ -190,3 +190,34 @@ def make_setup(root: Path, tokens: Tokens) -> Setup:
     copy_to_dataservice(run_dir)
     set_flag(run_dir, "runs", "local")
     return Setup(root=root, run_dir=run_dir, tokens=tokens, user_id=user_id)
+
+
+# ---------------------------------------------------------------- load with server CPU
+
+def cpu_seconds(pids: list[int]) -> float:
+    import psutil
+
+    total = 0.0
+    for pid in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
+            total += times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def load(spec: dict, cpu_groups: dict[str, list[int]] | None = None) -> dict:
+    """run_load plus the CPU time each group of server processes spent meanwhile, per
+    request served (warm-up included): unlike rps, barely moved by other processes that
+    compete for the same core."""
+    from bench.loadgen import run_load
+
+    cpu_groups = cpu_groups or {}
+    before = {name: cpu_seconds(pids) for name, pids in cpu_groups.items()}
+    result = run_load(spec)
+    served = max(result["all_completed"], 1)
+    for name, pids in cpu_groups.items():
+        spent = cpu_seconds(pids) - before[name]
+        result[f"{name}_cpu_us_per_req"] = round(spent * 1e6 / served, 1)
+    return result
