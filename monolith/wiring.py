@@ -39,7 +39,7 @@ from shims.mismatches import SqlMismatchLog
 from shims.router import Router, Sides, make_breaker
 from shims.shadow import ShadowRunner
 from shims.sync import RemoteDataSync
-from shims.transport import HttpTransport, pooled_session
+from shims.transport import HttpTransport, pooled_session, transport_for
 
 EXTENSION_KEY = "runnerly"
 CONTROL_KEY = "turnout"
@@ -119,11 +119,8 @@ class _Routes:
         self.control = control
 
     def transport(self, url_setting: str, audience: str) -> HttpTransport:
-        c = self.config
-        return HttpTransport(c[url_setting], connect_timeout=c["REMOTE_CONNECT_TIMEOUT"],
-                             read_timeout=c["REMOTE_READ_TIMEOUT"],
-                             pool_size=c["REMOTE_POOL_SIZE"],
-                             tokens=client_tokens(c, audience))
+        return transport_for(self.config, self.config[url_setting],
+                             client_tokens(self.config, audience))
 
     def router(self, name: str, spec: ContractSpec, local: Any, remote: Any,
                **data: Any) -> Any:

@@ -14,7 +14,7 @@ greenlets on the default pool of 10 discarded 40 connections per round).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -132,3 +132,12 @@ def _json(content: bytes, where: str) -> Any:
         return json.loads(content)
     except ValueError as exc:
         raise TransportError(f"{where} answered a body that is not JSON") from exc
+
+
+def transport_for(settings: Mapping[str, Any], url: str,
+                  tokens: TokenSource | None = None) -> HttpTransport:
+    """An HttpTransport to `url` with the process's remote-call settings
+    (`REMOTE_CONNECT_TIMEOUT`, `REMOTE_READ_TIMEOUT`, `REMOTE_POOL_SIZE`)."""
+    return HttpTransport(url, connect_timeout=settings["REMOTE_CONNECT_TIMEOUT"],
+                         read_timeout=settings["REMOTE_READ_TIMEOUT"],
+                         pool_size=settings["REMOTE_POOL_SIZE"], tokens=tokens)

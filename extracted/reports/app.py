@@ -2,16 +2,16 @@
 
 The service serves the `reports` contract with the monolith's own `LocalReports`, given
 the Runs contract over HTTP instead of an in-process implementation. It has no database,
-so its `/healthz` checks no dependency: see `health_blueprint` below.
+so its `/healthz` checks no
+dependency: see `shims.health`.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Blueprint, Flask, jsonify
+from flask import Flask, jsonify
 
 from monolith.reports.service import LocalReports
 from shims.ops import loopback_only
@@ -22,7 +22,8 @@ from shims.openapi import openapi_document
 from shims.auth import AUTH_DEFAULTS, client_tokens, verifying_guard
 from shims.service import Guard, install_json_errors, rpc_blueprint
 from shims.settings import load_settings
-from shims.transport import HttpTransport, TokenSource, Transport
+from shims.health import health_blueprint
+from shims.transport import HttpTransport, transport_for, TokenSource, Transport
 
 SERVICE = "reports"
 DEFAULTS: dict[str, Any] = {
@@ -46,30 +47,8 @@ def load_config(override: Mapping[str, Any] | None = None) -> dict[str, Any]:
 
 def build_data_transport(settings: Mapping[str, Any],
                          tokens: TokenSource | None = None) -> HttpTransport:
-    """The transport to the Runs contract; `tokens` adds service-to-service bearer tokens."""
-    return HttpTransport(settings["REPORTS_DATA_URL"],
-                         connect_timeout=settings["REMOTE_CONNECT_TIMEOUT"],
-                         read_timeout=settings["REMOTE_READ_TIMEOUT"],
-                         pool_size=settings["REMOTE_POOL_SIZE"], tokens=tokens)
-
-
-def health_blueprint(settings: Mapping[str, Any]) -> Blueprint:
-    """`GET /healthz`: this process answers, with the configuration it would use.
-
-    It deliberately does not call the data contracts: a health check that calls its
-    dependencies cascades (one slow data service turns every service above it "failing",
-    and the supervisor restarts processes that can do nothing about it). A data service
-    that is down shows up as a 503 `unavailable` answer to the call that needed it, in
-    `/metrics`, and in the data service's own `/healthz`.
-    """
-    blueprint = Blueprint("health", __name__)
-
-    @blueprint.get("/healthz")
-    def healthz():
-        return jsonify({"service": SERVICE, "pid": os.getpid(), "status": "ok",
-                        "data_url": settings["REPORTS_DATA_URL"]})
-
-    return blueprint
+    """The transport to the data contracts; `tokens` adds service-to-service bearer tokens."""
+    return transport_for(settings, settings["REPORTS_DATA_URL"], tokens)
 
 
 def create_app(config: Mapping[str, Any] | None = None, *, data_transport: Transport | None = None,
@@ -90,7 +69,8 @@ def create_app(config: Mapping[str, Any] | None = None, *, data_transport: Trans
     app.register_blueprint(rpc_blueprint([(REPORTS, LocalReports(RemoteRuns(transport)))],
                                          observe=metrics.observe_served,
                                          guard=guard or verifying_guard(settings, SERVICE)))
-    app.register_blueprint(health_blueprint(settings))
+    app.register_blueprint(health_blueprint(SERVICE, details=lambda: {
+        "data_url": settings["REPORTS_DATA_URL"]}))
     app.register_blueprint(metrics_blueprint(metrics))
     app.add_url_rule("/openapi.json", "openapi", lambda: jsonify(document))
     install_json_errors(app)

@@ -2,16 +2,15 @@
 
 The service serves the `strava` contract with the monolith's own `LocalStravaImport`,
 given the Accounts and Runs contracts over HTTP instead of in-process implementations.
-It has no database, so its `/healthz` checks no dependency: see `health_blueprint` below.
+It has no database, so its `/healthz` checks no dependency: see `shims.health`.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Blueprint, Flask, jsonify
+from flask import Flask, jsonify
 
 from monolith.strava.client import StravaClient
 from monolith.strava.service import LocalStravaImport
@@ -24,7 +23,8 @@ from shims.openapi import openapi_document
 from shims.auth import AUTH_DEFAULTS, client_tokens, verifying_guard
 from shims.service import Guard, install_json_errors, rpc_blueprint
 from shims.settings import load_settings
-from shims.transport import HttpTransport, TokenSource, Transport, pooled_session
+from shims.health import health_blueprint
+from shims.transport import HttpTransport, transport_for, TokenSource, Transport, pooled_session
 
 SERVICE = "stravaimport"
 DEFAULTS: dict[str, Any] = {
@@ -52,31 +52,7 @@ def load_config(override: Mapping[str, Any] | None = None) -> dict[str, Any]:
 def build_data_transport(settings: Mapping[str, Any],
                          tokens: TokenSource | None = None) -> HttpTransport:
     """The transport to the data contracts; `tokens` adds service-to-service bearer tokens."""
-    return HttpTransport(settings["STRAVAIMPORT_DATA_URL"],
-                         connect_timeout=settings["REMOTE_CONNECT_TIMEOUT"],
-                         read_timeout=settings["REMOTE_READ_TIMEOUT"],
-                         pool_size=settings["REMOTE_POOL_SIZE"], tokens=tokens)
-
-
-def health_blueprint(settings: Mapping[str, Any]) -> Blueprint:
-    """`GET /healthz`: this process answers, with the configuration it would use.
-
-    It deliberately calls neither Strava nor the data contracts. A health check that calls
-    its dependencies cascades: one slow data service would turn every service above it
-    "failing" at once, and the supervisor would restart healthy processes that can do
-    nothing about it. A dependency that is down shows up where it belongs: as an
-    `upstream_error` (Strava) or `unavailable` (data) answer to the call that needed it,
-    in `/metrics`, and in that dependency's own `/healthz`.
-    """
-    blueprint = Blueprint("health", __name__)
-
-    @blueprint.get("/healthz")
-    def healthz():
-        return jsonify({"service": SERVICE, "pid": os.getpid(), "status": "ok",
-                        "strava_url": settings["STRAVA_URL"],
-                        "data_url": settings["STRAVAIMPORT_DATA_URL"]})
-
-    return blueprint
+    return transport_for(settings, settings["STRAVAIMPORT_DATA_URL"], tokens)
 
 
 def create_app(config: Mapping[str, Any] | None = None, *, data_transport: Transport | None = None,
@@ -101,7 +77,8 @@ def create_app(config: Mapping[str, Any] | None = None, *, data_transport: Trans
 
     app.register_blueprint(rpc_blueprint([(STRAVA, importer)], observe=metrics.observe_served,
                                          guard=guard or verifying_guard(settings, SERVICE)))
-    app.register_blueprint(health_blueprint(settings))
+    app.register_blueprint(health_blueprint(SERVICE, details=lambda: {
+        "strava_url": settings["STRAVA_URL"], "data_url": settings["STRAVAIMPORT_DATA_URL"]}))
     app.register_blueprint(metrics_blueprint(metrics))
     app.add_url_rule("/openapi.json", "openapi", lambda: jsonify(document))
     install_json_errors(app)
