@@ -13,6 +13,7 @@ Every error is one line on stderr and a non-zero exit, never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -41,7 +42,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     env = stack.stack_environment(_home(args.config))
     stack.start(args.config, env, wait=args.wait)
     for name, url, _ in stack.status(env):
-        print(f"{name:<10} {url}  healthy")
+        print(f"{name:<13} {url}  healthy")
     monolith_url = stack.PROCESSES[0].url(env)
     print(f"\nOpen {monolith_url}/ and log in as {DEMO_EMAIL} / {DEMO_PASSWORD}")
     print(f"Logs: {env['TURNOUT_RUN_DIR']}/logs/   Inspect: circusctl --endpoint "
@@ -56,7 +57,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(stack.circusctl(env, "status").rstrip())
     rows = stack.status(env)
     for name, url, healthy in rows:
-        print(f"{name:<10} {url}  {'healthy' if healthy else 'NOT HEALTHY'}")
+        print(f"{name:<13} {url}  {'healthy' if healthy else 'NOT HEALTHY'}")
     return 0 if all(healthy for *_, healthy in rows) else 1
 
 
@@ -199,6 +200,11 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
+    except BrokenPipeError:
+        # `turnout flags history | head`: the reader left; say nothing more (Python docs'
+        # recipe: point stdout at devnull so the interpreter's final flush stays quiet).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except TurnoutError as exc:
         print(f"turnout: {exc.message}", file=sys.stderr)
         return 2
