@@ -182,7 +182,7 @@ def _generate(spec: dict) -> dict:
                     status, keep = _read_response(sock, buffer)
             except (gevent.Timeout, OSError, _Closed, ValueError) as exc:
                 kind = "timeout" if isinstance(exc, gevent.Timeout) else type(exc).__name__
-                if started >= measure_from and not state["stop"]:
+                if measure_from <= time.perf_counter() <= stop_at and not state["stop"]:
                     errors[kind] = errors.get(kind, 0) + 1
                 if sock is not None:
                     sock.close()
@@ -193,7 +193,7 @@ def _generate(spec: dict) -> dict:
             if not keep or not keepalive:
                 sock.close()
                 sock = None
-            if started >= measure_from and done <= stop_at:
+            if measure_from <= done <= stop_at:  # completed in the window (as wrk counts)
                 latencies.append(done - started)
                 statuses[str(status)] = statuses.get(str(status), 0) + 1
                 counter["measured"] += 1
