@@ -58,7 +58,8 @@ class Stack:
         for pid in masters:
             assert pid in ours, f"{watcher} pid {pid} is not a child of our circusd"
             found.append(pid)
-            found.extend(child.pid for child in psutil.Process(pid).children(recursive=True))
+            with suppress(psutil.NoSuchProcess):  # it may be dying as we look
+                found.extend(child.pid for child in psutil.Process(pid).children(recursive=True))
         return found
 
     def circusd_pid(self) -> int | None:

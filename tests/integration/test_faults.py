@@ -74,6 +74,8 @@ class Load:
     failures: list[str] = field(default_factory=list)
     writes: list[Write] = field(default_factory=list)
     read_latencies: list[float] = field(default_factory=list)
+    # F2: a run the client just wrote, not found by a read answered by the monolith: (id, route)
+    stale: list[tuple[int, str]] = field(default_factory=list)
     kinds: Counter = field(default_factory=Counter)
     routes: Counter = field(default_factory=Counter)
     _stop: bool = False
@@ -124,7 +126,10 @@ class Load:
             return
         self.read_latencies.append(time.monotonic() - started)
         self._count_routes(response)
-        if response.status_code != 200:
+        if response.status_code == 404 and kind == "get" and self.write_503_allowed:
+            self.stale.append((int(path.rsplit("/", 1)[1]),
+                               response.headers.get("X-Turnout-Route", "")))
+        elif response.status_code != 200:
             self.failures.append(f"{kind} {path}: {response.status_code} {response.text[:200]}")
 
     def _write(self, runner: Runner) -> Write:
@@ -358,7 +363,10 @@ def test_f1_flags_flipped_every_second_under_load_lose_no_write(stack):
 
 def test_f2_a_service_killed_under_load_fails_no_read_and_duplicates_no_write(stack):
     """F2: the data service's gunicorn master and workers SIGKILLed under 50 clients, with
-    `runs` in `rampdown`, until circus has respawned it and the breaker has closed.
+    `runs` in `rampdown`; every incarnation circus respawns is SIGKILLed too (a crash loop)
+    until the breaker has opened and READ_TIMEOUT + 4 s have passed, because one kill is
+    respawned in ~2 s, within the read timeout, and would never open the breaker. Then the
+    service is left alone until circus has it back and the breaker has closed.
 
     Why rampdown: reads are answered by the service and every write needs it (it is
     authoritative), yet every write is also mirrored to the monolith, so the breaker's local
@@ -367,8 +375,13 @@ def test_f2_a_service_killed_under_load_fails_no_read_and_duplicates_no_write(st
     everything written since, so runners signed up then could not even log in.
 
     While the service is down the circus socket stays open: calls hang until the 5 s read
-    timeout, then the breaker opens. Asserted: every read answers 200; every write answers 201,
-    or 503 with Retry-After, within the read timeout + 3 s; the breaker opens and closes again.
+    timeout, then the breaker opens. Asserted: every read answers 200, with one exception: a
+    run acknowledged just before the service died whose mirror to the monolith failed (logged
+    `mirror_write_failed` with its id) is not found by a fallback read answered locally — a
+    stale fallback, by design (docs/turnout.md §4), repaired by `turnout data copy`. Every
+    write answers 201, or 503 with Retry-After, within the read timeout + 3 s — twice the
+    read timeout + 3 s when loading the runner (a read before the write) timed out first;
+    the breaker opens and closes again.
     Afterwards, each write is where it must be:
     - acknowledged (201): exactly once in the service's database (authoritative), and in the
       monolith's exactly once too unless its mirror failed, which `mirror_write_failed` names;
@@ -386,24 +399,43 @@ def test_f2_a_service_killed_under_load_fails_no_read_and_duplicates_no_write(st
     with Load(url, runners, write_503_allowed=True) as load:
         gevent.sleep(3)
         before = load.requests_made
-        killed = stack.watcher_pids("dataservice")
-        for pid in killed:
-            os.kill(pid, signal.SIGKILL)
+        killed: set[int] = set()
         down_at = time.monotonic()
-        opened = eventually(lambda: breaker(url) == "open", "the runs breaker opens", 30)
+        # Circus respawns a killed service within ~2 s, faster than the 5 s read timeout;
+        # killing every new incarnation too (a crash loop) keeps it down until the breaker
+        # has opened and writes have met the open circuit.
+        while breaker(url) != "open" or time.monotonic() - down_at < READ_TIMEOUT + 4:
+            assert time.monotonic() - down_at < 40, "the runs breaker never opened"
+            for pid in set(stack.watcher_pids("dataservice")) - killed:
+                os.kill(pid, signal.SIGKILL)
+                killed.add(pid)
+            gevent.sleep(0.2)
+        opened = time.monotonic() - down_at
         eventually(lambda: healthy(service) and not set(killed) & set(
             stack.watcher_pids("dataservice")), "circus respawns the data service", 60)
-        back = time.monotonic() - down_at
+        back = time.monotonic() - down_at - opened
         closed = eventually(lambda: breaker(url) == "closed", "the runs breaker closes", 30)
         gevent.sleep(2)
         during = load.requests_made - before
-    print(f"\nF2: killed {killed}; breaker open after {opened:.1f}s, service healthy again "
-          f"after {back:.1f}s, breaker closed {closed:.1f}s later; {load.summary()}")
+    print(f"\nF2: killed {len(killed)} processes over {opened:.1f}s; the service was healthy "
+          f"{back:.1f}s later, the breaker closed {closed:.1f}s after that; {load.summary()}")
 
     assert during > 100, "the load kept going through the outage"
     assert load.failures == [], load.failures[:5]
+    # A read that found no run the client had just written (acknowledged): only allowed when
+    # the monolith answered it (the fallback) and the run's mirror to the monolith is logged
+    # as failed — the service died between acknowledging the write and exporting its row.
+    mirror_failed = {key["id"] for e in log_events(stack, "mirror_write_failed")
+                     for key in e["keys"]}
+    unexplained = [(i, r) for i, r in load.stale
+                   if i not in mirror_failed or "runs.get_run=local" not in r]
+    assert unexplained == [], f"reads lost acknowledged runs: {unexplained[:5]}"
     for write in load.writes:
-        assert write.latency <= READ_TIMEOUT + 3.0, f"a write hung {write.latency:.1f}s"
+        # The endpoint makes two remote calls in turn, each bounded by the read timeout:
+        # loading the runner (a read; after a timeout it falls back) and the write.
+        calls = 2 if "accounts.get_user=local-fallback" in write.route else 1
+        assert write.latency <= calls * READ_TIMEOUT + 3.0, \
+            f"a write hung {write.latency:.1f}s: {write}"
         if write.status == 503:
             assert write.retry_after and int(write.retry_after) >= 1, write
     refused = {w.name for w in load.writes if w.status == 503 and "circuit open" in w.message}
@@ -416,9 +448,7 @@ def test_f2_a_service_killed_under_load_fails_no_read_and_duplicates_no_write(st
     in_monolith = rows_named(stack, "monolith.db", set(acknowledged) | refused | unknown)
     in_service = rows_named(stack, "dataservice.db", refused | unknown)
     unmirrored = {n for n, i in acknowledged.items() if in_monolith[(n, i)] != 1}
-    reported = {key["id"] for e in log_events(stack, "mirror_write_failed")
-                for key in e["keys"]}
-    assert {acknowledged[n] for n in unmirrored} <= reported, "a lost mirror went unreported"
+    assert {acknowledged[n] for n in unmirrored} <= mirror_failed, "an unreported lost mirror"
     assert all(in_monolith[n] <= 1 for n in acknowledged), "an acknowledged write twice"
     assert [n for n in refused if in_monolith[n] or in_service[n]] == [], \
         "a write refused with 'not applied' was applied"
@@ -426,7 +456,8 @@ def test_f2_a_service_killed_under_load_fails_no_read_and_duplicates_no_write(st
     assert all(in_service[n] <= 1 for n in unknown), "a failed write was applied twice"
     print(f"F2: {sum(1 for n in unknown if in_service[n])} of the {len(unknown)} failed writes "
           f"were applied by the service after all; {len(unmirrored)} acknowledged writes were "
-          "not mirrored (logged mirror_write_failed)")
+          f"not mirrored (logged mirror_write_failed), read as 404 by {len(load.stale)} "
+          "fallback reads")
 
     # Leave both sides equal for the next test: the service is authoritative in rampdown.
     assert stack.turnout("data", "copy", "runs", "--from", "service").returncode == 0
