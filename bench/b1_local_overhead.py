@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.common import (BENCH_MONTH, load, markdown_table, med_range, spread, table, write_result)
+from bench.common import (BENCH_MONTH, load, markdown_table, med_range, spread, table)
 from bench.servers import ROOT, SERVER_CPU, Server
 
 ID = "B1"
@@ -58,7 +58,7 @@ def run(ctx) -> dict:
         setup.stop_all()
     s_rps = spread([r["rps"] for r in subject])
     b_rps = spread([r["rps"] for r in baseline])
-    pair_ratios = spread([s["rps"] / b["rps"] for s, b in zip(subject, baseline)])
+    pair_ratios = spread([s["rps"] / b["rps"] for s, b in zip(subject, baseline, strict=False)])
     ratio = s_rps["median"] / b_rps["median"]
     http_cost_us = 1e6 / s_rps["median"] - 1e6 / b_rps["median"]
     s_cpu = spread([r["monolith_cpu_us_per_req"] for r in subject])
@@ -84,8 +84,8 @@ def run(ctx) -> dict:
         "target": f"throughput >= {TARGET} x baseline", "pass": ratio >= TARGET and not errors
         and not non200,
         "baseline_desc": f"direct call, {b_rps['median']:.0f} rps",
-        "measured": f"{s_rps['median']:.0f} rps ({ratio:.3f}x); shim {micro['router_overhead_us']['median']:.1f} "
-                    f"us/call in-process",
+        "measured": f"{s_rps['median']:.0f} rps ({ratio:.3f}x); shim "
+                    f"{micro['router_overhead_us']['median']:.1f} us/call in-process",
         "raw": {"subject": subject, "baseline": baseline},
     }
     result["table"] = render(result)
@@ -147,7 +147,7 @@ def markdown(r: dict) -> str:
 def micro_in_subprocess(run_dir: Path, user_id: int, *, quick: bool) -> dict:
     command = [sys.executable, "-m", "bench.b1_local_overhead", "--micro", str(run_dir),
                str(user_id), "quick" if quick else "full"]
-    if SERVER_CPU < os.cpu_count():
+    if os.cpu_count() > SERVER_CPU:
         command = ["taskset", "-c", str(SERVER_CPU), *command]
     env = {k: v for k, v in os.environ.items() if not k.startswith("TURNOUT_")}
     env["TURNOUT_RUN_DIR"] = str(run_dir)
@@ -172,7 +172,7 @@ def _micro(run_dir: str, user_id: int, quick: bool) -> dict:
     app = create_app({"RUN_DIR": run_dir})
     control = app.extensions[CONTROL_KEY]
     router = app.extensions[EXTENSION_KEY].runs
-    direct = router._sides.local  # the very LocalRuns the router calls  # noqa: SLF001
+    direct = router._sides.local  # the very LocalRuns the router calls
     year, month = BENCH_MONTH
 
     class Stub:
@@ -209,9 +209,9 @@ def _micro(run_dir: str, user_id: int, quick: bool) -> dict:
                 samples[name].append(per_call(fn, n))
     out = {name: spread(values) for name, values in samples.items()}
     out["router_overhead_us"] = spread([r - d for r, d in zip(samples["router_us"],
-                                                              samples["direct_us"])])
+                                                              samples["direct_us"], strict=False)])
     out["stub_overhead_us"] = spread([r - d for r, d in zip(samples["stub_router_us"],
-                                                            samples["stub_direct_us"])])
+                                                            samples["stub_direct_us"], strict=False)])
     out["repeats"] = repeats
     out["calls_per_repeat"] = {"database": n_db, "stub": n_stub}
     out["relative_overhead"] = round(statistics.median(samples["router_us"]) /

@@ -50,9 +50,9 @@ def med_range(s: dict, digits: int = 1) -> str:
 def table(title: str, header: list[str], rows: list[list[Any]]) -> str:
     cells = [header] + [[fmt(c) if not isinstance(c, str) else c for c in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    lines = [title, "  ".join(h.ljust(w) for h, w in zip(header, widths)),
+    lines = [title, "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=False)),
              "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in cells[1:]]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) for row in cells[1:]]
     return "\n".join(lines)
 
 

@@ -58,7 +58,7 @@ def _main() -> None:
 
     monkey.patch_all()
     spec = json.loads(sys.stdin.read())
-    if CLIENT_CPU < os.cpu_count():
+    if os.cpu_count() > CLIENT_CPU:
         os.sched_setaffinity(0, {CLIENT_CPU})
     print(json.dumps(_generate(spec)))
 
@@ -215,7 +215,8 @@ def _generate(spec: dict) -> dict:
             return None
         return round(latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))] * 1000, 3)
 
-    return {"completed": len(latencies), "all_completed": counter.get("all", 0), "errors": errors, "statuses": statuses,
+    return {"completed": len(latencies), "all_completed": counter.get("all", 0),
+            "errors": errors, "statuses": statuses,
             "elapsed_s": round(elapsed, 3), "rps": round(len(latencies) / elapsed, 1)
             if elapsed > 0 else 0.0,
             "p50_ms": pct(50), "p90_ms": pct(90), "p99_ms": pct(99), "max_ms":

@@ -100,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         for ident in wanted:
             module = importlib.import_module(BENCHMARKS[ident])
             t0 = time.monotonic()
+            load_before = os.getloadavg()
             print(f"\n=== {ident}: {module.__doc__.splitlines()[0]}", flush=True)
             try:
                 result = module.run(ctx)
@@ -108,15 +109,20 @@ def main(argv: list[str] | None = None) -> int:
                 result = {"id": ident, "pass": False, "error": repr(exc), "measured": "error",
                           "baseline_desc": "-", "ratio": None, "target": "-"}
             result["seconds"] = round(time.monotonic() - t0, 1)
+            result["loadavg_before_after"] = [round(load_before[0], 2),
+                                              round(os.getloadavg()[0], 2)]
             if "table" in result:
                 print(result["table"], flush=True)
-            print(f"({ident} took {result['seconds']:.0f}s)", flush=True)
+            print(f"({ident} took {result['seconds']:.0f}s; 1-min load average "
+                  f"{result['loadavg_before_after'][0]} before, "
+                  f"{result['loadavg_before_after'][1]} after)", flush=True)
             from bench.common import write_result
 
             write_result(result)
             summary["results"].append({k: result.get(k) for k in
                                        ("id", "title", "measured", "baseline_desc", "ratio",
-                                        "target", "pass", "seconds", "error")})
+                                        "target", "pass", "seconds", "error", "note",
+                                        "loadavg_before_after")})
             if hasattr(module, "markdown") and "error" not in result:
                 markdown_parts.append(f"### {ident}\n\n{module.markdown(result)}")
     finally:
