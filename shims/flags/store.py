@@ -9,7 +9,8 @@ and the per-process cache only needs the one-row version read to stay current.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 from sqlalchemy import (
     Boolean,
@@ -26,7 +27,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from shims.flags.model import (
     MODES,
@@ -95,14 +96,14 @@ class SqlFlagStore:
 
     def version(self) -> int:
         """The cheap read the caches poll: one row, one column."""
-        with self.engine.connect() as connection:
+        with self._reading() as connection:
             return connection.execute(select(state_table.c.version)
                                       .where(state_table.c.id == 1)).scalar_one()
 
     def snapshot(self) -> FlagSnapshot:
         """Every flag, read in one transaction; rows that break the rules are reported,
         not trusted (someone may have edited the table by hand)."""
-        with self.engine.connect() as connection:
+        with self._reading() as connection:
             state = connection.execute(select(state_table).where(state_table.c.id == 1)).one()
             rows = connection.execute(select(flags_table)).all()
         flags, problems = {}, []
@@ -114,6 +115,20 @@ class SqlFlagStore:
                 problems.append((row.feature, exc.message))
         return FlagSnapshot(version=state.version, killed=bool(state.killed), flags=flags,
                             problems=tuple(problems))
+
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        """A pooled connection whose failure discards it instead of pooling it again.
+
+        A SQLite connection that once found the file unreadable ("file is not a database")
+        keeps failing after the file is repaired, so a worker whose pool kept it would never
+        read its flags again; a fresh connection reads the repaired file at once."""
+        with self.engine.connect() as connection:
+            try:
+                yield connection
+            except DBAPIError:
+                connection.invalidate()
+                raise
 
     def set(self, feature: str, mode: str, percent: object = None, *, actor: str) -> Flag:
         flag = validate_flag(self.features, feature, mode, percent)

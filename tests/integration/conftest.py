@@ -56,6 +56,8 @@ class Stack:
         ours = {child.pid for child in circusd.children(recursive=True)}
         found = []
         for pid in masters:
+            if pid not in ours and not psutil.pid_exists(pid):
+                continue  # gone between the two looks (a reload, a kill)
             assert pid in ours, f"{watcher} pid {pid} is not a child of our circusd"
             found.append(pid)
             with suppress(psutil.NoSuchProcess):  # it may be dying as we look

@@ -219,6 +219,13 @@ def set_flags(stack, *settings: tuple[str, str] | tuple[str, str, float]) -> Non
     time.sleep(0.6)  # every worker looks again within 0.25 s
 
 
+def dual_writes(stack) -> None:
+    """docs/turnout.md §4 steps 1 and 2: new writes on both sides, then the history copied."""
+    set_flags(stack, ("runs", "dualwrite"))
+    copied = stack.turnout("data", "copy", "runs", check=False)
+    assert copied.returncode == 0, copied.stdout + copied.stderr
+
+
 def reset_flags(stack) -> None:
     set_flags(stack, ("runs", "local"), ("strava", "local"), ("reports", "local"))
 
@@ -326,8 +333,7 @@ def test_f1_flags_flipped_every_second_under_load_lose_no_write(stack):
     answered locally and remotely; `turnout data verify runs` is clean at the end (dualwrite).
     """
     url = stack.monolith
-    set_flags(stack, ("runs", "dualwrite"))
-    assert stack.turnout("data", "copy", "runs").returncode == 0
+    dual_writes(stack)
     runners = sign_up(url, CLIENTS)
     flips = 0
     with Load(url, runners) as load:
@@ -393,7 +399,7 @@ def test_f2_a_service_killed_under_load_fails_no_read_and_duplicates_no_write(st
       apart by the 503's message and counts each.
     """
     url, service = stack.monolith, stack.url("TURNOUT_DATASERVICE_PORT")
-    set_flags(stack, ("runs", "dualwrite"))
+    dual_writes(stack)
     runners = sign_up(url, CLIENTS)  # on both sides
     set_flags(stack, ("runs", "rampdown"))
     with Load(url, runners, write_503_allowed=True) as load:
@@ -462,4 +468,189 @@ def test_f2_a_service_killed_under_load_fails_no_read_and_duplicates_no_write(st
     # Leave both sides equal for the next test: the service is authoritative in rampdown.
     assert stack.turnout("data", "copy", "runs", "--from", "service").returncode == 0
     verify_clean(stack)
+    reset_flags(stack)
+
+
+# --- F3 --------------------------------------------------------------------------------
+
+RELOADED = {"monolith": "TURNOUT_MONOLITH_PORT", "dataservice": "TURNOUT_DATASERVICE_PORT",
+            "tokendealer": "TURNOUT_TOKENDEALER_PORT", "stravaimport": "TURNOUT_STRAVAIMPORT_PORT",
+            "reports": "TURNOUT_REPORTS_PORT"}
+
+
+@dataclass
+class TokenFetches:
+    """A caller fetching service tokens from the dealer back to back, as every worker does
+    when its token is due (here the monolith's own client credentials)."""
+
+    stack: object
+    done: int = 0
+    failures: list[str] = field(default_factory=list)
+    _stop: bool = False
+    _greenlet: gevent.Greenlet | None = None
+
+    def __enter__(self) -> TokenFetches:
+        self._greenlet = gevent.spawn(self._loop)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop = True
+        self._greenlet.join(timeout=CLIENT_TIMEOUT + 5)
+
+    def _loop(self) -> None:
+        dealer = self.stack.url("TURNOUT_TOKENDEALER_PORT")
+        secret = (self.stack.run_dir / "secrets" / "monolith").read_text().strip()
+        session = requests.Session()
+        while not self._stop:
+            try:
+                response = session.post(f"{dealer}/oauth/token", auth=("monolith", secret),
+                                        timeout=CLIENT_TIMEOUT, data={
+                                            "grant_type": "client_credentials",
+                                            "audience": "dataservice"})
+                if response.status_code != 200 or "access_token" not in response.json():
+                    self.failures.append(f"{response.status_code} {response.text[:200]}")
+            except (requests.RequestException, ValueError) as exc:
+                self.failures.append(repr(exc))
+            self.done += 1
+            gevent.sleep(0.05)
+
+
+def test_f3_every_process_reloaded_under_load_fails_no_request(stack):
+    """F3: `circusctl reload` of the monolith, the data service, the token dealer, the Strava
+    importer and the reports service, one after the other, under 50 clients, with every
+    feature routed to its service so each is on the request path: runs in `rampdown` (every
+    read and write goes to the data service, and is mirrored back), reports and strava
+    `remote` (5 of the runners import from the Strava dev server). The token dealer is on the
+    path too: service tokens live 10 s here (STACK_ENV), so every caller fetches one every 5 s,
+    and a client fetches tokens from it back to back throughout.
+
+    Asserted: each reload replaces every process of the watcher (new PIDs, healthy again);
+    no request fails, no token fetch fails; each service answered calls; every acknowledged
+    run is exactly once on both sides, and `turnout data verify runs` is clean.
+    """
+    url = stack.monolith
+    dual_writes(stack)
+    runners = sign_up(url, CLIENTS, strava=5)
+    set_flags(stack, ("runs", "rampdown"), ("reports", "remote"), ("strava", "remote"))
+    mirror_failures = len(log_events(stack, "mirror_write_failed"))
+    took = {}
+    with Load(url, runners) as load, TokenFetches(stack) as tokens:
+        gevent.sleep(2)
+        for watcher, port in RELOADED.items():
+            old = set(stack.watcher_pids(watcher))
+            started = time.monotonic()
+            stack.circusctl("reload", watcher)
+            eventually(lambda w=watcher, p=port, o=old: stack.circusctl("status", w).strip()
+                       == "active" and not o & set(stack.watcher_pids(w))
+                       and healthy(stack.url(p)), f"{watcher} reloaded", 60)
+            took[watcher] = round(time.monotonic() - started, 1)
+            gevent.sleep(1)
+    print(f"\nF3: reloads took {took}s; {tokens.done} token fetches, {len(tokens.failures)} "
+          f"failed; {load.summary()}\nF3 routes: {dict(load.routes)}")
+
+    assert load.failures == [], load.failures[:5]
+    assert tokens.failures == [], tokens.failures[:5]
+    assert tokens.done > 50
+    for route in ("runs.add_run=remote", "runs.list_runs=remote", "accounts.get_user=remote",
+                  "reports.monthly_report=remote", "strava.import_user=remote"):
+        assert load.routes[route] > 0, f"no call was routed {route}: {dict(load.routes)}"
+    acknowledged = load.acknowledged()
+    assert len(acknowledged) == len(load.writes) > 100
+    assert_each_once(stack, "monolith.db", acknowledged)
+    assert_each_once(stack, "dataservice.db", acknowledged)
+    assert len(log_events(stack, "mirror_write_failed")) == mirror_failures
+    verify_clean(stack)
+    reset_flags(stack)
+
+
+# --- F4 --------------------------------------------------------------------------------
+
+def worker_flags(url: str, probes: int = 30) -> dict[int, dict]:
+    """What each monolith worker serves, as its /healthz says (probed until each answered)."""
+    seen = {}
+    for _ in range(probes):
+        body = requests.get(f"{url}/healthz", timeout=5).json()
+        seen[body["pid"]] = body["flags"]
+    return seen
+
+
+def runs_route(runner: Runner, url: str) -> str:
+    response = runner.session.get(f"{url}/api/runs", timeout=CLIENT_TIMEOUT)
+    assert response.status_code == 200, response.text
+    return response.headers["X-Turnout-Route"]
+
+
+def test_f4_a_corrupt_or_unreadable_flag_store_fails_no_request(stack):
+    """F4: under 50 clients, with runs in `rampdown` and reports `remote` (modes other than
+    the `local` default, so "kept its last good mode" is visible):
+
+    1. a corrupt row, as a hand edit would leave it: `UPDATE turnout_flags SET mode='warp'`
+       and a version bump, in SQL. Every worker reads the new version, logs
+       `flag_row_corrupt`, and keeps serving `rampdown` for runs (its /healthz and the
+       X-Turnout-Route of requests say so), `remote` for reports. Then repaired with a set.
+    2. the store unreadable: garbage copied over the live `flags.db` (a botched restore:
+       `cp` writes into the same file every worker has open), then the backup copied back.
+       Every worker logs `flag_store_unreadable`, reports `store_readable: false`, keeps its
+       flags; once the file is restored, every worker reads the store again and a flag
+       change made after the repair reaches every worker.
+    No request fails throughout.
+    """
+    url = stack.monolith
+    dual_writes(stack)
+    runners = sign_up(url, CLIENTS)
+    set_flags(stack, ("runs", "rampdown"), ("reports", "remote"))
+    flags_db = stack.run_dir / "flags.db"
+    probe = runners[0]
+    with Load(url, runners) as load:
+        gevent.sleep(2)
+        # 1. a corrupt row
+        corrupt_before = len(log_events(stack, "flag_row_corrupt"))
+        with sqlite3.connect(flags_db, timeout=15) as connection:
+            connection.execute("UPDATE turnout_flags SET mode = 'warp' WHERE feature = 'runs'")
+            connection.execute("UPDATE turnout_state SET version = version + 1 WHERE id = 1")
+            version = connection.execute("SELECT version FROM turnout_state").fetchone()[0]
+        connection.close()
+        eventually(lambda: all(f["version"] == version for f in worker_flags(url).values()),
+                   "every worker reads the corrupt row's version", 10)
+        views = worker_flags(url)
+        assert len(views) == 2, views
+        for view in views.values():
+            assert view["modes"]["runs"] == "rampdown" and view["modes"]["reports"] == "remote"
+        assert all("runs.list_runs=remote" in runs_route(probe, url) for _ in range(10))
+        assert len(log_events(stack, "flag_row_corrupt")) > corrupt_before
+        gevent.sleep(2)
+        set_flags(stack, ("runs", "rampdown"))  # the repair
+
+        # 2. the store unreadable
+        unreadable_before = len(log_events(stack, "flag_store_unreadable"))
+        with sqlite3.connect(flags_db, timeout=15) as connection:
+            busy = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        connection.close()
+        assert busy == 0, "the WAL could not be folded into flags.db for the backup"
+        backup = flags_db.read_bytes()
+        with open(flags_db, "r+b") as garbage:  # same file, as `cp` over it would write
+            garbage.write((b"not a database! " * (len(backup) // 16 + 1))[:len(backup)])
+        eventually(lambda: all(not f["store_readable"] for f in worker_flags(url).values()),
+                   "every worker finds the store unreadable", 10)
+        for view in worker_flags(url).values():
+            assert view["modes"]["runs"] == "rampdown" and view["modes"]["reports"] == "remote"
+        assert all("runs.list_runs=remote" in runs_route(probe, url) for _ in range(10))
+        gevent.sleep(2)
+        with open(flags_db, "r+b") as restored:
+            restored.write(backup)
+        recovered = eventually(lambda: all(f["store_readable"]
+                                           for f in worker_flags(url).values()),
+                               "every worker reads the repaired store again", 10)
+        set_flags(stack, ("reports", "local"))
+        eventually(lambda: all(f["modes"]["reports"] == "local"
+                               for f in worker_flags(url).values()),
+                   "a change after the repair reaches every worker", 5)
+        gevent.sleep(1)
+    unreadable = log_events(stack, "flag_store_unreadable")[unreadable_before:]
+    print(f"\nF4: store readable again {recovered:.1f}s after the repair; "
+          f"{len(unreadable)} flag_store_unreadable lines; {load.summary()}")
+
+    assert load.failures == [], load.failures[:5]
+    assert len(unreadable) >= 2, "each worker says loudly that the store is unreadable"
+    assert all("not a database" in line["error"] for line in unreadable), unreadable[:2]
     reset_flags(stack)

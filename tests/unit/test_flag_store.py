@@ -2,6 +2,7 @@
 schema creation, versions, the audit log, the kill switch, refusals and corrupt rows."""
 
 import datetime as dt
+import sqlite3
 
 import pytest
 from sqlalchemy import func, select, text
@@ -310,3 +311,27 @@ def test_setting_over_a_corrupt_row_repairs_it(store):
     write_row(store, "reports", "warp")
     store.set("reports", "remote", actor="ada")
     assert [(e.old, e.new) for e in store.history("reports")] == [("local", "remote")]
+
+
+def test_the_store_is_read_again_once_an_overwritten_file_is_restored(tmp_path):
+    """`cp` of garbage over the live file, then of the backup: the same pooled engine reads
+    it again (SQLite connections that saw the garbage would fail for ever; they are dropped)."""
+    path = tmp_path / "flags.db"
+    store = SqlFlagStore.from_url(f"sqlite:///{path}", FEATURES)
+    store.create_schema()
+    store.set("runs", "rampdown", actor="test")
+    version = store.version()  # a pooled connection that has read the file
+    operator = sqlite3.connect(path)  # the backup: the WAL folded into the file, then a copy
+    assert operator.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0
+    operator.close()
+    backup = path.read_bytes()
+    with open(path, "r+b") as garbage:
+        garbage.write(b"x" * len(backup))
+    for _ in range(3):  # every pooled connection meets the garbage
+        with pytest.raises(Exception, match="not a database"):
+            store.version()
+    with open(path, "r+b") as restored:
+        restored.write(backup)
+    assert store.version() == version
+    assert store.snapshot().flag("runs").mode == "rampdown"
+    store.engine.dispose()
