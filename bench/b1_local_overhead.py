@@ -211,7 +211,8 @@ def _micro(run_dir: str, user_id: int, quick: bool) -> dict:
     out["router_overhead_us"] = spread([r - d for r, d in zip(samples["router_us"],
                                                               samples["direct_us"], strict=False)])
     out["stub_overhead_us"] = spread([r - d for r, d in zip(samples["stub_router_us"],
-                                                            samples["stub_direct_us"], strict=False)])
+                                                            samples["stub_direct_us"],
+                                                            strict=True)])
     out["repeats"] = repeats
     out["calls_per_repeat"] = {"database": n_db, "stub": n_stub}
     out["relative_overhead"] = round(statistics.median(samples["router_us"]) /

@@ -57,7 +57,8 @@ def run(ctx) -> dict:
         "method": f"{runs} alternating runs x {duration}s, 8 keep-alive connections; monolith and "
                   "data service 1 gevent worker each on CPU 0; client on CPU 1",
         "subject": s, "baseline": b, "ratio": round(ratio, 4),
-        "pair_ratios": spread([x["rps"] / y["rps"] for x, y in zip(subject, baseline, strict=False)]),
+        "pair_ratios": spread([x["rps"] / y["rps"]
+                               for x, y in zip(subject, baseline, strict=True)]),
         "monolith_cpu_cost_us": round(s["monolith_cpu_us_per_req"]["median"] -
                                       b["monolith_cpu_us_per_req"]["median"], 1),
         "capacity_ratio_from_cpu": round(total["baseline"]["median"] /

@@ -100,6 +100,6 @@ def render(r: dict) -> str:
 
 def markdown(r: dict) -> str:
     return markdown_table(HEADER, _rows(r)) + (
-        f"\n\ngevent/sync throughput at 50 clients: **{r["ratio"]:.1f}x**; gevent p99 / service "
+        f"\n\ngevent/sync throughput at 50 clients: **{r['ratio']:.1f}x**; gevent p99 / service "
         f"latency: **{r['p99_over_service_50']:.2f}** at 50 clients, "
         f"{r['p99_over_service_200']:.2f} at 200.")

@@ -130,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     summary["total_seconds"] = round(time.monotonic() - started, 1)
     rows = [[r["id"], r.get("measured") or "-", r.get("baseline_desc") or "-",
              "-" if r.get("ratio") is None else f"{r['ratio']:.3f}", r.get("target") or "-",
-             "PASS" if r.get("pass") else "FAIL"] for r in summary["results"]]
+             ("PASS" if r.get("pass") else "FAIL") + (" (partial)" if r.get("note") else "")]
+            for r in summary["results"]]
     header = ["id", "measured", "baseline", "ratio", "target", "result"]
     print("\n" + table(f"Summary ({summary['total_seconds']:.0f}s total)", header, rows))
     (RESULTS / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
