@@ -358,13 +358,16 @@ def parse_jwks(content: bytes, where: str) -> dict[str, Any]:
 # Settings every Turnout app shares for service-to-service tokens. A service verifies
 # callers against the dealer's JWKS; a caller with a client secret fetches tokens. The
 # secret comes from the environment (TURNOUT_CLIENT_SECRET), never from code.
+# (bandit takes these names for passwords: they are URLs, a name and empty defaults.)
 AUTH_DEFAULTS: dict[str, Any] = {
-    "TOKEN_JWKS_URL": "http://127.0.0.1:5020/.well-known/jwks.json",  # or a JWKS file path
-    "TOKEN_ISSUER": "turnout-tokendealer",
-    "TOKEN_URL": "http://127.0.0.1:5020/oauth/token",
+    # The dealer's key set; a JWKS file path works too.
+    "TOKEN_JWKS_URL": "http://127.0.0.1:5020/.well-known/jwks.json",  # nosec B105
+    "TOKEN_ISSUER": "turnout-tokendealer",  # nosec B105
+    "TOKEN_URL": "http://127.0.0.1:5020/oauth/token",  # nosec B105
     "CLIENT_ID": None,
-    "CLIENT_SECRET": None,
-    "CLIENT_SECRET_FILE": None,  # preferred: a 0600 file, so the secret is not in the env
+    "CLIENT_SECRET": None,  # nosec B105
+    # Preferred: a 0600 file, so the secret is not in the environment.
+    "CLIENT_SECRET_FILE": None,  # nosec B105
 }
 
 
