@@ -97,7 +97,9 @@ def run(ctx) -> dict:
         run_id = requests.get(monolith.url + "/api/runs?year=2024&month=3", timeout=10,
                               headers={"Authorization": f"Bearer {token}"}).json()["runs"][0]["id"]
         mix = _mix(token, run_id)
-        for name, count, budget in (("warm", warm, 90.0), ("more", more, 200.0)):
+        # The further phase needs ~235 s at the ~214 rps of an idle machine; the bound keeps
+        # a slow machine from running past the whole suite's 10-minute budget.
+        for name, count, budget in (("warm", warm, 90.0), ("more", more, 250.0)):
             t0 = time.monotonic()
             phases[name] = run_load({"port": monolith.port, "requests": mix,
                                      "concurrency": 8, "duration": budget,
