@@ -5,21 +5,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask
 from sqlalchemy.orm import sessionmaker
 
 from monolith.accounts.service import LocalAccounts
 from monolith.models import Base, Run, User
 from monolith.runs.service import LocalRuns
 from monolith.runs.sync import LocalRunsSync
-from shims.ops import loopback_only
+from shims.auth import AUTH_DEFAULTS
 from shims.contracts.accounts import ACCOUNTS
 from shims.contracts.runs import RUNS
-from shims.health import health_blueprint
-from shims.metrics import TurnoutMetrics, metrics_blueprint
-from shims.openapi import openapi_document
-from shims.auth import AUTH_DEFAULTS, verifying_guard
-from shims.service import Guard, install_json_errors, rpc_blueprint
+from shims.service import Guard
+from shims.service_app import service_app
 from shims.settings import load_settings
 from shims.sql import create_tables, make_engine
 from shims.sync import SYNC
@@ -52,28 +49,18 @@ def create_app(config: Mapping[str, Any] | None = None, *, guard: Guard | None =
     """Every contract call needs a dealer token for audience "dataservice" (`guard`
     replaces that check only for tests that bring their own)."""
     settings = load_config(config)
-    app = Flask(__name__)
-    app.config.update(settings)
     engine = make_engine(settings["DATASERVICE_DATABASE_URL"], pool_size=settings["DB_POOL_SIZE"],
                          max_overflow=settings["DB_MAX_OVERFLOW"],
                          pool_timeout=settings["DB_POOL_TIMEOUT"])
     # Only the tables this service owns.
     create_tables(Base.metadata, engine, [User.__table__, Run.__table__])
     sessions = sessionmaker(engine, expire_on_commit=False)
-    metrics = TurnoutMetrics()
     bindings = [(ACCOUNTS, LocalAccounts(sessions, hash_method=settings["PASSWORD_HASH_METHOD"])),
                 (RUNS, LocalRuns(sessions)), (SYNC, LocalRunsSync(engine))]
-    document = openapi_document("Runnerly data service", "1.0", [ACCOUNTS, RUNS, SYNC],
-                                "Users and runs, extracted from the Runnerly monolith. Every "
-                                "operation is one contract method: POST its arguments as "
-                                '{"args": {...}}, get {"result": ...} or a JSON error.')
-
-    app.register_blueprint(rpc_blueprint(bindings, observe=metrics.observe_served,
-                                         guard=guard or verifying_guard(settings, SERVICE)))
-    app.register_blueprint(health_blueprint(SERVICE, engine))
-    app.register_blueprint(metrics_blueprint(metrics))
-    app.add_url_rule("/openapi.json", "openapi", lambda: jsonify(document))
-    install_json_errors(app)
+    app = service_app(SERVICE, settings, bindings, guard=guard, engine=engine,
+                      title="Runnerly data service",
+                      description="Users and runs, extracted from the Runnerly monolith. Every "
+                                  "operation is one contract method: POST its arguments as "
+                                  '{"args": {...}}, get {"result": ...} or a JSON error.')
     app.extensions["turnout_engine"] = engine
-    loopback_only(app)
     return app

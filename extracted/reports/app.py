@@ -11,19 +11,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask
 
 from monolith.reports.service import LocalReports
-from shims.ops import loopback_only
+from shims.auth import AUTH_DEFAULTS, client_tokens
 from shims.contracts.reports import REPORTS
 from shims.contracts.runs import RemoteRuns
-from shims.metrics import TurnoutMetrics, metrics_blueprint
-from shims.openapi import openapi_document
-from shims.auth import AUTH_DEFAULTS, client_tokens, verifying_guard
-from shims.service import Guard, install_json_errors, rpc_blueprint
+from shims.service import Guard
+from shims.service_app import service_app
 from shims.settings import load_settings
-from shims.health import health_blueprint
-from shims.transport import HttpTransport, transport_for, TokenSource, Transport
+from shims.transport import HttpTransport, TokenSource, Transport, transport_for
 
 SERVICE = "reports"
 DEFAULTS: dict[str, Any] = {
@@ -56,23 +53,12 @@ def create_app(config: Mapping[str, Any] | None = None, *, data_transport: Trans
     """`data_transport` replaces the HTTP transport to the Runs contract (tests pass a
     WsgiTransport); `guard` checks each caller's token (shims/auth.py). No I/O happens here."""
     settings = load_config(config)
-    app = Flask(__name__)
-    app.config.update(settings)
     transport = data_transport if data_transport is not None else build_data_transport(
         settings, client_tokens(settings, settings["REPORTS_DATA_AUDIENCE"]))
-    metrics = TurnoutMetrics()
-    document = openapi_document("Runnerly reports", "1.0", [REPORTS],
-                                "A runner's monthly statistics, computed from runs read through "
-                                'the Runs contract. POST a method\'s arguments as {"args": '
-                                '{...}}, get {"result": ...} or a JSON error.')
-
-    app.register_blueprint(rpc_blueprint([(REPORTS, LocalReports(RemoteRuns(transport)))],
-                                         observe=metrics.observe_served,
-                                         guard=guard or verifying_guard(settings, SERVICE)))
-    app.register_blueprint(health_blueprint(SERVICE, details=lambda: {
-        "data_url": settings["REPORTS_DATA_URL"]}))
-    app.register_blueprint(metrics_blueprint(metrics))
-    app.add_url_rule("/openapi.json", "openapi", lambda: jsonify(document))
-    install_json_errors(app)
-    loopback_only(app)
-    return app
+    return service_app(
+        SERVICE, settings, [(REPORTS, LocalReports(RemoteRuns(transport)))], guard=guard,
+        health_details=lambda: {"data_url": settings["REPORTS_DATA_URL"]},
+        title="Runnerly reports",
+        description="A runner's monthly statistics, computed from runs read through the Runs "
+                    'contract. POST a method\'s arguments as {"args": {...}}, get '
+                    '{"result": ...} or a JSON error.')

@@ -10,21 +10,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask
 
 from monolith.strava.client import StravaClient
 from monolith.strava.service import LocalStravaImport
-from shims.ops import loopback_only
+from shims.auth import AUTH_DEFAULTS, client_tokens
 from shims.contracts.accounts import RemoteAccounts
 from shims.contracts.runs import RemoteRuns
 from shims.contracts.strava import STRAVA
-from shims.metrics import TurnoutMetrics, metrics_blueprint
-from shims.openapi import openapi_document
-from shims.auth import AUTH_DEFAULTS, client_tokens, verifying_guard
-from shims.service import Guard, install_json_errors, rpc_blueprint
+from shims.service import Guard
+from shims.service_app import service_app
 from shims.settings import load_settings
-from shims.health import health_blueprint
-from shims.transport import HttpTransport, transport_for, TokenSource, Transport, pooled_session
+from shims.transport import HttpTransport, TokenSource, Transport, pooled_session, transport_for
 
 SERVICE = "stravaimport"
 DEFAULTS: dict[str, Any] = {
@@ -60,27 +57,18 @@ def create_app(config: Mapping[str, Any] | None = None, *, data_transport: Trans
     """`data_transport` replaces the HTTP transport to the data contracts (tests pass a
     WsgiTransport); `guard` checks each caller's token (shims/auth.py). No I/O happens here."""
     settings = load_config(config)
-    app = Flask(__name__)
-    app.config.update(settings)
     transport = data_transport if data_transport is not None else build_data_transport(
         settings, client_tokens(settings, settings["STRAVAIMPORT_DATA_AUDIENCE"]))
     client = StravaClient(settings["STRAVA_URL"], timeout=settings["STRAVA_TIMEOUT"],
                           session=pooled_session(settings["REMOTE_POOL_SIZE"]))
     importer = LocalStravaImport(RemoteAccounts(transport), RemoteRuns(transport), client,
                                  days=settings["STRAVA_IMPORT_DAYS"])
-    metrics = TurnoutMetrics()
-    document = openapi_document("Runnerly Strava importer", "1.0", [STRAVA],
-                                "Imports each linked runner's recent Strava runs, reading users "
-                                "and writing runs through the data contracts. POST a method's "
-                                'arguments as {"args": {...}}, get {"result": ...} or a JSON '
-                                "error (Strava failing is 502 upstream_error).")
-
-    app.register_blueprint(rpc_blueprint([(STRAVA, importer)], observe=metrics.observe_served,
-                                         guard=guard or verifying_guard(settings, SERVICE)))
-    app.register_blueprint(health_blueprint(SERVICE, details=lambda: {
-        "strava_url": settings["STRAVA_URL"], "data_url": settings["STRAVAIMPORT_DATA_URL"]}))
-    app.register_blueprint(metrics_blueprint(metrics))
-    app.add_url_rule("/openapi.json", "openapi", lambda: jsonify(document))
-    install_json_errors(app)
-    loopback_only(app)
-    return app
+    return service_app(
+        SERVICE, settings, [(STRAVA, importer)], guard=guard,
+        health_details=lambda: {"strava_url": settings["STRAVA_URL"],
+                                "data_url": settings["STRAVAIMPORT_DATA_URL"]},
+        title="Runnerly Strava importer",
+        description="Imports each linked runner's recent Strava runs, reading users and writing "
+                    "runs through the data contracts. POST a method's arguments as "
+                    '{"args": {...}}, get {"result": ...} or a JSON error (Strava failing is '
+                    "502 upstream_error).")

@@ -1,0 +1,40 @@
+"""The skeleton every extracted service shares: its contracts on `/rpc` behind dealer
+tokens, `/openapi.json` generated from the same specs, `/healthz`, `/metrics` for all its
+workers, JSON errors, and the ops endpoints kept to loopback callers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from flask import Flask, jsonify
+from sqlalchemy.engine import Engine
+
+from shims.auth import verifying_guard
+from shims.contract import ContractSpec
+from shims.health import health_blueprint
+from shims.metrics import TurnoutMetrics, metrics_blueprint
+from shims.openapi import openapi_document
+from shims.ops import loopback_only
+from shims.service import Guard, install_json_errors, rpc_blueprint
+
+
+def service_app(name: str, settings: Mapping[str, Any],
+                bindings: Iterable[tuple[ContractSpec, Any]], *, title: str, description: str,
+                guard: Guard | None = None, engine: Engine | None = None,
+                health_details: Callable[[], dict[str, Any]] | None = None) -> Flask:
+    """A Flask app serving `bindings`; callers need a dealer token for audience `name`
+    (`guard` replaces that check only for tests that bring their own)."""
+    bindings = list(bindings)
+    app = Flask(name)
+    app.config.update(settings)
+    metrics = TurnoutMetrics()
+    document = openapi_document(title, "1.0", [spec for spec, _ in bindings], description)
+    app.register_blueprint(rpc_blueprint(bindings, observe=metrics.observe_served,
+                                         guard=guard or verifying_guard(settings, name)))
+    app.register_blueprint(health_blueprint(name, engine, health_details))
+    app.register_blueprint(metrics_blueprint(metrics))
+    app.add_url_rule("/openapi.json", "openapi", lambda: jsonify(document))
+    install_json_errors(app)
+    loopback_only(app)
+    return app
