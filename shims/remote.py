@@ -48,7 +48,8 @@ class RemoteClient:
     def call(self, method: MethodSpec, arguments: dict[str, Any]) -> Any:
         payload = {"args": {name: to_wire(value) for name, value in arguments.items()}}
         if not method.is_read:
-            return self._decode(method, self._transport.post(rpc_path(method), payload))
+            return self._decode(method, self._transport.post(rpc_path(method), payload,
+                                                             fresh_connection=True))
         retrying = Retrying(stop=stop_after_attempt(self._read_attempts),
                             wait=wait_fixed(self._retry_wait), reraise=True,
                             retry=retry_if_exception(_worth_retrying))

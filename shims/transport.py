@@ -33,7 +33,8 @@ class Reply:
 
 
 class Transport(Protocol):
-    def post(self, path: str, payload: Any, *, headers: dict[str, str] | None = None) -> Reply: ...
+    def post(self, path: str, payload: Any, *, headers: dict[str, str] | None = None,
+             fresh_connection: bool = False) -> Reply: ...
 
 
 class TokenSource(Protocol):
@@ -58,17 +59,19 @@ class _BearerTransport:
 
     _tokens: TokenSource | None = None
 
-    def post(self, path: str, payload: Any, *, headers: dict[str, str] | None = None) -> Reply:
-        reply = self._send(path, payload, self._with_token(headers))
+    def post(self, path: str, payload: Any, *, headers: dict[str, str] | None = None,
+             fresh_connection: bool = False) -> Reply:
+        reply = self._send(path, payload, self._with_token(headers), fresh_connection)
         if self._tokens is not None and _token_refused(reply):
             self._tokens.invalidate()
-            reply = self._send(path, payload, self._with_token(headers))
+            reply = self._send(path, payload, self._with_token(headers), fresh_connection)
         return reply
 
     def _with_token(self, headers: dict[str, str] | None) -> dict[str, str]:
         return {**(headers or {}), **(self._tokens.headers() if self._tokens else {})}
 
-    def _send(self, path: str, payload: Any, headers: dict[str, str]) -> Reply:
+    def _send(self, path: str, payload: Any, headers: dict[str, str],
+              fresh_connection: bool) -> Reply:
         raise NotImplementedError
 
 
@@ -79,17 +82,25 @@ class HttpTransport(_BearerTransport):
         self.base_url = base_url.rstrip("/")
         self._timeout = (connect_timeout, read_timeout)
         self._session = session or pooled_session(pool_size)
+        # Writes never reuse a kept-alive connection: a server closing an idle one (its
+        # keep-alive timeout, a graceful reload) races the write sent on it, and a write
+        # that failed that way cannot be retried safely. A new connection to a socket
+        # circus holds open is always accepted by a live worker.
+        self._fresh = pooled_session(pool_size) if session is None else session
         self._tokens = tokens
 
-    def _send(self, path: str, payload: Any, headers: dict[str, str]) -> Reply:
+    def _send(self, path: str, payload: Any, headers: dict[str, str],
+              fresh_connection: bool) -> Reply:
         url = f"{self.base_url}{path}"
+        session = self._session
+        if fresh_connection:
+            session, headers = self._fresh, {**headers, "Connection": "close"}
         body = json.dumps(payload, separators=(",", ":")).encode()
         headers = {**headers, "Content-Type": "application/json"}
         if len(body) >= GZIP_MIN_BYTES:  # a runner's history in a mirrored write, say
             body, headers["Content-Encoding"] = compress(body), "gzip"
         try:
-            response = self._session.post(url, data=body, headers=headers,
-                                          timeout=self._timeout)
+            response = session.post(url, data=body, headers=headers, timeout=self._timeout)
         except requests.ConnectTimeout as exc:
             raise TransportError(f"{url} did not accept a connection within "
                                  f"{self._timeout[0]:g}s") from exc
@@ -113,7 +124,8 @@ class WsgiTransport(_BearerTransport):
         self._client = Client(app)
         self._tokens = tokens
 
-    def _send(self, path: str, payload: Any, headers: dict[str, str]) -> Reply:
+    def _send(self, path: str, payload: Any, headers: dict[str, str],
+              fresh_connection: bool) -> Reply:
         response = self._client.post(path, data=json.dumps(payload), headers=headers,
                                      content_type="application/json")
         return Reply(status=response.status_code, body=_json(response.get_data(), path),

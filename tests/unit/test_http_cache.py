@@ -132,3 +132,16 @@ def test_the_read_cache_is_bounded_and_hands_out_copies():
     assert len(cache) == 2 and cache.etag("0") is None
     cache.get("4").append("mutated")
     assert cache.get("4") == [4]
+
+
+def test_writes_go_on_a_fresh_connection_reads_reuse_kept_alive_ones(requests_mock):
+    """A server closing a kept-alive connection races a write sent on it, and such a write
+    cannot be retried safely; a read can."""
+    requests_mock.post("http://notes.test/rpc/notes/save", json={"result": "ok"})
+    requests_mock.post("http://notes.test/rpc/notes/note", json={"result": "x"})
+    remote = RemoteNotes(HttpTransport("http://notes.test"))
+    remote.save(1, "text")
+    remote.note(1)
+    write, read = requests_mock.request_history
+    assert write.headers["Connection"] == "close"
+    assert read.headers.get("Connection") != "close"
