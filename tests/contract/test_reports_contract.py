@@ -15,20 +15,14 @@ These fixtures are this module's own; they share nothing with tests/contract/con
 from __future__ import annotations
 
 import datetime as dt
-import os
-import signal
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
+from gunicorn_processes import Server, fail_if_dead, free_ports, launch, stop, wait_healthy
 
 from extracted.dataservice.app import create_app as create_dataservice
 from extracted.reports.app import create_app as create_reports
@@ -43,13 +37,11 @@ from shims.contracts.runs import RemoteRuns, RunInput
 from shims.errors import NotFound, ValidationError
 from shims.transport import HttpTransport, WsgiTransport, pooled_session
 
-from support import ROOT, SessionTokens, dealer_setup, free_port
+from support import SessionTokens, dealer_setup
 
 FAST_HASH = "pbkdf2:sha256:1000"
 PASSWORD = "correct-horse-9"
 SIDES = ("local", "wsgi-dataservice", "wsgi-monolith", "http")
-HEALTHY_WITHIN_S = 20.0
-STOP_WITHIN_S = 10.0
 UNKNOWN_USER = 4_242_424_242
 
 
@@ -131,91 +123,13 @@ def reports_side(request, tmp_path) -> Iterator[ReportsSide]:
 # --- the processes for the `http` side ------------------------------------------------------
 
 @dataclass
-class Server:
-    name: str
-    url: str
-    process: subprocess.Popen
-    log_path: Path
-
-    def log(self) -> str:
-        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        return f"--- {self.name}: {self.log_path}\n{text[-3000:]}"
-
-
-@dataclass
 class HttpServices:
     servers: list[Server]
     data_url: str
     reports_url: str
 
     def check_alive(self) -> None:
-        dead = [server for server in self.servers if server.process.poll() is not None]
-        if dead:
-            pytest.fail("exited: " + ", ".join(f"{s.name} ({s.process.returncode})"
-                                               for s in dead)
-                        + "\n" + "\n".join(s.log() for s in dead))
-
-
-def _ports(count: int) -> list[int]:
-    ports: set[int] = set()
-    while len(ports) < count:
-        ports.add(free_port())
-    return list(ports)
-
-
-def _launch(name: str, target: str, port: int, run_dir: Path, **env: str) -> Server:
-    environ = {key: value for key, value in os.environ.items()
-               if not key.startswith("TURNOUT_") and key != "PROMETHEUS_MULTIPROC_DIR"}
-    environ.update(PYTHONPATH=str(ROOT), **env)
-    log_path = run_dir / f"{name}.log"
-    command = [sys.executable, "-m", "gunicorn", "-k", "gevent", "-w", "1",
-               "--no-control-socket", "--graceful-timeout", "5", "-b", f"127.0.0.1:{port}",
-               target]
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, cwd=ROOT, env=environ, stdout=log,
-                                   stderr=subprocess.STDOUT)
-    return Server(name, f"http://127.0.0.1:{port}", process, log_path)
-
-
-def _wait_healthy(servers: list[Server]) -> None:
-    """Every server's /healthz answers 200 within HEALTHY_WITHIN_S, all together."""
-    deadline = time.monotonic() + HEALTHY_WITHIN_S
-    waiting = list(servers)
-    last: dict[str, str] = {}
-    while waiting and time.monotonic() < deadline:
-        for server in list(waiting):
-            if server.process.poll() is not None:
-                pytest.fail(f"{server.name} exited with status {server.process.returncode}"
-                            f"\n{server.log()}")
-            try:
-                reply = requests.get(f"{server.url}/healthz", timeout=1)
-                if reply.status_code == 200:
-                    waiting.remove(server)
-                    continue
-                last[server.name] = f"/healthz answered {reply.status_code}"
-            except requests.RequestException as exc:
-                last[server.name] = type(exc).__name__
-        time.sleep(0.1)
-    if waiting:
-        pytest.fail(f"not healthy within {HEALTHY_WITHIN_S:g}s: "
-                    + ", ".join(f"{s.name} ({last.get(s.name, 'no answer')})" for s in waiting)
-                    + "\n" + "\n".join(s.log() for s in waiting))
-
-
-def _stop(servers: list[Server]) -> None:
-    """SIGTERM each gunicorn master by its PID, together; SIGKILL any still up after
-    STOP_WITHIN_S."""
-    for server in servers:
-        if server.process.poll() is None:
-            with suppress(ProcessLookupError):
-                os.kill(server.process.pid, signal.SIGTERM)
-    for server in servers:
-        try:
-            server.process.wait(timeout=STOP_WITHIN_S)
-        except subprocess.TimeoutExpired:
-            with suppress(ProcessLookupError):
-                os.kill(server.process.pid, signal.SIGKILL)
-            server.process.wait(timeout=STOP_WITHIN_S)
+        fail_if_dead(self.servers)
 
 
 @pytest.fixture(scope="module")
@@ -223,24 +137,24 @@ def http_services(tmp_path_factory) -> Iterator[HttpServices]:
     """The data service and the reports service under gunicorn, started together, shared by
     the module."""
     run_dir = tmp_path_factory.mktemp("reports-http")
-    data_port, reports_port, dealer_port = _ports(3)
+    data_port, reports_port, dealer_port = free_ports(3)
     auth = dealer_setup(run_dir)
-    dealer = _launch("tokendealer", "extracted.tokendealer.wsgi:app", dealer_port, run_dir,
+    dealer = launch("tokendealer", "extracted.tokendealer.wsgi:app", dealer_port, run_dir,
                      **auth.dealer_env)
-    data = _launch("dataservice", "extracted.dataservice.wsgi:app", data_port, run_dir,
+    data = launch("dataservice", "extracted.dataservice.wsgi:app", data_port, run_dir,
                    TURNOUT_RUN_DIR=str(run_dir), TURNOUT_PASSWORD_HASH_METHOD=FAST_HASH,
                    TURNOUT_DATASERVICE_DATABASE_URL=f"sqlite:///{run_dir / 'data.db'}",
                    TURNOUT_TOKEN_JWKS_URL=str(auth.jwks_path))
-    reports = _launch("reports", "extracted.reports.wsgi:app", reports_port, run_dir,
+    reports = launch("reports", "extracted.reports.wsgi:app", reports_port, run_dir,
                       TURNOUT_REPORTS_DATA_URL=data.url,
                       TURNOUT_REPORTS_DATA_AUDIENCE="dataservice",
                       **auth.client_env("reports", dealer.url))
     servers = [reports, data, dealer]  # callers first: they stop before what they call
     try:
-        _wait_healthy(servers)
+        wait_healthy(servers)
         yield HttpServices(servers, data.url, reports.url)
     finally:
-        _stop(servers)
+        stop(servers)
 
 
 # --- the contract ----------------------------------------------------------------------------

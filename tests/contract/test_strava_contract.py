@@ -20,21 +20,16 @@ These fixtures are this module's own; they share nothing with tests/contract/con
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
-import signal
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+from gunicorn_processes import Server, fail_if_dead, free_ports, launch, stop, wait_healthy
 import requests_mock
 
 from extracted.dataservice.app import create_app as create_dataservice
@@ -52,13 +47,11 @@ from shims.errors import NotFound, UpstreamError
 from shims.transport import HttpTransport, WsgiTransport, pooled_session
 from stravadev.app import create_app as create_stravadev
 
-from support import ROOT, SessionTokens, dealer_setup, free_port
+from support import SessionTokens, dealer_setup
 
 FAST_HASH = "pbkdf2:sha256:1000"
 PASSWORD = "correct-horse-9"
 SIDES = ("local", "wsgi-dataservice", "wsgi-monolith", "http")
-HEALTHY_WITHIN_S = 20.0
-STOP_WITHIN_S = 10.0
 CALL_TIMEOUT_S = 20.0  # import_all over HTTP walks every runner the module's tests linked
 
 # Strava as the development server knows it: a pool of tokens, each with its seeded history.
@@ -235,18 +228,6 @@ def strava_side(request, tmp_path) -> Iterator[StravaSide]:
 # --- the processes for the `http` side ------------------------------------------------------
 
 @dataclass
-class Server:
-    name: str
-    url: str
-    process: subprocess.Popen
-    log_path: Path
-
-    def log(self) -> str:
-        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        return f"--- {self.name}: {self.log_path}\n{text[-3000:]}"
-
-
-@dataclass
 class HttpServices:
     servers: list[Server]
     data_url: str
@@ -255,73 +236,7 @@ class HttpServices:
     strava: Strava
 
     def check_alive(self) -> None:
-        dead = [server for server in self.servers if server.process.poll() is not None]
-        if dead:
-            pytest.fail("exited: " + ", ".join(f"{s.name} ({s.process.returncode})"
-                                               for s in dead)
-                        + "\n" + "\n".join(s.log() for s in dead))
-
-
-def _ports(count: int) -> list[int]:
-    ports: set[int] = set()
-    while len(ports) < count:
-        ports.add(free_port())
-    return list(ports)
-
-
-def _launch(name: str, target: str, port: int, run_dir: Path, **env: str) -> Server:
-    environ = {key: value for key, value in os.environ.items()
-               if not key.startswith("TURNOUT_") and key != "PROMETHEUS_MULTIPROC_DIR"}
-    environ.update(PYTHONPATH=str(ROOT), **env)
-    log_path = run_dir / f"{name}.log"
-    command = [sys.executable, "-m", "gunicorn", "-k", "gevent", "-w", "1",
-               "--no-control-socket", "--graceful-timeout", "5", "-b", f"127.0.0.1:{port}",
-               target]
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, cwd=ROOT, env=environ, stdout=log,
-                                   stderr=subprocess.STDOUT)
-    return Server(name, f"http://127.0.0.1:{port}", process, log_path)
-
-
-def _wait_healthy(servers: list[Server]) -> None:
-    """Every server's /healthz answers 200 within HEALTHY_WITHIN_S, all together."""
-    deadline = time.monotonic() + HEALTHY_WITHIN_S
-    waiting = list(servers)
-    last: dict[str, str] = {}
-    while waiting and time.monotonic() < deadline:
-        for server in list(waiting):
-            if server.process.poll() is not None:
-                pytest.fail(f"{server.name} exited with status {server.process.returncode}"
-                            f"\n{server.log()}")
-            try:
-                reply = requests.get(f"{server.url}/healthz", timeout=1)
-                if reply.status_code == 200:
-                    waiting.remove(server)
-                    continue
-                last[server.name] = f"/healthz answered {reply.status_code}"
-            except requests.RequestException as exc:
-                last[server.name] = type(exc).__name__
-        time.sleep(0.1)
-    if waiting:
-        pytest.fail(f"not healthy within {HEALTHY_WITHIN_S:g}s: "
-                    + ", ".join(f"{s.name} ({last.get(s.name, 'no answer')})" for s in waiting)
-                    + "\n" + "\n".join(s.log() for s in waiting))
-
-
-def _stop(servers: list[Server]) -> None:
-    """SIGTERM each gunicorn master by its PID, together; SIGKILL any still up after
-    STOP_WITHIN_S."""
-    for server in servers:
-        if server.process.poll() is None:
-            with suppress(ProcessLookupError):
-                os.kill(server.process.pid, signal.SIGTERM)
-    for server in servers:
-        try:
-            server.process.wait(timeout=STOP_WITHIN_S)
-        except subprocess.TimeoutExpired:
-            with suppress(ProcessLookupError):
-                os.kill(server.process.pid, signal.SIGKILL)
-            server.process.wait(timeout=STOP_WITHIN_S)
+        fail_if_dead(self.servers)
 
 
 @pytest.fixture(scope="module")
@@ -329,17 +244,17 @@ def http_services(tmp_path_factory) -> Iterator[HttpServices]:
     """The data service, the Strava development server and two Strava importers (one whose
     Strava is a closed port) under gunicorn, started together, shared by the module."""
     run_dir = tmp_path_factory.mktemp("strava-http")
-    data_port, strava_port, importer_port, down_port, closed_port, dealer_port = _ports(6)
+    data_port, strava_port, importer_port, down_port, closed_port, dealer_port = free_ports(6)
     auth = dealer_setup(run_dir)
-    dealer = _launch("tokendealer", "extracted.tokendealer.wsgi:app", dealer_port, run_dir,
+    dealer = launch("tokendealer", "extracted.tokendealer.wsgi:app", dealer_port, run_dir,
                      **auth.dealer_env)
-    data = _launch("dataservice", "extracted.dataservice.wsgi:app", data_port, run_dir,
+    data = launch("dataservice", "extracted.dataservice.wsgi:app", data_port, run_dir,
                   TURNOUT_RUN_DIR=str(run_dir), TURNOUT_PASSWORD_HASH_METHOD=FAST_HASH,
                   TURNOUT_DATASERVICE_DATABASE_URL=f"sqlite:///{run_dir / 'data.db'}",
                   TURNOUT_TOKEN_JWKS_URL=str(auth.jwks_path))
-    strava = _launch("stravadev", "stravadev.wsgi:app", strava_port, run_dir,
+    strava = launch("stravadev", "stravadev.wsgi:app", strava_port, run_dir,
                     TURNOUT_STRAVA_TOKENS=STRAVA_TOKENS)
-    importers = [_launch(name, "extracted.stravaimport.wsgi:app", port, run_dir,
+    importers = [launch(name, "extracted.stravaimport.wsgi:app", port, run_dir,
                         TURNOUT_STRAVA_URL=strava_url, TURNOUT_STRAVAIMPORT_DATA_URL=data.url,
                         TURNOUT_STRAVAIMPORT_DATA_AUDIENCE="dataservice",
                         TURNOUT_REMOTE_READ_TIMEOUT=str(CALL_TIMEOUT_S),
@@ -349,11 +264,11 @@ def http_services(tmp_path_factory) -> Iterator[HttpServices]:
                      ("stravaimport-no-strava", down_port, f"http://127.0.0.1:{closed_port}"))]
     servers = [*importers, data, strava, dealer]  # callers first: they stop before the called
     try:
-        _wait_healthy(servers)
+        wait_healthy(servers)
         yield HttpServices(servers, data.url, importers[0].url, importers[1].url,
                            Strava(strava.url))
     finally:
-        _stop(servers)
+        stop(servers)
 
 
 # --- the contract ----------------------------------------------------------------------------
