@@ -105,12 +105,15 @@ class Router:
         self._shadow = shadow
         self._mirror = mirror
         self._clock = clock
+        self._served_version: int | None = None
         for method in spec.methods.values():
             setattr(self, method.name, _routed(self, method))
 
     def call(self, method: MethodSpec, arguments: dict[str, Any]) -> Any:
         snapshot = self._flags.snapshot()
-        self._metrics.flag_version.set(snapshot.version)
+        if snapshot.version != self._served_version:  # a gauge write only when it changes
+            self._served_version = snapshot.version
+            self._metrics.flag_version.set(snapshot.version)
         route = plan_route(snapshot.flag(self.feature.name), snapshot.killed, method,
                            arguments.get(ACTOR_PARAMETER), self.feature.owns_data)
         route = self._respect_breaker(route, method)
