@@ -56,9 +56,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     env = stack.stack_environment(_home(args.config))
     print(stack.circusctl(env, "status").rstrip())
     rows = stack.status(env)
-    for name, url, healthy in rows:
-        print(f"{name:<13} {url}  {'healthy' if healthy else 'NOT HEALTHY'}")
-    return 0 if all(healthy for *_, healthy in rows) else 1
+    for name, url, problem in rows:
+        print(f"{name:<13} {url}  {'healthy' if problem is None else 'NOT HEALTHY: ' + problem}")
+    return 0 if all(problem is None for *_, problem in rows) else 1
 
 
 def cmd_down(args: argparse.Namespace) -> int:

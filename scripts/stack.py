@@ -53,6 +53,11 @@ COUNT_VARIABLES = {"TURNOUT_MONOLITH_WORKERS": 2, "TURNOUT_SERVICE_WORKERS": 2,
                    "TURNOUT_WORKER_CONNECTIONS": 200}
 
 
+# `turnout status` waits this long per process: a busy but working process must not read as
+# down. Startup polls with a short timeout instead, since it retries anyway.
+STATUS_TIMEOUT = 5.0
+
+
 class StackError(RuntimeError):
     """The stack could not be started or reached; the message says what to do."""
 
@@ -121,7 +126,7 @@ def wait_healthy(env: dict[str, str], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     pending = list(PROCESSES)
     while pending and time.monotonic() < deadline:
-        pending = [p for p in pending if not _healthy(p.url(env))]
+        pending = [p for p in pending if probe(p.url(env), timeout=1.0) is not None]
         if pending:
             time.sleep(0.2)
     if pending:
@@ -130,11 +135,19 @@ def wait_healthy(env: dict[str, str], timeout: float) -> None:
                          f"{env['TURNOUT_RUN_DIR']}/logs/")
 
 
-def _healthy(url: str) -> bool:
+def probe(url: str, *, timeout: float = STATUS_TIMEOUT) -> str | None:
+    """None when `url`/healthz answers 200, else what went wrong, in a few words."""
     try:
-        return requests.get(f"{url}/healthz", timeout=1).status_code == 200
-    except requests.RequestException:
-        return False
+        response = requests.get(f"{url}/healthz", timeout=timeout)
+    except requests.Timeout:
+        return f"no answer within {timeout:g} s"
+    except requests.ConnectionError:
+        return "refused the connection"
+    except requests.RequestException as exc:
+        return type(exc).__name__
+    if response.status_code == 200:
+        return None
+    return f"answered {response.status_code} {response.text[:120].strip()}"
 
 
 def circusctl(env: dict[str, str], *args: str, check: bool = True) -> str:
@@ -158,5 +171,6 @@ def stop(env: dict[str, str]) -> None:
     circusctl(env, "quit", "--waiting")
 
 
-def status(env: dict[str, str]) -> list[tuple[str, str, bool]]:
-    return [(p.name, p.url(env), _healthy(p.url(env))) for p in PROCESSES]
+def status(env: dict[str, str]) -> list[tuple[str, str, str | None]]:
+    """(name, url, problem) per process; problem is None for a healthy one."""
+    return [(p.name, p.url(env), probe(p.url(env))) for p in PROCESSES]

@@ -16,7 +16,8 @@ pytestmark = pytest.mark.integration
 
 
 def test_every_process_is_healthy_under_circus(stack):
-    status = stack.turnout("status")
+    status = stack.turnout("status", check=False)
+    assert status.returncode == 0, status.stdout + status.stderr
     assert "monolith: active" in status.stdout
     assert "stravadev: active" in status.stdout
     assert requests.get(f"{stack.monolith}/healthz", timeout=5).json()["status"] == "ok"
