@@ -44,20 +44,25 @@ def monolith(tmp_path):
 
 
 def _wait_for_workers(master: subprocess.Popen, url: str, log: Path) -> set[int]:
+    """Until every worker has answered once: a worker still importing the app when the
+    test flips a flag would be timed on its boot, not on how flags reach it."""
     deadline = time.monotonic() + 30
+    answered: set[int] = set()
     while time.monotonic() < deadline:
         workers = {child.pid for child in psutil.Process(master.pid).children()}
-        if len(workers) == WORKERS and _answers(url):
+        answered.add(_answering_pid(url))
+        if len(workers) == WORKERS and workers <= answered:
             return workers
-        time.sleep(0.1)
-    pytest.fail(f"gunicorn did not start {WORKERS} healthy workers:\n{log.read_text()[-3000:]}")
+        time.sleep(0.05)
+    pytest.fail(f"gunicorn did not start {WORKERS} healthy workers (answered: {answered}):\n"
+                f"{log.read_text()[-3000:]}")
 
 
-def _answers(url: str) -> bool:
+def _answering_pid(url: str) -> int | None:
     try:
-        return requests.get(f"{url}/healthz", timeout=1).ok
+        return _seen_by_worker(url)[0]
     except requests.RequestException:
-        return False
+        return None
 
 
 def _seen_by_worker(url: str) -> tuple[int, str]:
