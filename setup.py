@@ -15,6 +15,7 @@ setup(
         "Flask-WTF>=1.2,<2",
         "SQLAlchemy>=2.0,<3",
         "requests>=2.32,<3",
+        "urllib3>=2.2,<3",
         "gevent>=24",
         "gunicorn[gevent]>=23",
         "circus>=0.19,<0.20",

@@ -40,6 +40,7 @@ from jwt.exceptions import (
 from shims.contract import MethodSpec
 from shims.errors import InsufficientScope, InvalidToken, TransportError
 from shims.settings import ConfigError
+from shims.transport import service_session
 
 log = logging.getLogger("turnout.auth")
 
@@ -77,7 +78,7 @@ class ClientCredentials:
         self.audience = audience
         self.scopes = None if scopes is None else tuple(sorted(set(scopes)))
         self._secret = client_secret
-        self._session = session or requests.Session()
+        self._session = session or service_session(2)
         self._timeout = timeout
         self._margin = refresh_margin
         self._clock = clock
@@ -181,7 +182,7 @@ class TokenVerifier:
         self._path = None if self._url else Path(source)
         self.issuer = issuer
         self.audience = audience
-        self._session = session or requests.Session()
+        self._session = session or service_session(2)
         self._cache_seconds = cache_seconds
         self._leeway = leeway
         self._clock = clock

@@ -6,7 +6,7 @@
   unchanged read (`accounts.get_user` runs on every API request) crosses the wire
   as headers only and is not decoded again.
 - gzip: answers over `GZIP_MIN_BYTES` go compressed when the caller accepts it
-  (requests always does, and inflates transparently); request bodies over the
+  (HttpTransport always does, and urllib3 inflates them); request bodies over the
   same size go compressed too, and the service inflates them with a size limit so a
   small "zip bomb" cannot eat its memory.
 """

@@ -5,8 +5,8 @@ and the decoded JSON body. Anything that stops it from doing so (refused
 connection, timeout, a body that is not JSON) is a `TransportError`, kept apart
 from the contract errors a well-formed answer may carry.
 
-`HttpTransport` shares one pooled `requests.Session` per service per process.
-Under gevent the pool must be as large as the calls a worker has in flight,
+`HttpTransport` shares one urllib3 connection pool per service per process
+(`service_pool`). Under gevent the pool must be as large as the calls a worker has in flight,
 or connections are opened and thrown away on every burst (measured: 50
 greenlets on the default pool of 10 discarded 40 connections per round).
 """
@@ -14,15 +14,26 @@ greenlets on the default pool of 10 discarded 40 connections per round).
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import (ConnectTimeoutError, HTTPError, NewConnectionError,
+                                ReadTimeoutError)
 
 from shims.errors import TransportError
 from shims.http_cache import GZIP_MIN_BYTES, compress
+
+
+# gzip: services compress large answers for callers that accept it (shims/http_cache.py);
+# urllib3 inflates them. The agent names the caller in the services' access logs.
+DEFAULT_HEADERS = {"Accept-Encoding": "gzip", "Content-Type": "application/json",
+                   "User-Agent": "turnout"}
 
 
 @dataclass(frozen=True)
@@ -45,11 +56,28 @@ class TokenSource(Protocol):
 
 
 def pooled_session(pool_size: int) -> requests.Session:
+    """A session for an outside API (Strava): it honours the environment's proxies and
+    CA bundle, as any egress from the host should."""
     session = requests.Session()
     # No retries here: the remote client retries reads itself and never retries writes.
     adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
+    return session
+
+
+def service_session(pool_size: int) -> requests.Session:
+    """A requests session for the token dealer and JWKS calls between Turnout's processes.
+
+    It ignores `HTTP_PROXY`/`ALL_PROXY` and `~/.netrc` (`trust_env = False`): a host's egress
+    proxy must not carry calls between services, and a netrc entry for a service's host
+    would replace the bearer token with basic credentials. A CA bundle named by
+    `REQUESTS_CA_BUNDLE` or `CURL_CA_BUNDLE` is still used for internal HTTPS, read once here.
+    """
+    session = pooled_session(pool_size)
+    session.trust_env = False
+    session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") \
+        or True
     return session
 
 
@@ -75,41 +103,74 @@ class _BearerTransport:
         raise NotImplementedError
 
 
+class Pool(Protocol):
+    """What HttpTransport needs of a connection pool: urllib3's `HTTPConnectionPool`."""
+
+    def urlopen(self, method: str, url: str, **options: Any) -> Any: ...
+    def close(self) -> None: ...
+
+
+def service_pool(base_url: str, pool_size: int) -> Pool:
+    """A keep-alive pool to one of Turnout's services, as large as a worker's calls in
+    flight. urllib3 itself, not requests: requests adds ~0.2-0.3 ms of CPU per call
+    (request preparation, cookie jars, environment lookups) for features a call between
+    our own services never uses; measured in docs/benchmarks.md (B3)."""
+    options: dict[str, Any] = {"maxsize": pool_size, "block": False, "retries": False}
+    if base_url.startswith("https://"):
+        options["ca_certs"] = os.environ.get("REQUESTS_CA_BUNDLE") \
+            or os.environ.get("CURL_CA_BUNDLE")
+    return urllib3.connection_from_url(base_url, **options)
+
+
 class HttpTransport(_BearerTransport):
+    """JSON over HTTP to one service: one keep-alive pool for reads, another for writes.
+
+    `pool` replaces both (tests pass an urllib3-like fake)."""
+
     def __init__(self, base_url: str, *, connect_timeout: float = 1.0, read_timeout: float = 5.0,
-                 pool_size: int = 50, session: requests.Session | None = None,
+                 pool_size: int = 50, pool: Pool | None = None,
                  tokens: TokenSource | None = None):
         self.base_url = base_url.rstrip("/")
-        self._timeout = (connect_timeout, read_timeout)
-        self._session = session or pooled_session(pool_size)
+        self._prefix = urlsplit(self.base_url).path
+        self._timeouts = (connect_timeout, read_timeout)
+        self._timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
+        self._pool = pool or service_pool(self.base_url, pool_size)
         # Writes never reuse a kept-alive connection: a server closing an idle one (its
         # keep-alive timeout, a graceful reload) races the write sent on it, and a write
         # that failed that way cannot be retried safely. A new connection to a socket
-        # circus holds open is always accepted by a live worker.
-        self._fresh = pooled_session(pool_size) if session is None else session
+        # circus holds open is always accepted by a live worker. `Connection: close` makes
+        # each write's connection end with its answer, so the next write opens a new one.
+        self._fresh = pool or service_pool(self.base_url, pool_size)
         self._tokens = tokens
+
+    def close(self) -> None:
+        """Closes the kept-alive connections (a stopping test server answers sooner)."""
+        self._pool.close()
+        self._fresh.close()
 
     def _send(self, path: str, payload: Any, headers: dict[str, str],
               fresh_connection: bool) -> Reply:
         url = f"{self.base_url}{path}"
-        session = self._session
+        pool, headers = self._pool, {**DEFAULT_HEADERS, **headers}
         if fresh_connection:
-            session, headers = self._fresh, {**headers, "Connection": "close"}
+            pool, headers["Connection"] = self._fresh, "close"
         body = json.dumps(payload, separators=(",", ":")).encode()
-        headers = {**headers, "Content-Type": "application/json"}
         if len(body) >= GZIP_MIN_BYTES:  # a runner's history in a mirrored write, say
             body, headers["Content-Encoding"] = compress(body), "gzip"
         try:
-            response = session.post(url, data=body, headers=headers, timeout=self._timeout)
-        except requests.ConnectTimeout as exc:
+            response = pool.urlopen("POST", self._prefix + path, body=body, headers=headers,
+                                    timeout=self._timeout, retries=False, redirect=False)
+        except NewConnectionError as exc:  # before its base class, ConnectTimeoutError
+            raise TransportError(f"{url} could not be reached: connection refused") from exc
+        except ConnectTimeoutError as exc:
             raise TransportError(f"{url} did not accept a connection within "
-                                 f"{self._timeout[0]:g}s") from exc
-        except requests.Timeout as exc:
-            raise TransportError(f"{url} did not answer within {self._timeout[1]:g}s",
+                                 f"{self._timeouts[0]:g}s") from exc
+        except ReadTimeoutError as exc:
+            raise TransportError(f"{url} did not answer within {self._timeouts[1]:g}s",
                                  retryable=False) from exc
-        except requests.RequestException as exc:
+        except HTTPError as exc:
             raise TransportError(f"{url} could not be reached: {type(exc).__name__}") from exc
-        return Reply(status=response.status_code, body=_json(response.content, url),
+        return Reply(status=response.status, body=_json(response.data, url),
                      headers=response.headers)
 
 

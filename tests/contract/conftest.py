@@ -35,7 +35,7 @@ from monolith.runs.sync import LocalRunsSync
 from shims.contracts.accounts import RemoteAccounts
 from shims.contracts.runs import RemoteRuns
 from shims.sync import RemoteDataSync
-from shims.transport import HttpTransport, Reply, Transport, WsgiTransport, pooled_session
+from shims.transport import HttpTransport, Reply, Transport, WsgiTransport
 from tests.contract.support import FAST_HASH, RACERS, Side
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -172,8 +172,9 @@ def side(request, tmp_path) -> Iterator[Side]:
             app.extensions["turnout_engine"].dispose()
     else:
         url = request.getfixturevalue("dataservice_url")
-        with pooled_session(RACERS) as session:  # closed after: gunicorn stops sooner
-            yield _remote("http", HttpTransport(url, session=session, tokens=SessionTokens()))
+        # closed after: gunicorn stops sooner
+        with closing(HttpTransport(url, pool_size=RACERS, tokens=SessionTokens())) as transport:
+            yield _remote("http", transport)
 
 
 @dataclass
@@ -220,9 +221,8 @@ def wire(request, tmp_path) -> Iterator[Wire]:
                                               **SessionTokens().headers()})
             return response.status_code, response.json()
 
-        with pooled_session(1) as session:
-            yield Wire(HttpTransport(url, session=session, tokens=SessionTokens()), get,
-                       post_bytes)
+        with closing(HttpTransport(url, pool_size=1, tokens=SessionTokens())) as transport:
+            yield Wire(transport, get, post_bytes)
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from shims.contracts.accounts import Profile, RemoteAccounts, SignUp, UserRecord
 from shims.contracts.reports import DayDistance, MonthlyReport, RemoteReports
 from shims.contracts.runs import RemoteRuns, RunInput
 from shims.errors import NotFound, ValidationError
-from shims.transport import HttpTransport, WsgiTransport, pooled_session
+from shims.transport import HttpTransport, WsgiTransport
 
 from support import SessionTokens, dealer_setup
 
@@ -90,12 +91,12 @@ def reports_side(request, tmp_path) -> Iterator[ReportsSide]:
     if request.param == "http":
         services = request.getfixturevalue("http_services")
         services.check_alive()
-        with pooled_session(2) as session:  # closed after: gunicorn stops sooner
-            data = HttpTransport(services.data_url, session=session, tokens=SessionTokens())
+        with closing(HttpTransport(services.data_url, pool_size=2,
+                                   tokens=SessionTokens())) as data, \
+                closing(HttpTransport(services.reports_url, pool_size=2,
+                                      tokens=SessionTokens())) as reports:  # gunicorn stops sooner
             yield ReportsSide("http", RemoteAccounts(data), RemoteRuns(data),
-                              RemoteReports(HttpTransport(services.reports_url,
-                                                          session=session,
-                                                          tokens=SessionTokens())))
+                              RemoteReports(reports))
         services.check_alive()
         return
     if request.param == "local":

@@ -23,6 +23,7 @@ import datetime as dt
 import re
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,7 @@ from shims.contracts.accounts import Profile, RemoteAccounts, SignUp, UserRecord
 from shims.contracts.runs import RemoteRuns
 from shims.contracts.strava import ImportResult, RemoteStravaImport
 from shims.errors import NotFound, UpstreamError
-from shims.transport import HttpTransport, WsgiTransport, pooled_session
+from shims.transport import HttpTransport, WsgiTransport
 from stravadev.app import create_app as create_stravadev
 
 from support import SessionTokens, dealer_setup
@@ -195,10 +196,10 @@ def strava_side(request, tmp_path) -> Iterator[StravaSide]:
     if request.param == "http":
         services = request.getfixturevalue("http_services")
         services.check_alive()
-        with pooled_session(2) as session:  # closed after: gunicorn stops sooner
+        with ExitStack() as opened:  # closed after: gunicorn stops sooner
             def transport(url: str) -> HttpTransport:
-                return HttpTransport(url, session=session, read_timeout=CALL_TIMEOUT_S,
-                                     tokens=SessionTokens())
+                return opened.enter_context(closing(HttpTransport(
+                    url, pool_size=2, read_timeout=CALL_TIMEOUT_S, tokens=SessionTokens())))
 
             data = transport(services.data_url)
             yield StravaSide("http", RemoteAccounts(data), RemoteRuns(data),

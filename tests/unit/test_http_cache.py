@@ -8,6 +8,7 @@ from typing import Protocol
 
 import pytest
 from flask import Flask
+from gevent.pywsgi import WSGIServer
 
 from shims.contract import describe, read, write
 from shims.errors import ValidationError
@@ -110,19 +111,48 @@ def test_a_gzip_bomb_or_fake_gzip_is_refused():
         inflate(b"plain text")
 
 
-def test_http_transport_gzips_large_bodies_and_sends_if_none_match(requests_mock):
-    requests_mock.post("http://notes.test/rpc/notes/save", json={"result": "ok"})
-    requests_mock.post("http://notes.test/rpc/notes/note",
-                       [{"json": {"result": "cached"}, "headers": {"ETag": '"v1"'}},
-                        {"status_code": 304, "headers": {"ETag": '"v1"'}}])
-    remote = RemoteNotes(HttpTransport("http://notes.test"))
-    remote.save(1, "z" * 4000)
-    sent = requests_mock.request_history[0]
-    assert sent.headers["Content-Encoding"] == "gzip"
-    assert json.loads(gzip.decompress(sent.body))["args"]["text"] == "z" * 4000
-    assert remote.note(1) == "cached"
-    assert remote.note(1) == "cached"
-    assert requests_mock.request_history[-1].headers["If-None-Match"] == '"v1"'
+@pytest.fixture
+def served(service):
+    """The notes service on a real loopback socket, recording what crossed the wire."""
+    seen: list[dict] = []
+
+    def recording(environ, start_response):
+        exchange = {"port": environ["REMOTE_PORT"], "path": environ["PATH_INFO"],
+                    "if_none_match": environ.get("HTTP_IF_NONE_MATCH"),
+                    "sent_encoding": environ.get("HTTP_CONTENT_ENCODING")}
+        seen.append(exchange)
+
+        def record_status(status, headers, *rest):
+            exchange.update(status=int(status.split()[0]), answer_headers=dict(headers))
+            return start_response(status, headers, *rest)
+
+        return service(environ, record_status)
+
+    server = WSGIServer(("127.0.0.1", 0), recording, log=None)
+    server.start()
+    transport = HttpTransport(f"http://127.0.0.1:{server.server_port}")
+    try:
+        yield RemoteNotes(transport), seen
+    finally:
+        transport.close()
+        server.stop(timeout=1)
+
+
+def test_http_transport_gzips_both_ways_and_sends_if_none_match(served, notes):
+    remote, seen = served
+    assert remote.save(1, "z" * 4000) == "z" * 4000
+    assert seen[0]["sent_encoding"] == "gzip" and notes.texts[1] == "z" * 4000
+    assert seen[0]["answer_headers"]["Content-Encoding"] == "gzip"  # inflated by urllib3
+    assert remote.note(1) == "z" * 4000
+    assert remote.note(1) == "z" * 4000
+    assert seen[-1]["if_none_match"] and seen[-1]["status"] == 304
+
+
+def test_small_bodies_go_plain(served, notes):
+    remote, seen = served
+    assert remote.save(2, "short") == "short"
+    assert seen[0]["sent_encoding"] is None
+    assert "Content-Encoding" not in seen[0]["answer_headers"]
 
 
 def test_the_read_cache_is_bounded_and_hands_out_copies():
@@ -134,14 +164,14 @@ def test_the_read_cache_is_bounded_and_hands_out_copies():
     assert cache.get("4") == [4]
 
 
-def test_writes_go_on_a_fresh_connection_reads_reuse_kept_alive_ones(requests_mock):
+def test_writes_go_on_a_fresh_connection_reads_reuse_kept_alive_ones(served):
     """A server closing a kept-alive connection races a write sent on it, and such a write
-    cannot be retried safely; a read can."""
-    requests_mock.post("http://notes.test/rpc/notes/save", json={"result": "ok"})
-    requests_mock.post("http://notes.test/rpc/notes/note", json={"result": "x"})
-    remote = RemoteNotes(HttpTransport("http://notes.test"))
-    remote.save(1, "text")
+    cannot be retried safely; a read can. Told apart by the client's port on the wire."""
+    remote, seen = served
     remote.note(1)
-    write, read = requests_mock.request_history
-    assert write.headers["Connection"] == "close"
-    assert read.headers.get("Connection") != "close"
+    remote.note(1)
+    remote.save(1, "one")
+    remote.save(1, "two")
+    first_read, second_read, first_write, second_write = (e["port"] for e in seen)
+    assert first_read == second_read
+    assert len({first_read, first_write, second_write}) == 3

@@ -1,10 +1,13 @@
-"""The remote client over HttpTransport, against requests-mock: decoding, error mapping,
-timeouts, the read-only retry, and the router's breaker in front of it."""
+"""The remote client over HttpTransport, against a fake urllib3 pool (tests/fake_pool.py):
+decoding, error mapping, timeouts, the read-only retry, and the router's breaker in front
+of it."""
 
 import datetime as dt
 
 import pytest
-import requests
+from fake_pool import FakePool
+from urllib3.exceptions import (ConnectTimeoutError, NewConnectionError, ProtocolError,
+                                ReadTimeoutError)
 
 from shims.errors import (
     Conflict,
@@ -43,35 +46,40 @@ RUN = RunInput(name="Tempo", distance=10000.0, start_date=dt.datetime(2026, 5, 1
 
 
 @pytest.fixture
-def client():
-    return RemoteRuns(HttpTransport(BASE, connect_timeout=0.25, read_timeout=3.0),
+def service():
+    return FakePool(BASE)
+
+
+@pytest.fixture
+def client(service):
+    return RemoteRuns(HttpTransport(BASE, connect_timeout=0.25, read_timeout=3.0, pool=service),
                       retry_wait=0)
 
 
 # --- results -------------------------------------------------------------------------------
 
-def test_a_result_decodes_to_the_contract_dataclasses(client, requests_mock):
-    requests_mock.post(LIST_RUNS, json={"result": [RECORD_WIRE, {**RECORD_WIRE, "id": 8}]})
+def test_a_result_decodes_to_the_contract_dataclasses(client, service):
+    service.post(LIST_RUNS, json={"result": [RECORD_WIRE, {**RECORD_WIRE, "id": 8}]})
     runs = client.list_runs(3, 2026, 5)
     assert runs == [RECORD, RunRecord(**{**RECORD.__dict__, "id": 8})]
     assert all(type(run) is RunRecord for run in runs)
     assert isinstance(runs[0].start_date, dt.datetime)
 
 
-def test_results_of_every_shape(client, requests_mock):
-    requests_mock.post(GET_RUN, json={"result": {**RECORD_WIRE,
-                                                 "start_date": "2026-05-17T09:30:00+02:00"}})
-    requests_mock.post(DELETE_RUN, json={"result": None})
-    requests_mock.post(IMPORT_RUNS, json={"result": {"created": 2, "skipped": 1}})
+def test_results_of_every_shape(client, service):
+    service.post(GET_RUN, json={"result": {**RECORD_WIRE,
+                                           "start_date": "2026-05-17T09:30:00+02:00"}})
+    service.post(DELETE_RUN, json={"result": None})
+    service.post(IMPORT_RUNS, json={"result": {"created": 2, "skipped": 1}})
     assert client.get_run(3, 7) == RECORD  # offsets become naive UTC
     assert client.delete_run(3, 7) is None
     assert client.import_runs(3, [RUN, RUN]) == ImportCount(created=2, skipped=1)
 
 
-def test_the_request_body_is_the_arguments_in_wire_form(client, requests_mock):
-    requests_mock.post(ADD_RUN, json={"result": RECORD_WIRE})
+def test_the_request_body_is_the_arguments_in_wire_form(client, service):
+    service.post(ADD_RUN, json={"result": RECORD_WIRE})
     client.add_run(3, run=RUN)
-    request = requests_mock.last_request
+    request = service.last_request
     assert request.method == "POST"
     assert request.url == ADD_RUN
     assert request.headers["Content-Type"] == "application/json"
@@ -81,20 +89,20 @@ def test_the_request_body_is_the_arguments_in_wire_form(client, requests_mock):
         "strava_id": None}}}
 
 
-def test_positional_keyword_and_default_arguments_bind_by_name(client, requests_mock):
-    requests_mock.post(LIST_RUNS, json={"result": []})
+def test_positional_keyword_and_default_arguments_bind_by_name(client, service):
+    service.post(LIST_RUNS, json={"result": []})
     client.list_runs(3, month=5, year=2026)
-    assert requests_mock.last_request.json() == {"args": {"user_id": 3, "year": 2026,
-                                                          "month": 5}}
+    assert service.last_request.json() == {"args": {"user_id": 3, "year": 2026,
+                                                    "month": 5}}
     with pytest.raises(TypeError):
         client.list_runs(3, 2026)  # missing month: a programming error, never sent
-    assert requests_mock.call_count == 1
+    assert service.call_count == 1
 
 
-def test_the_configured_timeouts_reach_requests(client, requests_mock):
-    requests_mock.post(GET_RUN, json={"result": RECORD_WIRE})
+def test_the_configured_timeouts_reach_the_pool(client, service):
+    service.post(GET_RUN, json={"result": RECORD_WIRE})
     client.get_run(3, 7)
-    assert requests_mock.last_request.timeout == (0.25, 3.0)
+    assert service.last_request.timeout == (0.25, 3.0)
 
 
 # --- contract errors -----------------------------------------------------------------------
@@ -107,9 +115,9 @@ def test_the_configured_timeouts_reach_requests(client, requests_mock):
     (409, "conflict", Conflict),
     (502, "upstream_error", UpstreamError),
 ])
-def test_each_contract_error_maps_back_to_its_class(client, requests_mock, status, code, error):
-    requests_mock.post(GET_RUN, status_code=status,
-                       json={"error": code, "message": f"it went {code}", "field": "run_id"})
+def test_each_contract_error_maps_back_to_its_class(client, service, status, code, error):
+    service.post(GET_RUN, status_code=status,
+                 json={"error": code, "message": f"it went {code}", "field": "run_id"})
     with pytest.raises(error) as caught:
         client.get_run(3, 7)
     assert type(caught.value) is error
@@ -117,20 +125,20 @@ def test_each_contract_error_maps_back_to_its_class(client, requests_mock, statu
     assert (caught.value.status, caught.value.code) == (status, code)
     assert caught.value.message == f"it went {code}"
     assert caught.value.field == "run_id"
-    assert requests_mock.call_count == 1  # a contract error is an answer: never retried
+    assert service.call_count == 1  # a contract error is an answer: never retried
 
 
-def test_a_contract_error_without_a_field_keeps_none(client, requests_mock):
-    requests_mock.post(ADD_RUN, status_code=404, json={"error": "not_found",
-                                                       "message": "no user 3"})
+def test_a_contract_error_without_a_field_keeps_none(client, service):
+    service.post(ADD_RUN, status_code=404, json={"error": "not_found",
+                                                 "message": "no user 3"})
     with pytest.raises(NotFound) as caught:
         client.add_run(3, RUN)
     assert caught.value.field is None
     assert caught.value.message == "no user 3"
 
 
-def test_a_validation_error_names_its_field(client, requests_mock):
-    requests_mock.post(ADD_RUN, status_code=400, json={
+def test_a_validation_error_names_its_field(client, service):
+    service.post(ADD_RUN, status_code=400, json={
         "error": "invalid", "message": "distance must be at least 1", "field": "run.distance"})
     with pytest.raises(ValidationError) as caught:
         client.add_run(3, RUN)
@@ -139,9 +147,9 @@ def test_a_validation_error_names_its_field(client, requests_mock):
                                       "least 1", "field": "run.distance"}
 
 
-def test_a_field_that_is_not_text_is_dropped(client, requests_mock):
-    requests_mock.post(ADD_RUN, status_code=400, json={"error": "invalid", "message": "bad",
-                                                       "field": {"nested": True}})
+def test_a_field_that_is_not_text_is_dropped(client, service):
+    service.post(ADD_RUN, status_code=400, json={"error": "invalid", "message": "bad",
+                                                 "field": {"nested": True}})
     with pytest.raises(ValidationError) as caught:
         client.add_run(3, RUN)
     assert caught.value.field is None
@@ -175,17 +183,17 @@ GARBAGE = {
 
 
 @pytest.mark.parametrize("reply", GARBAGE.values(), ids=GARBAGE.keys())
-def test_an_answer_outside_the_contract_is_a_transport_error(client, requests_mock, reply):
-    requests_mock.post(ADD_RUN, **reply)
+def test_an_answer_outside_the_contract_is_a_transport_error(client, service, reply):
+    service.post(ADD_RUN, **reply)
     with pytest.raises(TransportError) as caught:
         client.add_run(3, RUN)
     assert not isinstance(caught.value, ContractError)
     assert "runs.add_run" in caught.value.message or BASE in caught.value.message
-    assert requests_mock.call_count == 1
+    assert service.call_count == 1
 
 
-def test_a_result_breaking_the_contract_says_where(client, requests_mock):
-    requests_mock.post(GET_RUN, json={"result": {**RECORD_WIRE, "distance": "far"}})
+def test_a_result_breaking_the_contract_says_where(client, service):
+    service.post(GET_RUN, json={"result": {**RECORD_WIRE, "distance": "far"}})
     with pytest.raises(TransportError) as caught:
         client.get_run(3, 7)
     assert "runs.get_run" in caught.value.message
@@ -193,82 +201,94 @@ def test_a_result_breaking_the_contract_says_where(client, requests_mock):
     assert isinstance(caught.value.__cause__, ValidationError)
 
 
-def test_a_500_message_is_shortened_into_the_transport_error(client, requests_mock):
-    requests_mock.post(ADD_RUN, status_code=500, json={"error": "internal_error",
-                                                       "message": "x" * 5000})
+def test_a_500_message_is_shortened_into_the_transport_error(client, service):
+    service.post(ADD_RUN, status_code=500, json={"error": "internal_error",
+                                                 "message": "x" * 5000})
     with pytest.raises(TransportError) as caught:
         client.add_run(3, RUN)
     assert "HTTP 500" in caught.value.message
     assert len(caught.value.message) < 300
 
 
-@pytest.mark.parametrize("exc", [requests.ConnectionError, requests.ConnectTimeout,
-                                 requests.ReadTimeout, requests.exceptions.ChunkedEncodingError])
-def test_network_failures_are_transport_errors(client, requests_mock, exc):
-    requests_mock.post(ADD_RUN, exc=exc)
+@pytest.mark.parametrize("failure, cause", [
+    ("refused", NewConnectionError), ("connect_timeout", ConnectTimeoutError),
+    ("read_timeout", ReadTimeoutError), ("reset", ProtocolError)])
+def test_network_failures_are_transport_errors(client, service, failure, cause):
+    service.post(ADD_RUN, fail=failure)
     with pytest.raises(TransportError) as caught:
         client.add_run(3, RUN)
     assert ADD_RUN in caught.value.message
-    assert isinstance(caught.value.__cause__, exc)
+    assert type(caught.value.__cause__) is cause
 
 
-def test_a_timeout_names_the_read_timeout(client, requests_mock):
-    requests_mock.post(ADD_RUN, exc=requests.ReadTimeout)
+@pytest.mark.parametrize("failure, says", [
+    ("refused", "could not be reached: connection refused"),
+    ("connect_timeout", "did not accept a connection within 0.25s"),
+    ("reset", "could not be reached: ProtocolError")])
+def test_each_network_failure_says_what_happened(client, service, failure, says):
+    service.post(GET_RUN, fail=failure)
+    with pytest.raises(TransportError, match=says) as caught:
+        client.get_run(3, 7)
+    assert caught.value.retryable is True
+
+
+def test_a_timeout_names_the_read_timeout(client, service):
+    service.post(ADD_RUN, fail="read_timeout")
     with pytest.raises(TransportError, match=r"did not answer within 3s"):
         client.add_run(3, RUN)
 
 
 # --- retries -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("exc", [requests.ConnectionError, requests.ConnectTimeout])
-def test_a_read_is_retried_once_then_fails(client, requests_mock, exc):
-    requests_mock.post(GET_RUN, exc=exc)
+@pytest.mark.parametrize("failure", ["refused", "connect_timeout", "reset"])
+def test_a_read_is_retried_once_then_fails(client, service, failure):
+    service.post(GET_RUN, fail=failure)
     with pytest.raises(TransportError):
         client.get_run(3, 7)
-    assert requests_mock.call_count == 2
+    assert service.call_count == 2
 
 
-def test_a_read_that_timed_out_is_not_retried(client, requests_mock):
+def test_a_read_that_timed_out_is_not_retried(client, service):
     """A service that accepted the connection but did not answer (hung, or stopped behind
     a socket circus keeps open) would only make a retry wait as long again."""
-    requests_mock.post(GET_RUN, exc=requests.ReadTimeout)
+    service.post(GET_RUN, fail="read_timeout")
     with pytest.raises(TransportError) as raised:
         client.get_run(3, 7)
-    assert requests_mock.call_count == 1 and raised.value.retryable is False
+    assert service.call_count == 1 and raised.value.retryable is False
 
 
-def test_a_read_that_succeeds_on_the_second_attempt_returns_the_result(client, requests_mock):
-    requests_mock.post(GET_RUN, [{"exc": requests.ConnectTimeout},
-                                 {"json": {"result": RECORD_WIRE}}])
+def test_a_read_that_succeeds_on_the_second_attempt_returns_the_result(client, service):
+    service.post(GET_RUN, [{"fail": "connect_timeout"},
+                           {"json": {"result": RECORD_WIRE}}])
     assert client.get_run(3, 7) == RECORD
-    assert requests_mock.call_count == 2
-    first, second = requests_mock.request_history
+    assert service.call_count == 2
+    first, second = service.request_history
     assert first.json() == second.json() == {"args": {"user_id": 3, "run_id": 7}}
 
 
-def test_a_read_answered_with_garbage_is_retried_too(client, requests_mock):
-    requests_mock.post(LIST_RUNS, [{"status_code": 500, "json": {"error": "internal_error",
-                                                                 "message": "boom"}},
-                                   {"json": {"result": []}}])
+def test_a_read_answered_with_garbage_is_retried_too(client, service):
+    service.post(LIST_RUNS, [{"status_code": 500, "json": {"error": "internal_error",
+                                                           "message": "boom"}},
+                             {"json": {"result": []}}])
     assert client.list_runs(3, 2026, 5) == []
-    assert requests_mock.call_count == 2
+    assert service.call_count == 2
 
 
-def test_a_read_is_not_retried_on_a_contract_error(client, requests_mock):
-    requests_mock.post(GET_RUN, [{"status_code": 404, "json": {"error": "not_found",
-                                                               "message": "no run 7"}},
-                                 {"json": {"result": RECORD_WIRE}}])
+def test_a_read_is_not_retried_on_a_contract_error(client, service):
+    service.post(GET_RUN, [{"status_code": 404, "json": {"error": "not_found",
+                                                         "message": "no run 7"}},
+                           {"json": {"result": RECORD_WIRE}}])
     with pytest.raises(NotFound):
         client.get_run(3, 7)
-    assert requests_mock.call_count == 1
+    assert service.call_count == 1
 
 
-def test_read_attempts_are_configurable(requests_mock):
-    requests_mock.post(GET_RUN, exc=requests.ConnectionError)
-    once = RemoteRuns(HttpTransport(BASE), read_attempts=1, retry_wait=0)
+def test_read_attempts_are_configurable(service):
+    service.post(GET_RUN, fail="refused")
+    once = RemoteRuns(HttpTransport(BASE, pool=service), read_attempts=1, retry_wait=0)
     with pytest.raises(TransportError):
         once.get_run(3, 7)
-    assert requests_mock.call_count == 1
+    assert service.call_count == 1
 
 
 @pytest.mark.parametrize("method, url, args", [
@@ -277,29 +297,28 @@ def test_read_attempts_are_configurable(requests_mock):
     ("delete_run", DELETE_RUN, (3, 7)),
     ("import_runs", IMPORT_RUNS, (3, [RUN])),
 ])
-@pytest.mark.parametrize("exc", [requests.ReadTimeout, requests.ConnectTimeout,
-                                 requests.ConnectionError])
-def test_writes_are_never_retried(client, requests_mock, method, url, args, exc):
-    requests_mock.post(url, [{"exc": exc}, {"json": {"result": None}}])
+@pytest.mark.parametrize("failure", ["read_timeout", "connect_timeout", "refused", "reset"])
+def test_writes_are_never_retried(client, service, method, url, args, failure):
+    service.post(url, [{"fail": failure}, {"json": {"result": None}}])
     with pytest.raises(TransportError):
         getattr(client, method)(*args)
-    assert requests_mock.call_count == 1
+    assert service.call_count == 1
 
 
-def test_a_write_answered_with_garbage_is_not_retried(client, requests_mock):
-    requests_mock.post(ADD_RUN, [{"status_code": 500, "text": "oops"},
-                                 {"json": {"result": RECORD_WIRE}}])
+def test_a_write_answered_with_garbage_is_not_retried(client, service):
+    service.post(ADD_RUN, [{"status_code": 500, "text": "oops"},
+                           {"json": {"result": RECORD_WIRE}}])
     with pytest.raises(TransportError):
         client.add_run(3, RUN)
-    assert requests_mock.call_count == 1
+    assert service.call_count == 1
 
 
-def test_the_default_retry_waits_a_little(requests_mock):
+def test_the_default_retry_waits_a_little(service):
     """The real default (50 ms) stays well under a second, so a retried read is cheap."""
-    requests_mock.post(GET_RUN, [{"exc": requests.ConnectionError},
-                                 {"json": {"result": RECORD_WIRE}}])
-    assert RemoteRuns(HttpTransport(BASE)).get_run(3, 7) == RECORD
-    assert requests_mock.call_count == 2
+    service.post(GET_RUN, [{"fail": "refused"},
+                           {"json": {"result": RECORD_WIRE}}])
+    assert RemoteRuns(HttpTransport(BASE, pool=service)).get_run(3, 7) == RECORD
+    assert service.call_count == 2
 
 
 # --- the breaker in front of the remote side -----------------------------------------------
@@ -343,13 +362,13 @@ class Clock:
 
 
 @pytest.fixture
-def routed(requests_mock):
+def routed(service):
     metrics = TurnoutMetrics()
     clock = Clock()
     breaker = make_breaker("runs", metrics, failure_threshold=3, reset_timeout=30.0,
                            clock=clock)
     local = FakeRuns()
-    remote = RemoteRuns(HttpTransport(BASE), retry_wait=0)
+    remote = RemoteRuns(HttpTransport(BASE, pool=service), retry_wait=0)
     router = Router(FeatureInfo("runs", owns_data=False), RUNS, Sides(local=local, remote=remote),
                     flags=FlagCache(FakeFlagStore("remote")), breaker=breaker, metrics=metrics,
                     shadow=ShadowRunner("runs", metrics))
@@ -360,16 +379,16 @@ def sample(metrics, name, **labels):
     return metrics.registry.get_sample_value(name, labels) or 0
 
 
-def test_the_breaker_opens_after_consecutive_connection_errors(routed, requests_mock):
+def test_the_breaker_opens_after_consecutive_connection_errors(routed, service):
     router, local, breaker, metrics, clock = routed
-    requests_mock.post(GET_RUN, exc=requests.ConnectionError)
-    requests_mock.post(ADD_RUN, json={"result": RECORD_WIRE})
+    service.post(GET_RUN, fail="refused")
+    service.post(ADD_RUN, json={"result": RECORD_WIRE})
 
     for attempt in range(3):
         assert breaker.state == "closed", attempt
         assert router.get_run(3, 7) == RECORD  # each failed remote read falls back locally
     assert breaker.state == "open"
-    assert requests_mock.call_count == 3 * 2  # every read tried twice before falling back
+    assert service.call_count == 3 * 2  # every read tried twice before falling back
     assert sample(metrics, "turnout_fallbacks_total", feature="runs", method="runs.get_run",
                   reason="transport_error") == 3
     assert sample(metrics, "turnout_breaker_transitions_total", feature="runs", to="open") == 1
@@ -378,7 +397,7 @@ def test_the_breaker_opens_after_consecutive_connection_errors(routed, requests_
     local.calls.clear()
     assert router.get_run(3, 7) == RECORD
     assert router.list_runs(3, 2026, 5) == [RECORD]
-    assert requests_mock.call_count == 6
+    assert service.call_count == 6
     assert local.calls == [("get_run", 3, 7), ("list_runs", 3, 2026, 5)]
     assert sample(metrics, "turnout_fallbacks_total", feature="runs", method="runs.get_run",
                   reason="breaker_open") == 1
@@ -388,33 +407,33 @@ def test_the_breaker_opens_after_consecutive_connection_errors(routed, requests_
         router.add_run(3, RUN)
     assert caught.value.status == 503
     assert caught.value.retry_after == 30
-    assert requests_mock.call_count == 6
+    assert service.call_count == 6
     assert local.calls == [("get_run", 3, 7), ("list_runs", 3, 2026, 5)]
 
     # After the reset timeout one trial call goes through; its success closes the breaker.
     clock.now += 30
     assert router.add_run(3, RUN) == RECORD
-    assert requests_mock.call_count == 7
-    assert requests_mock.last_request.url == ADD_RUN
+    assert service.call_count == 7
+    assert service.last_request.url == ADD_RUN
     assert breaker.state == "closed"
 
 
-def test_a_failed_remote_write_is_refused_not_retried_nor_applied_locally(routed, requests_mock):
+def test_a_failed_remote_write_is_refused_not_retried_nor_applied_locally(routed, service):
     router, local, breaker, _, _ = routed
-    requests_mock.post(ADD_RUN, exc=requests.ReadTimeout)
+    service.post(ADD_RUN, fail="read_timeout")
     with pytest.raises(ServiceUnavailable, match="not retried"):
         router.add_run(3, RUN)
-    assert requests_mock.call_count == 1
+    assert service.call_count == 1
     assert local.calls == []
     assert breaker.state == "closed"  # one failure of three: counted, not yet open
 
 
-def test_contract_errors_do_not_open_the_breaker(routed, requests_mock):
+def test_contract_errors_do_not_open_the_breaker(routed, service):
     router, local, breaker, _, _ = routed
-    requests_mock.post(GET_RUN, status_code=404, json={"error": "not_found", "message": "gone"})
+    service.post(GET_RUN, status_code=404, json={"error": "not_found", "message": "gone"})
     for _ in range(5):
         with pytest.raises(NotFound):
             router.get_run(3, 7)
     assert breaker.state == "closed"
-    assert requests_mock.call_count == 5
+    assert service.call_count == 5
     assert local.calls == []  # a contract answer is final: no local fallback
