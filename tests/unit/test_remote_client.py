@@ -3,7 +3,9 @@ decoding, error mapping, timeouts, the read-only retry, and the router's breaker
 of it."""
 
 import datetime as dt
+import json
 
+import gevent
 import pytest
 from fake_pool import FakePool
 from urllib3.exceptions import (ConnectTimeoutError, NewConnectionError, ProtocolError,
@@ -437,3 +439,29 @@ def test_contract_errors_do_not_open_the_breaker(routed, service):
     assert breaker.state == "closed"
     assert service.call_count == 5
     assert local.calls == []  # a contract answer is final: no local fallback
+
+
+class FailsFirstTimePool(FakePool):
+    """Refuses the first attempt at each run id, answers the second: a retry per call."""
+
+    def __init__(self, base_url):
+        super().__init__(base_url)
+        self.tried: set[int] = set()
+
+    def urlopen(self, method, url, **options):
+        run_id = json.loads(options["body"])["args"]["run_id"]
+        first = run_id not in self.tried
+        self.tried.add(run_id)
+        self.post(GET_RUN, **({"fail": "refused"} if first else
+                              {"json": {"result": {**RECORD_WIRE, "id": run_id}}}))
+        return super().urlopen(method, url, **options)
+
+
+def test_concurrent_reads_each_get_their_own_retry():
+    """One client serves every greenlet of a worker; each read's attempts are its own."""
+    pool = FailsFirstTimePool(BASE)
+    client = RemoteRuns(HttpTransport(BASE, pool=pool), retry_wait=0.01)
+    calls = [gevent.spawn(client.get_run, 3, run_id) for run_id in range(1, 21)]
+    gevent.joinall(calls, timeout=5, raise_error=True)
+    assert [call.value.id for call in calls] == list(range(1, 21))
+    assert pool.call_count == 40
