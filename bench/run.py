@@ -126,7 +126,10 @@ def main(argv: list[str] | None = None) -> int:
             if hasattr(module, "markdown") and "error" not in result:
                 markdown_parts.append(f"### {ident}\n\n{module.markdown(result)}")
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        if any("error" in r and r["error"] for r in summary["results"]):
+            print(f"a benchmark failed: its servers' logs stay in {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
     summary["total_seconds"] = round(time.monotonic() - started, 1)
     rows = [[r["id"], r.get("measured") or "-", r.get("baseline_desc") or "-",
              "-" if r.get("ratio") is None else f"{r['ratio']:.3f}", r.get("target") or "-",
