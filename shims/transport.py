@@ -161,7 +161,7 @@ class HttpTransport(_BearerTransport):
             response = pool.urlopen("POST", self._prefix + path, body=body, headers=headers,
                                     timeout=self._timeout, retries=False, redirect=False)
         except NewConnectionError as exc:  # before its base class, ConnectTimeoutError
-            raise TransportError(f"{url} could not be reached: connection refused") from exc
+            raise TransportError(f"{url} could not be reached: {_os_reason(exc)}") from exc
         except ConnectTimeoutError as exc:
             raise TransportError(f"{url} did not accept a connection within "
                                  f"{self._timeouts[0]:g}s") from exc
@@ -191,6 +191,14 @@ class WsgiTransport(_BearerTransport):
                                      content_type="application/json")
         return Reply(status=response.status_code, body=_json(response.get_data(), path),
                      headers=dict(response.headers))
+
+
+def _os_reason(exc: BaseException) -> str:
+    """"Connection refused", say, from the OSError urllib3 raised its error from."""
+    cause = exc.__cause__
+    if isinstance(cause, OSError) and cause.strerror:
+        return cause.strerror
+    return type(exc).__name__
 
 
 def _token_refused(reply: Reply) -> bool:

@@ -19,11 +19,17 @@ from urllib3.exceptions import (ConnectTimeoutError, NewConnectionError, Protoco
 
 # Each failure a socket can give, as urllib3 raises it.
 FAILURES = {
-    "refused": lambda url: NewConnectionError(None, f"{url}: Connection refused"),
+    "refused": lambda url: _caused(NewConnectionError(None, "Failed to establish a new connection"),
+                                   ConnectionRefusedError(111, "Connection refused")),
     "connect_timeout": lambda url: ConnectTimeoutError(f"{url}: connect timed out"),
     "read_timeout": lambda url: ReadTimeoutError(None, url, "read timed out"),
     "reset": lambda url: ProtocolError("Connection aborted.", ConnectionResetError(104)),
 }
+
+
+def _caused(error: Exception, cause: OSError) -> Exception:
+    error.__cause__ = cause  # urllib3 raises it `from` the socket's OSError
+    return error
 
 
 @dataclass

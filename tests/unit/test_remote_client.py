@@ -224,7 +224,7 @@ def test_network_failures_are_transport_errors(client, service, failure, cause):
 
 
 @pytest.mark.parametrize("failure, says", [
-    ("refused", "could not be reached: connection refused"),
+    ("refused", "could not be reached: Connection refused"),
     ("connect_timeout", "did not accept a connection within 0.25s"),
     ("reset", "could not be reached: ProtocolError")])
 def test_each_network_failure_says_what_happened(client, service, failure, says):
