@@ -6,7 +6,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 
 from monolith.models import Base
-from shims.sql import make_engine
+from shims.sql import create_tables, make_engine
 
 __all__ = ["create_schema", "make_engine", "make_sessions"]
 
@@ -17,4 +17,4 @@ def make_sessions(engine: Engine) -> sessionmaker:
 
 
 def create_schema(engine: Engine) -> None:
-    Base.metadata.create_all(engine)
+    create_tables(Base.metadata, engine)  # safe when several workers boot at once

@@ -17,7 +17,7 @@ from monolith.config import load_config
 from monolith.models import Base, Run, User
 from monolith.runs.sync import TABLES, LocalRunsSync
 from shims.errors import Conflict
-from shims.sql import make_engine
+from shims.sql import create_tables, make_engine
 from shims.sync import TableDigest
 
 FEATURES_WITH_DATA = ("runs",)
@@ -43,7 +43,7 @@ def both_sides() -> tuple[LocalRunsSync, LocalRunsSync]:
     monolith = make_engine(load_config()["DATABASE_URL"], pool_size=2)
     service = make_engine(load_service_config()["DATASERVICE_DATABASE_URL"], pool_size=2)
     for engine in (monolith, service):
-        Base.metadata.create_all(engine, tables=[User.__table__, Run.__table__])
+        create_tables(Base.metadata, engine, [User.__table__, Run.__table__])
     return LocalRunsSync(monolith), LocalRunsSync(service)
 
 

@@ -20,6 +20,7 @@ from sqlalchemy import (Column, DateTime, Integer, MetaData, String, Table, Text
 from sqlalchemy.engine import Engine
 
 from shims.shadow import Mismatch
+from shims.sql import create_tables
 
 metadata = MetaData()
 mismatches_table = Table(
@@ -57,7 +58,7 @@ class SqlMismatchLog:
         self._last = float("-inf")
 
     def create_schema(self) -> None:
-        metadata.create_all(self._engine)
+        create_tables(metadata, self._engine)  # safe when several workers boot at once
 
     def record(self, mismatch: Mismatch) -> None:
         now = self._clock()

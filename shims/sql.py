@@ -42,17 +42,26 @@ def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 20,
 
 
 def create_tables(metadata: MetaData, engine: Engine, tables: Sequence[Table] | None = None,
-                  *, attempts: int = 5) -> None:
+                  *, attempts: int = 3) -> None:
     """`metadata.create_all`, safe when several workers start on a fresh database at once.
 
     Each gunicorn worker creates the schema as it boots (no --preload). Two workers can
     both see a table missing and both create it; the loser gets "table already exists"
     (SQLite), DuplicateTable or a unique violation (PostgreSQL), and a worker that fails
-    to boot makes gunicorn stop the whole app. The loser tries again and finds it there.
+    to boot makes gunicorn stop the whole app. Tables are created one at a time, in
+    dependency order, so a lost race costs one retry of that table, which then finds it
+    there; retrying the whole schema could lose again on the next table, and again.
     """
+    wanted = None if tables is None else set(tables)
+    for table in metadata.sorted_tables:
+        if wanted is None or table in wanted:
+            _create_table(table, engine, attempts)
+
+
+def _create_table(table: Table, engine: Engine, attempts: int) -> None:
     for attempt in range(1, attempts + 1):
         try:
-            metadata.create_all(engine, tables=tables)
+            table.create(engine, checkfirst=True)
             return
         except (OperationalError, ProgrammingError, IntegrityError):
             if attempt == attempts:

@@ -39,7 +39,7 @@ from shims.flags.model import (
     describe_flag,
     validate_flag,
 )
-from shims.sql import make_engine
+from shims.sql import create_tables, make_engine
 
 metadata = MetaData()
 
@@ -86,7 +86,7 @@ class SqlFlagStore:
         return cls(make_engine(url, pool_size=2, max_overflow=4), features)
 
     def create_schema(self) -> None:
-        metadata.create_all(self.engine)
+        create_tables(metadata, self.engine)  # safe when several workers boot at once
         with self.engine.begin() as connection:
             try:
                 with connection.begin_nested():
