@@ -27,7 +27,6 @@ import pytest
 from support import SessionTokens
 import requests
 
-from extracted.dataservice.app import create_app as create_dataservice
 from monolith.accounts.service import LocalAccounts
 from monolith.db import create_schema, make_engine, make_sessions
 from monolith.runs.service import LocalRuns
@@ -36,7 +35,7 @@ from shims.contracts.accounts import RemoteAccounts
 from shims.contracts.runs import RemoteRuns
 from shims.sync import RemoteDataSync
 from shims.transport import HttpTransport, Reply, Transport, WsgiTransport
-from tests.contract.support import FAST_HASH, RACERS, Side
+from tests.contract.support import FAST_HASH, RACERS, Side, dataservice_app
 
 ROOT = Path(__file__).resolve().parents[2]
 SIDES = ("local", "wsgi", "http")
@@ -146,15 +145,6 @@ def _local(tmp_path: Path) -> Iterator[Side]:
         engine.dispose()
 
 
-def _dataservice_app(tmp_path: Path):
-    return create_dataservice({
-        "TESTING": True,
-        "RUN_DIR": str(tmp_path),
-        "DATASERVICE_DATABASE_URL": f"sqlite:///{tmp_path / 'dataservice.db'}",
-        "PASSWORD_HASH_METHOD": FAST_HASH,
-    })
-
-
 def _remote(name: str, transport: Transport) -> Side:
     return Side(name, RemoteAccounts(transport), RemoteRuns(transport), RemoteDataSync(transport))
 
@@ -165,7 +155,7 @@ def side(request, tmp_path) -> Iterator[Side]:
     if request.param == "local":
         yield from _local(tmp_path)
     elif request.param == "wsgi":
-        app = _dataservice_app(tmp_path)
+        app = dataservice_app(tmp_path)
         try:
             yield _remote("wsgi", WsgiTransport(app, tokens=SessionTokens()))
         finally:
@@ -192,7 +182,7 @@ class Wire:
 @pytest.fixture(params=("wsgi", "http"))
 def wire(request, tmp_path) -> Iterator[Wire]:
     if request.param == "wsgi":
-        app = _dataservice_app(tmp_path)
+        app = dataservice_app(tmp_path)
         client = app.test_client()
 
         def get(path: str) -> tuple[int, Any]:

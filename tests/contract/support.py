@@ -5,12 +5,15 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from extracted.dataservice.app import create_app as create_dataservice
+from monolith import create_app as create_monolith
 from shims.contracts.accounts import Profile, SignUp, UserRecord
 from shims.contracts.runs import RunInput
+from support import FAST_HASH
 
-FAST_HASH = "pbkdf2:sha256:1000"  # real hashing, cheap enough for many sign-ups
 PASSWORD = "correct-horse-9"
 RACERS = 8  # calls a test may have in flight at once
 
@@ -28,6 +31,21 @@ class Side:
         """A new runner with an email no other test uses."""
         return self.accounts.sign_up(SignUp(email=unique_email(), password=password,
                                             profile=Profile(**profile)), is_admin=admin)
+
+
+def dataservice_app(tmp_path: Path):
+    """The data service in process, on its own SQLite file under `tmp_path`."""
+    return create_dataservice({"TESTING": True, "RUN_DIR": str(tmp_path),
+                               "DATASERVICE_DATABASE_URL": f"sqlite:///{tmp_path / 'data.db'}",
+                               "PASSWORD_HASH_METHOD": FAST_HASH})
+
+
+def monolith_app(tmp_path: Path):
+    """The monolith in process, serving its routed contracts at `/rpc`; flags read fresh."""
+    return create_monolith({"TESTING": True, "RUN_DIR": str(tmp_path),
+                            "DATABASE_URL": f"sqlite:///{tmp_path / 'monolith.db'}",
+                            "SECRET_KEY": "test-secret", "PASSWORD_HASH_METHOD": FAST_HASH,
+                            "FLAGS_REFRESH": 0.0})
 
 
 def unique_email(prefix: str = "runner") -> str:

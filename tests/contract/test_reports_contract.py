@@ -25,9 +25,7 @@ from typing import Any
 import pytest
 from gunicorn_processes import Server, fail_if_dead, free_ports, launch, stop, wait_healthy
 
-from extracted.dataservice.app import create_app as create_dataservice
 from extracted.reports.app import create_app as create_reports
-from monolith import create_app as create_monolith
 from monolith.accounts.service import LocalAccounts
 from monolith.db import create_schema, make_engine, make_sessions
 from monolith.reports.service import LocalReports
@@ -39,9 +37,8 @@ from shims.errors import NotFound, ValidationError
 from shims.transport import HttpTransport, WsgiTransport
 
 from support import SessionTokens, dealer_setup
+from tests.contract.support import FAST_HASH, PASSWORD, dataservice_app, monolith_app
 
-FAST_HASH = "pbkdf2:sha256:1000"
-PASSWORD = "correct-horse-9"
 SIDES = ("local", "wsgi-dataservice", "wsgi-monolith", "http")
 UNKNOWN_USER = 4_242_424_242
 
@@ -102,16 +99,11 @@ def reports_side(request, tmp_path) -> Iterator[ReportsSide]:
     if request.param == "local":
         side = _local_side(tmp_path)
     elif request.param == "wsgi-dataservice":
-        app = create_dataservice({
-            "TESTING": True, "RUN_DIR": str(tmp_path), "PASSWORD_HASH_METHOD": FAST_HASH,
-            "DATASERVICE_DATABASE_URL": f"sqlite:///{tmp_path / 'data.db'}"})
+        app = dataservice_app(tmp_path)
         side = _wsgi_side(request.param, app)
         side.cleanups.append(app.extensions["turnout_engine"].dispose)
     else:
-        app = create_monolith({
-            "TESTING": True, "RUN_DIR": str(tmp_path), "SECRET_KEY": "test-secret",
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'monolith.db'}",
-            "PASSWORD_HASH_METHOD": FAST_HASH, "FLAGS_REFRESH": 0.0})
+        app = monolith_app(tmp_path)
         side = _wsgi_side(request.param, app)
         side.cleanups.append(app.extensions["runnerly_engine"].dispose)
     try:

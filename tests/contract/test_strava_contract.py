@@ -33,9 +33,7 @@ import requests
 from gunicorn_processes import Server, fail_if_dead, free_ports, launch, stop, wait_healthy
 import requests_mock
 
-from extracted.dataservice.app import create_app as create_dataservice
 from extracted.stravaimport.app import create_app as create_stravaimport
-from monolith import create_app as create_monolith
 from monolith.accounts.service import LocalAccounts
 from monolith.db import create_schema, make_engine, make_sessions
 from monolith.runs.service import LocalRuns
@@ -49,9 +47,8 @@ from shims.transport import HttpTransport, WsgiTransport
 from stravadev.app import create_app as create_stravadev
 
 from support import SessionTokens, dealer_setup
+from tests.contract.support import FAST_HASH, PASSWORD, dataservice_app, monolith_app
 
-FAST_HASH = "pbkdf2:sha256:1000"
-PASSWORD = "correct-horse-9"
 SIDES = ("local", "wsgi-dataservice", "wsgi-monolith", "http")
 CALL_TIMEOUT_S = 20.0  # import_all over HTTP walks every runner the module's tests linked
 
@@ -166,19 +163,6 @@ def _local_side(tmp_path: Path) -> StravaSide:
     return side
 
 
-def _dataservice_app(tmp_path: Path):
-    return create_dataservice({"TESTING": True, "RUN_DIR": str(tmp_path),
-                               "DATASERVICE_DATABASE_URL": f"sqlite:///{tmp_path / 'data.db'}",
-                               "PASSWORD_HASH_METHOD": FAST_HASH})
-
-
-def _monolith_app(tmp_path: Path):
-    return create_monolith({"TESTING": True, "RUN_DIR": str(tmp_path),
-                            "DATABASE_URL": f"sqlite:///{tmp_path / 'monolith.db'}",
-                            "SECRET_KEY": "test-secret", "PASSWORD_HASH_METHOD": FAST_HASH,
-                            "FLAGS_REFRESH": 0.0})
-
-
 def _wsgi_side(name: str, data_app) -> StravaSide:
     data = WsgiTransport(data_app, tokens=SessionTokens())
 
@@ -212,11 +196,11 @@ def strava_side(request, tmp_path) -> Iterator[StravaSide]:
     if request.param == "local":
         side = _local_side(tmp_path)
     elif request.param == "wsgi-dataservice":
-        app = _dataservice_app(tmp_path)
+        app = dataservice_app(tmp_path)
         side = _wsgi_side(request.param, app)
         side.cleanups.append(app.extensions["turnout_engine"].dispose)
     else:
-        app = _monolith_app(tmp_path)
+        app = monolith_app(tmp_path)
         side = _wsgi_side(request.param, app)
         side.cleanups.append(app.extensions["runnerly_engine"].dispose)
     try:
