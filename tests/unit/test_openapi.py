@@ -3,10 +3,10 @@
 
 import dataclasses
 import json
-import typing
 
 import pytest
 
+from contract_types import contract_dataclasses
 from shims.contracts.accounts import ACCOUNTS
 from shims.contracts.races import RACES
 from shims.contracts.reports import REPORTS
@@ -233,22 +233,3 @@ def test_the_data_service_serves_the_same_document(tmp_path, document):
     assert body["components"] == document["components"]
     assert body["openapi"] == "3.1.0"
     app.extensions["turnout_engine"].dispose()
-
-
-def contract_dataclasses(specs):
-    found = set()
-
-    def walk(annotation):
-        for arg in typing.get_args(annotation):
-            walk(arg)
-        if dataclasses.is_dataclass(annotation) and annotation not in found:
-            found.add(annotation)
-            for hint in typing.get_type_hints(annotation).values():
-                walk(hint)
-
-    for spec in specs:
-        for method in spec.methods.values():
-            walk(method.returns)
-            for param in method.params:
-                walk(param.annotation)
-    return found
