@@ -40,7 +40,7 @@ DEFAULT_HEADERS = {"Accept-Encoding": "gzip", "Content-Type": "application/json"
 class Reply:
     status: int
     body: Any
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)  # case-insensitive over HTTP
 
 
 class Transport(Protocol):
@@ -76,9 +76,13 @@ def service_session(pool_size: int) -> requests.Session:
     """
     session = pooled_session(pool_size)
     session.trust_env = False
-    session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") \
-        or True
+    session.verify = _ca_bundle() or True
     return session
+
+
+def _ca_bundle() -> str | None:
+    """The CA bundle the environment names, the variables requests itself reads."""
+    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
 
 
 class _BearerTransport:
@@ -117,8 +121,7 @@ def service_pool(base_url: str, pool_size: int) -> Pool:
     our own services never uses; measured in docs/benchmarks.md (B3)."""
     options: dict[str, Any] = {"maxsize": pool_size, "block": False, "retries": False}
     if base_url.startswith("https://"):
-        options["ca_certs"] = os.environ.get("REQUESTS_CA_BUNDLE") \
-            or os.environ.get("CURL_CA_BUNDLE")
+        options["ca_certs"] = _ca_bundle()
     return urllib3.connection_from_url(base_url, **options)
 
 
@@ -132,7 +135,6 @@ class HttpTransport(_BearerTransport):
                  tokens: TokenSource | None = None):
         self.base_url = base_url.rstrip("/")
         self._prefix = urlsplit(self.base_url).path
-        self._timeouts = (connect_timeout, read_timeout)
         self._timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
         self._pool = pool or service_pool(self.base_url, pool_size)
         # Writes never reuse a kept-alive connection: a server closing an idle one (its
@@ -164,9 +166,9 @@ class HttpTransport(_BearerTransport):
             raise TransportError(f"{url} could not be reached: {_os_reason(exc)}") from exc
         except ConnectTimeoutError as exc:
             raise TransportError(f"{url} did not accept a connection within "
-                                 f"{self._timeouts[0]:g}s") from exc
+                                 f"{self._timeout.connect_timeout:g}s") from exc
         except ReadTimeoutError as exc:
-            raise TransportError(f"{url} did not answer within {self._timeouts[1]:g}s",
+            raise TransportError(f"{url} did not answer within {self._timeout.read_timeout:g}s",
                                  retryable=False) from exc
         except HTTPError as exc:
             raise TransportError(f"{url} could not be reached: {type(exc).__name__}") from exc
