@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
 import socket
+import time
+from collections.abc import Callable
 from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
+
+import gevent
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST_HASH = "pbkdf2:sha256:1000"  # real hashing, cheap enough for hundreds of sign-ups
@@ -151,3 +156,13 @@ def dealer_setup(directory: Path) -> DealerSetup:
 
 # WSGI tests call apps as a local client would: the ops endpoints answer loopback only.
 LOOPBACK = {"REMOTE_ADDR": "127.0.0.1"}
+
+
+def eventually(check: Callable[[], bool], what: str, timeout: float = 20.0) -> float:
+    """Bounded wait until `check()` holds; returns how long it took, fails the test if never."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if check():
+            return time.monotonic() - started
+        gevent.sleep(0.1)
+    pytest.fail(f"not within {timeout:.0f}s: {what}")

@@ -17,12 +17,13 @@ import statistics
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import gevent
 import pytest
 import requests
+from scraped_metrics import runs_breaker
+from support import eventually
 
 from monolith.wiring import FEATURES
 from shims.flags.store import SqlFlagStore
@@ -230,30 +231,11 @@ def reset_flags(stack) -> None:
     set_flags(stack, ("runs", "local"), ("strava", "local"), ("reports", "local"))
 
 
-def eventually(check: Callable[[], bool], what: str, timeout: float = 20.0) -> float:
-    """Bounded wait; returns how long it took."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if check():
-            return time.monotonic() - started
-        gevent.sleep(0.1)
-    pytest.fail(f"not within {timeout:.0f}s: {what}")
-
-
 def healthy(url: str) -> bool:
     try:
         return requests.get(f"{url}/healthz", timeout=2).status_code == 200
     except requests.RequestException:
         return False
-
-
-def breaker(url: str) -> str:
-    """The runs breaker as /metrics tells it for every live worker: the worst of them."""
-    states = {0: "closed", 1: "half_open", 2: "open"}
-    for line in requests.get(f"{url}/metrics", timeout=5).text.splitlines():
-        if line.startswith('turnout_breaker_state{feature="runs"}'):
-            return states[int(float(line.rsplit(" ", 1)[1]))]
-    return "closed"  # never changed state in any live worker
 
 
 def rows_named(stack, database: str, names: set[str]) -> Counter:
@@ -410,7 +392,7 @@ def test_f2_a_service_killed_under_load_fails_no_read_and_duplicates_no_write(st
         # Circus respawns a killed service within ~2 s, faster than the 5 s read timeout;
         # killing every new incarnation too (a crash loop) keeps it down until the breaker
         # has opened and writes have met the open circuit.
-        while breaker(url) != "open" or time.monotonic() - down_at < READ_TIMEOUT + 4:
+        while runs_breaker(url) != "open" or time.monotonic() - down_at < READ_TIMEOUT + 4:
             assert time.monotonic() - down_at < 40, "the runs breaker never opened"
             for pid in set(stack.watcher_pids("dataservice")) - killed:
                 os.kill(pid, signal.SIGKILL)
@@ -420,7 +402,7 @@ def test_f2_a_service_killed_under_load_fails_no_read_and_duplicates_no_write(st
         eventually(lambda: healthy(service) and not set(killed) & set(
             stack.watcher_pids("dataservice")), "circus respawns the data service", 60)
         back = time.monotonic() - down_at - opened
-        closed = eventually(lambda: breaker(url) == "closed", "the runs breaker closes", 30)
+        closed = eventually(lambda: runs_breaker(url) == "closed", "the runs breaker closes", 30)
         gevent.sleep(2)
         during = load.requests_made - before
     print(f"\nF2: killed {len(killed)} processes over {opened:.1f}s; the service was healthy "

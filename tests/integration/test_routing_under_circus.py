@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import gevent
 import pytest
 import requests
+from scraped_metrics import metric
+from support import eventually
 
 from scripts.demo_data import DEMO_EMAIL, DEMO_PASSWORD
 
@@ -86,24 +87,6 @@ def _sign_up_runners(url: str) -> list[Runner]:
     return runners
 
 
-def _metric(url: str, name: str, **labels: str) -> float:
-    """Sum of a metric's samples whose labels include the given ones."""
-    total = 0.0
-    for line in requests.get(f"{url}/metrics", timeout=5).text.splitlines():
-        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
-
-
-def _eventually(check: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    pytest.fail(f"not within {timeout}s: {what}")
-
-
 def _set(stack, mode: str, *extra: str) -> None:
     stack.turnout("flags", "set", "runs", mode, *extra)
     time.sleep(0.6)  # the workers' caches look again every 0.25 s; see the multi-worker test
@@ -118,8 +101,8 @@ def test_runs_move_to_the_data_service_and_back_without_a_failed_request(stack):
     greenlets = load.start()
 
     _set(stack, "shadow")
-    _eventually(lambda: _metric(monolith, "turnout_shadow_comparisons_total",
-                                result="match") > 0, "shadow comparisons that match")
+    eventually(lambda: metric(monolith, "turnout_shadow_comparisons_total",
+                               result="match") > 0, "shadow comparisons that match")
 
     _set(stack, "canary", "--percent", "30")
     first = {r.email: r.route(monolith) for r in runners}
@@ -131,9 +114,9 @@ def test_runs_move_to_the_data_service_and_back_without_a_failed_request(stack):
     assert remote_at_30 <= remote_at_60, "raising the percentage moved a runner back to local"
 
     _set(stack, "live")
-    served_before = _metric(service, "turnout_served_calls_total", method="list_runs")
+    served_before = metric(service, "turnout_served_calls_total", method="list_runs")
     assert all("runs.list_runs=remote" in r.route(monolith) for r in runners)
-    assert _metric(service, "turnout_served_calls_total", method="list_runs") >= \
+    assert metric(service, "turnout_served_calls_total", method="list_runs") >= \
         served_before + RUNNERS, "the data service's /metrics must show the calls"
 
     _set(stack, "rampdown")

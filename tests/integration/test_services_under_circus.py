@@ -7,12 +7,13 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import gevent
 import pytest
 import requests
+from scraped_metrics import metric, runs_breaker
+from support import eventually
 
 pytestmark = pytest.mark.integration
 PASSWORD = "correct-horse-9"
@@ -74,15 +75,6 @@ def set_flag(stack, feature: str, mode: str, *extra: str) -> None:
     time.sleep(0.6)  # every worker looks again within 0.25 s
 
 
-def eventually(check: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    pytest.fail(f"not within {timeout:.0f}s: {what}")
-
-
 def route_of(response: requests.Response, method: str) -> str:
     for part in response.headers.get("X-Turnout-Route", "").split(", "):
         name, _, side = part.partition("=")
@@ -129,12 +121,12 @@ def test_a_killed_service_is_survived_and_the_breaker_closes_when_it_is_back(sta
     with Traffic(url, sessions) as traffic:
         gevent.sleep(1)
         stack.circusctl("stop", "dataservice")
-        eventually(lambda: _breaker(url) == "open", "the runs breaker opens")
+        eventually(lambda: runs_breaker(url) == "open", "the runs breaker opens")
         served_while_down = traffic.done
         eventually(lambda: traffic.done >= served_while_down + 20,
                    "reads answered (from local) while the service is down")
         stack.circusctl("start", "dataservice")
-        eventually(lambda: _breaker(url) == "closed", "the runs breaker closes again")
+        eventually(lambda: runs_breaker(url) == "closed", "the runs breaker closes again")
         gevent.sleep(1)
     assert traffic.failures == [], traffic.failures[:5]
     set_flag(stack, "runs", "local")
@@ -159,15 +151,6 @@ def test_a_graceful_reload_under_traffic_fails_no_request(stack, watcher):
     set_flag(stack, "runs", "local")
 
 
-def _breaker(url: str) -> str:
-    """The runs breaker as /metrics tells it for every live worker: the worst of them."""
-    states = {0: "closed", 1: "half_open", 2: "open"}
-    for line in requests.get(f"{url}/metrics", timeout=5).text.splitlines():
-        if line.startswith('turnout_breaker_state{feature="runs"}'):
-            return states[int(float(line.rsplit(" ", 1)[1]))]
-    return "closed"  # never changed state in any live worker
-
-
 def test_one_feature_in_shadow_while_another_is_fully_remote(stack):
     """Side by side: users and runs are served by the data service alone, while the monthly
     report is answered by the monolith's own code and compared with the reports service."""
@@ -177,24 +160,16 @@ def test_one_feature_in_shadow_while_another_is_fully_remote(stack):
     sessions = [runner(url) for _ in range(5)]
     set_flag(stack, "runs", "remote")
     set_flag(stack, "reports", "shadow")
-    before = _metric(url, "turnout_shadow_comparisons_total", feature="reports", result="match")
+    before = metric(url, "turnout_shadow_comparisons_total", feature="reports", result="match")
     for session in sessions:
         report = session.get(f"{url}/api/reports/monthly", timeout=10)
         assert report.status_code == 200
         assert route_of(report, "reports.monthly_report") == "local"
         assert route_of(report, "runs.list_runs") == "remote"
-    eventually(lambda: _metric(url, "turnout_shadow_comparisons_total", feature="reports",
-                               result="match") >= before + len(sessions),
+    eventually(lambda: metric(url, "turnout_shadow_comparisons_total", feature="reports",
+                              result="match") >= before + len(sessions),
                "every report compared with the reports service, and matching")
-    assert _metric(url, "turnout_shadow_comparisons_total", feature="reports",
-                   result="mismatch") == 0
+    assert metric(url, "turnout_shadow_comparisons_total", feature="reports",
+                  result="mismatch") == 0
     set_flag(stack, "reports", "local")
     set_flag(stack, "runs", "local")
-
-
-def _metric(url: str, name: str, **labels: str) -> float:
-    total = 0.0
-    for line in requests.get(f"{url}/metrics", timeout=5).text.splitlines():
-        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
