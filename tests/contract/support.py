@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,27 @@ def monolith_app(tmp_path: Path):
                             "DATABASE_URL": f"sqlite:///{tmp_path / 'monolith.db'}",
                             "SECRET_KEY": "test-secret", "PASSWORD_HASH_METHOD": FAST_HASH,
                             "FLAGS_REFRESH": 0.0})
+
+
+@contextmanager
+def in_process_side(name: str, tmp_path: Path, local_side: Callable[[Path], Any],
+                    wsgi_side: Callable[[str, Any], Any]) -> Iterator[Any]:
+    """The `local`, `wsgi-dataservice` or `wsgi-monolith` side of a service's contract suite,
+    its databases disposed of afterwards. `wsgi_side(name, data_app)` builds the side over
+    the app that serves the data contracts."""
+    if name == "local":
+        side = local_side(tmp_path)
+    else:
+        app, engine_key = ((dataservice_app(tmp_path), "turnout_engine")
+                           if name == "wsgi-dataservice"
+                           else (monolith_app(tmp_path), "runnerly_engine"))
+        side = wsgi_side(name, app)
+        side.cleanups.append(app.extensions[engine_key].dispose)
+    try:
+        yield side
+    finally:
+        for cleanup in side.cleanups:
+            cleanup()
 
 
 def unique_email(prefix: str = "runner") -> str:

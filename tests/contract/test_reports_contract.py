@@ -37,7 +37,7 @@ from shims.errors import NotFound, ValidationError
 from shims.transport import HttpTransport, WsgiTransport
 
 from support import SessionTokens, dealer_setup
-from tests.contract.support import FAST_HASH, PASSWORD, dataservice_app, monolith_app
+from tests.contract.support import FAST_HASH, PASSWORD, in_process_side
 
 SIDES = ("local", "wsgi-dataservice", "wsgi-monolith", "http")
 UNKNOWN_USER = 4_242_424_242
@@ -96,21 +96,8 @@ def reports_side(request, tmp_path) -> Iterator[ReportsSide]:
                               RemoteReports(reports))
         services.check_alive()
         return
-    if request.param == "local":
-        side = _local_side(tmp_path)
-    elif request.param == "wsgi-dataservice":
-        app = dataservice_app(tmp_path)
-        side = _wsgi_side(request.param, app)
-        side.cleanups.append(app.extensions["turnout_engine"].dispose)
-    else:
-        app = monolith_app(tmp_path)
-        side = _wsgi_side(request.param, app)
-        side.cleanups.append(app.extensions["runnerly_engine"].dispose)
-    try:
+    with in_process_side(request.param, tmp_path, _local_side, _wsgi_side) as side:
         yield side
-    finally:
-        for cleanup in side.cleanups:
-            cleanup()
 
 
 # --- the processes for the `http` side ------------------------------------------------------

@@ -47,7 +47,7 @@ from shims.transport import HttpTransport, WsgiTransport
 from stravadev.app import create_app as create_stravadev
 
 from support import SessionTokens, dealer_setup
-from tests.contract.support import FAST_HASH, PASSWORD, dataservice_app, monolith_app
+from tests.contract.support import FAST_HASH, PASSWORD, in_process_side
 
 SIDES = ("local", "wsgi-dataservice", "wsgi-monolith", "http")
 CALL_TIMEOUT_S = 20.0  # import_all over HTTP walks every runner the module's tests linked
@@ -193,21 +193,8 @@ def strava_side(request, tmp_path) -> Iterator[StravaSide]:
         services.check_alive()
         return
     serve_strava_in_process(request.getfixturevalue("requests_mock"))
-    if request.param == "local":
-        side = _local_side(tmp_path)
-    elif request.param == "wsgi-dataservice":
-        app = dataservice_app(tmp_path)
-        side = _wsgi_side(request.param, app)
-        side.cleanups.append(app.extensions["turnout_engine"].dispose)
-    else:
-        app = monolith_app(tmp_path)
-        side = _wsgi_side(request.param, app)
-        side.cleanups.append(app.extensions["runnerly_engine"].dispose)
-    try:
+    with in_process_side(request.param, tmp_path, _local_side, _wsgi_side) as side:
         yield side
-    finally:
-        for cleanup in side.cleanups:
-            cleanup()
 
 
 # --- the processes for the `http` side ------------------------------------------------------
