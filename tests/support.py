@@ -1,4 +1,4 @@
-"""Helpers shared by test layers that start real processes."""
+"""Helpers shared by the test layers: auth, ports, tokens, bounded waits, error checks."""
 
 from __future__ import annotations
 
@@ -166,3 +166,18 @@ def eventually(check: Callable[[], bool], what: str, timeout: float = 20.0) -> f
             return time.monotonic() - started
         gevent.sleep(0.1)
     pytest.fail(f"not within {timeout:.0f}s: {what}")
+
+
+def assert_error(response, status, *, field=None, mentions=()):
+    """A WebTest response that is a JSON error: `{"error", "message"[, "field"]}`, the status
+    given, the field named if `field` is, and each of `mentions` in the message."""
+    assert response.status_int == status, response.body
+    assert response.content_type == "application/json"
+    body = response.json
+    assert isinstance(body.get("error"), str) and body["error"]
+    assert isinstance(body.get("message"), str) and body["message"]
+    if field is not None:
+        assert body.get("field") == field, body
+    for word in mentions:
+        assert word in body["message"], body
+    return body

@@ -10,25 +10,12 @@ import time
 import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
-from support import PASSWORD, basic_auth
+from support import PASSWORD, assert_error, basic_auth
 from monolith.auth import TOKEN_SALT
 from monolith.wiring import features
 from shims.contracts.runs import RunInput
 
 ADMIN_PASSWORD = "admin-password-1"
-
-
-def assert_error(response, status, *, field=None, mentions=()):
-    assert response.status_int == status, response.body
-    assert response.content_type == "application/json"
-    body = response.json
-    assert isinstance(body.get("error"), str) and body["error"]
-    assert isinstance(body.get("message"), str) and body["message"]
-    if field is not None:
-        assert body.get("field") == field, body
-    for word in mentions:
-        assert word in body["message"], body
-    return body
 
 
 def emails():

@@ -6,22 +6,10 @@ import pytest
 
 from monolith.wiring import features
 from shims.contracts.races import PlannedRunInput, RaceInput
+from support import assert_error
 
 RACE = {"name": "Paris Marathon", "date": "2027-04-04", "distance": 42195, "location": "Paris"}
 PLANNED = {"date": "2027-03-01", "distance": 8000, "description": "easy"}
-
-
-def assert_error(response, status, *, field=None, mentions=()):
-    assert response.status_int == status, response.body
-    assert response.content_type == "application/json"
-    body = response.json
-    assert isinstance(body.get("error"), str) and body["error"]
-    assert isinstance(body.get("message"), str) and body["message"]
-    if field is not None:
-        assert body.get("field") == field, body
-    for word in mentions:
-        assert word in body["message"], body
-    return body
 
 
 @pytest.fixture

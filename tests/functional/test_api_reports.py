@@ -6,19 +6,7 @@ import pytest
 
 from monolith.wiring import features
 from shims.contracts.runs import RunInput
-
-
-def assert_error(response, status, *, field=None, mentions=()):
-    assert response.status_int == status, response.body
-    assert response.content_type == "application/json"
-    body = response.json
-    assert isinstance(body.get("error"), str) and body["error"]
-    assert isinstance(body.get("message"), str) and body["message"]
-    if field is not None:
-        assert body.get("field") == field, body
-    for word in mentions:
-        assert word in body["message"], body
-    return body
+from support import assert_error
 
 
 def add(user, start, distance, elapsed, heartrate=None):

@@ -6,22 +6,10 @@ import pytest
 
 from monolith.wiring import features
 from shims.contracts.runs import RunInput
+from support import assert_error
 
 RUN = {"name": "Morning tempo", "distance": 10000, "start_date": "2026-05-17T07:30:00",
        "elapsed_time": 2700, "average_heartrate": 152, "total_elevation_gain": 40}
-
-
-def assert_error(response, status, *, field=None, mentions=()):
-    assert response.status_int == status, response.body
-    assert response.content_type == "application/json"
-    body = response.json
-    assert isinstance(body.get("error"), str) and body["error"]
-    assert isinstance(body.get("message"), str) and body["message"]
-    if field is not None:
-        assert body.get("field") == field, body
-    for word in mentions:
-        assert word in body["message"], body
-    return body
 
 
 def runs_of(user, year=2026, month=5):

@@ -7,21 +7,9 @@ import requests
 from sqlalchemy import text
 
 from monolith.wiring import features
+from support import assert_error
 
 ACTIVITIES = "http://strava.test/api/v3/athlete/activities"
-
-
-def assert_error(response, status, *, field=None, mentions=()):
-    assert response.status_int == status, response.body
-    assert response.content_type == "application/json"
-    body = response.json
-    assert isinstance(body.get("error"), str) and body["error"]
-    assert isinstance(body.get("message"), str) and body["message"]
-    if field is not None:
-        assert body.get("field") == field, body
-    for word in mentions:
-        assert word in body["message"], body
-    return body
 
 
 def activity(number, **changes):
