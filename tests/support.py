@@ -181,3 +181,16 @@ def assert_error(response, status, *, field=None, mentions=()):
     for word in mentions:
         assert word in body["message"], body
     return body
+
+
+class ManualClock:
+    """A clock the test moves: pass it where code takes `clock=` (breaker, tokens, logs)."""
+
+    def __init__(self, now: float = 1000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds

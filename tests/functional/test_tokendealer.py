@@ -32,7 +32,7 @@ from shims.service import install_json_errors, rpc_blueprint
 from shims.settings import ConfigError
 from shims.transport import WsgiTransport
 
-from support import LOOPBACK, ROOT, TOKEN_ISSUER, TOKEN_NOW, mint_token
+from support import LOOPBACK, ROOT, TOKEN_ISSUER, TOKEN_NOW, ManualClock, mint_token
 
 DEALER = "http://dealer.test"
 TOKEN_URL = f"{DEALER}/oauth/token"
@@ -42,14 +42,6 @@ POLICY = {
                  "echo": ["echo:read", "echo:write"]},
     "reader": {"echo": ["echo:read"], "dataservice": ["runs:read"]},
 }
-
-
-class Clock:
-    def __init__(self, now: float = TOKEN_NOW):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Dealer:
@@ -101,7 +93,7 @@ class Dealer:
 
 @pytest.fixture
 def clock():
-    return Clock()
+    return ManualClock(TOKEN_NOW)
 
 
 @pytest.fixture
@@ -488,7 +480,7 @@ def test_a_transport_fetches_tokens_and_refreshes_once_on_401(dealer, clock, req
     service answers 401 invalid_token, the transport fetches a new token once, and the
     call goes through."""
     dealer.route(requests_mock)
-    lagging = Clock(TOKEN_NOW)
+    lagging = ManualClock(TOKEN_NOW)
     tokens = ClientCredentials(TOKEN_URL, "monolith", dealer.secrets["monolith"], "echo",
                                scopes=None, clock=lagging)
     transport = WsgiTransport(echo_service.app, tokens=tokens)

@@ -17,19 +17,12 @@ from shims.auth import ClientCredentials, Claims, TokenVerifier, scope_for
 from shims.contract import MethodSpec
 from shims.errors import InsufficientScope, InvalidToken, TransportError
 
-from support import TOKEN_ISSUER, TOKEN_NOW, jwks_of, mint_token, rsa_private_key, write_jwks
+from support import (TOKEN_ISSUER, TOKEN_NOW, ManualClock, jwks_of, mint_token, rsa_private_key,
+                     write_jwks)
 
 TOKEN_URL = "http://dealer.test/oauth/token"
 JWKS_URL = "http://dealer.test/.well-known/jwks.json"
 SECRET = "s3cret-value-that-must-never-leak"
-
-
-class Clock:
-    def __init__(self, now: float = TOKEN_NOW):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def method(contract: str = "runs", kind: str = "write", name: str = "add") -> MethodSpec:
@@ -49,7 +42,7 @@ def token_answer(token: str = "t1", expires_in: int = 300) -> dict:
 
 
 def credentials(**kwargs) -> ClientCredentials:
-    kwargs.setdefault("clock", Clock())
+    kwargs.setdefault("clock", ManualClock(TOKEN_NOW))
     return ClientCredentials(TOKEN_URL, "monolith", SECRET, "dataservice",
                              kwargs.pop("scopes", ["runs:write", "runs:read"]), **kwargs)
 
@@ -73,7 +66,7 @@ def test_no_scopes_asks_for_every_granted_scope(requests_mock):
 
 
 def test_caches_the_token_until_shortly_before_it_expires(requests_mock):
-    clock = Clock()
+    clock = ManualClock(TOKEN_NOW)
     requests_mock.post(TOKEN_URL, [{"json": token_answer("t1")}, {"json": token_answer("t2")}])
     tokens = credentials(clock=clock, refresh_margin=30.0)
     assert tokens.headers()["Authorization"] == "Bearer t1"
@@ -86,7 +79,7 @@ def test_caches_the_token_until_shortly_before_it_expires(requests_mock):
 
 
 def test_a_token_shorter_than_the_margin_is_kept_for_half_its_life(requests_mock):
-    clock = Clock()
+    clock = ManualClock(TOKEN_NOW)
     requests_mock.post(TOKEN_URL, json=token_answer(expires_in=20))
     tokens = credentials(clock=clock, refresh_margin=30.0)
     tokens.headers()
@@ -166,7 +159,7 @@ def jwks_file(tmp_path):
 
 @pytest.fixture
 def clock():
-    return Clock()
+    return ManualClock(TOKEN_NOW)
 
 
 @pytest.fixture
@@ -298,7 +291,7 @@ def test_a_missing_jwks_file_is_a_transport_error_not_a_bad_token(tmp_path):
 
 # --- TokenVerifier: the dealer's JWKS URL -------------------------------------------------
 
-def url_verifier(clock: Clock, **kwargs) -> TokenVerifier:
+def url_verifier(clock: ManualClock, **kwargs) -> TokenVerifier:
     return TokenVerifier(JWKS_URL, TOKEN_ISSUER, "dataservice", clock=clock, **kwargs)
 
 

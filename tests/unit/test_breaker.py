@@ -9,22 +9,12 @@ import pytest
 from shims.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
 from shims.metrics import TurnoutMetrics
 from shims.router import make_breaker
-
-
-class Clock:
-    def __init__(self, now: float = 1000.0):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from support import ManualClock
 
 
 @pytest.fixture
 def clock():
-    return Clock()
+    return ManualClock()
 
 
 @pytest.fixture

@@ -8,14 +8,7 @@ import pytest
 from shims.mismatches import SqlMismatchLog
 from shims.shadow import Mismatch
 from shims.sql import make_engine
-
-
-class Clock:
-    def __init__(self, now=100.0):
-        self.now = now
-
-    def __call__(self):
-        return self.now
+from support import ManualClock
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -43,7 +36,7 @@ def mismatch(n=0, feature="runs", method="runs.get_run"):
 
 
 def test_record_and_recent(engine):
-    log = make_log(engine, clock=Clock())
+    log = make_log(engine, clock=ManualClock(100.0))
     before = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(seconds=1)
     log.record(Mismatch(feature="runs", method="runs.list_runs", primary_side="remote",
                         primary={"result": [{"id": 1, "start_date": "2026-05-17T07:30:00"}]},
@@ -62,7 +55,7 @@ def test_record_and_recent(engine):
 
 
 def test_values_that_are_not_json_are_kept_as_text(engine):
-    log = make_log(engine, clock=Clock())
+    log = make_log(engine, clock=ManualClock(100.0))
     when = dt.datetime(2026, 5, 17, 7, 30)
     log.record(Mismatch(feature="runs", method="runs.get_run", primary_side="local",
                         primary={"result": when}, shadow={"result": None},
@@ -71,7 +64,7 @@ def test_values_that_are_not_json_are_kept_as_text(engine):
 
 
 def test_recent_is_newest_first_filtered_and_limited(engine):
-    clock = Clock()
+    clock = ManualClock(100.0)
     log = make_log(engine, clock=clock)
     for n in range(6):
         log.record(mismatch(n, feature="runs" if n % 2 == 0 else "reports"))
@@ -84,7 +77,7 @@ def test_recent_is_newest_first_filtered_and_limited(engine):
 
 
 def test_retention_keeps_the_newest_per_feature(engine):
-    clock = Clock()
+    clock = ManualClock(100.0)
     log = make_log(engine, keep=3, clock=clock)
     for n in range(2):
         log.record(mismatch(100 + n, feature="reports"))
@@ -105,7 +98,7 @@ def test_retention_keeps_the_newest_per_feature(engine):
 
 
 def test_keep_one(engine):
-    clock = Clock()
+    clock = ManualClock(100.0)
     log = make_log(engine, keep=1, clock=clock)
     for n in range(3):
         log.record(mismatch(n))
@@ -114,7 +107,7 @@ def test_keep_one(engine):
 
 
 def test_rate_limit_per_process(engine):
-    clock = Clock()
+    clock = ManualClock(100.0)
     log = make_log(engine, max_per_second=2, clock=clock)  # at most one per 0.5 s
     log.record(mismatch(1))
     clock.now += 0.125
@@ -130,7 +123,7 @@ def test_rate_limit_per_process(engine):
 
 
 def test_a_burst_records_one_per_interval(engine):
-    clock = Clock()
+    clock = ManualClock(100.0)
     log = make_log(engine, max_per_second=20, clock=clock)
     for _ in range(1000):  # 1000 mismatches over one second
         log.record(mismatch())
@@ -139,7 +132,7 @@ def test_a_burst_records_one_per_interval(engine):
 
 
 def test_two_processes_each_have_their_own_limit(engine):
-    clock = Clock()
+    clock = ManualClock(100.0)
     first = make_log(engine, max_per_second=1, clock=clock)
     second = make_log(engine, max_per_second=1, clock=clock)  # create_schema again: harmless
     first.record(mismatch(1))

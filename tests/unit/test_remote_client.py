@@ -28,6 +28,7 @@ from shims.contracts.runs import RUNS, ImportCount, RunInput, RunRecord, RemoteR
 from shims.router import Router, ServiceUnavailable, Sides, make_breaker
 from shims.shadow import ShadowRunner
 from shims.transport import HttpTransport
+from support import ManualClock
 
 BASE = "http://data.test"
 LIST_RUNS = f"{BASE}/rpc/runs/list_runs"
@@ -355,18 +356,10 @@ class FakeFlagStore:
         return self._snapshot
 
 
-class Clock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
-
-
 @pytest.fixture
 def routed(service):
     metrics = TurnoutMetrics()
-    clock = Clock()
+    clock = ManualClock()
     breaker = make_breaker("runs", metrics, failure_threshold=3, reset_timeout=30.0,
                            clock=clock)
     local = FakeRuns()

@@ -26,6 +26,7 @@ from shims.metrics import TurnoutMetrics
 from shims.router import Router, ServiceUnavailable, Sides, make_breaker
 from shims.shadow import ShadowRunner
 from shims.sync import RowKey, RowSet
+from support import ManualClock
 
 FEATURE = "notes"
 
@@ -154,17 +155,6 @@ class FakeFlagSource:
                             problems=self.problems)
 
 
-class Clock:
-    def __init__(self, now: float = 1000.0):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 class SpyShadow(ShadowRunner):
     """A real ShadowRunner that also counts how many shadows were started."""
 
@@ -182,7 +172,7 @@ def build(mode: str = "local", percent: float = 0.0, *, killed: bool = False,
     local_sync, remote_sync = FakeSync(local), FakeSync(remote)
     source = FakeFlagSource(mode, percent, killed)
     metrics = TurnoutMetrics()
-    clock = Clock()
+    clock = ManualClock()
     breaker = make_breaker(FEATURE, metrics, failure_threshold=failure_threshold,
                            reset_timeout=reset_timeout, clock=clock)
     shadow = SpyShadow(FEATURE, metrics, timeout=shadow_timeout,
@@ -637,7 +627,7 @@ def test_unreadable_store_serves_local_before_any_good_read(caplog):
 
 
 def test_unreadable_store_keeps_the_last_good_snapshot_and_complains_rarely(caplog):
-    clock = Clock()
+    clock = ManualClock()
     source = FakeFlagSource("live")
     cache = FlagCache(source, refresh_interval=0, clock=clock)
     assert cache.flag(FEATURE).mode == "live"
@@ -685,7 +675,7 @@ def test_corrupt_row_before_any_good_read_is_local():
 
 
 def test_a_change_is_picked_up_once_the_refresh_interval_has_passed_and_not_before():
-    clock = Clock()
+    clock = ManualClock()
     source = FakeFlagSource("local")
     cache = FlagCache(source, refresh_interval=0.25, clock=clock)
     assert cache.flag(FEATURE).mode == "local"
