@@ -88,6 +88,7 @@ def run(ctx) -> dict:
     env = clean_env(TURNOUT_RUN_DIR=setup.run_dir)
     store = SqlFlagStore.from_url(f"sqlite:///{setup.run_dir / 'flags.db'}", FEATURES)
     direct, cli, cli_process = [], [], []
+    lines: dict[int, http.client.HTTPConnection] = {}
     try:
         monolith = setup.start(Server("b5-monolith", "monolith.wsgi:app", env,
                                       setup.run_dir / "logs", workers=WORKERS,
@@ -109,6 +110,8 @@ def run(ctx) -> dict:
                 elapsed, probes = _wait_all(lines, mode, started)
                 cli.append({"mode": mode, "seconds": elapsed, "probes": probes})
     finally:
+        for connection in lines.values():
+            connection.close()
         store.engine.dispose()
         setup.stop_all()
     seconds = spread([d["seconds"] for d in direct])

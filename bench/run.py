@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             if hasattr(module, "markdown") and "error" not in result:
                 markdown_parts.append(f"### {ident}\n\n{module.markdown(result)}")
     finally:
-        if any("error" in r and r["error"] for r in summary["results"]):
+        if any(r.get("error") for r in summary["results"]):
             print(f"a benchmark failed: its servers' logs stay in {workdir}", file=sys.stderr)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
