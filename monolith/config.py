@@ -53,6 +53,7 @@ DEFAULTS: dict[str, Any] = {
     "SHADOW_TIMEOUT": 2.0,
     "SHADOW_MAX_IN_FLIGHT": 100,
     "SHADOW_IGNORE": "created_at",  # fields allowed to differ between the two sides
+    "MIRROR_INTERVAL": 0.1,  # seconds between the mirror applier's looks at the outbox
 }
 
 def load_config(override: Mapping[str, Any] | None = None,

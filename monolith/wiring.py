@@ -9,7 +9,7 @@ and runs) are given the *routed* contract, so they follow its flag too.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import current_app
@@ -35,6 +35,7 @@ from shims.flags.cache import FlagCache
 from shims.flags.model import FeatureInfo
 from shims.flags.store import SqlFlagStore
 from shims.metrics import TurnoutMetrics
+from shims.mirror import Lease, MirrorApplier
 from shims.mismatches import SqlMismatchLog
 from shims.router import Router, Sides, make_breaker
 from shims.shadow import ShadowRunner
@@ -73,6 +74,8 @@ class Control:
     metrics: TurnoutMetrics
     breakers: dict[str, CircuitBreaker]
     mismatches: SqlMismatchLog
+    # One per feature that owns data; started in each server worker (start_appliers).
+    appliers: list[MirrorApplier] = field(default_factory=list)
 
 
 def build_control(config: dict[str, Any]) -> Control:
@@ -134,6 +137,27 @@ class _Routes:
                       flags=self.control.flags, breaker=self.control.breakers[name],
                       metrics=self.control.metrics, shadow=shadow, mirror=mirror)
 
+    def applier(self, name: str, router: Router, engine: Engine) -> None:
+        """The feature's mirror applier; its lease lives in the monolith's database, next to
+        the outbox it drains."""
+        control, metrics = self.control, self.control.metrics
+
+        def report(feature: str, target: str, backlog) -> None:
+            metrics.mirror_backlog.labels(feature, target).set(backlog.entries)
+            metrics.mirror_lag.labels(feature, target).set(backlog.oldest_seconds)
+
+        lease = Lease(engine, f"mirror:{name}")
+        lease.create_schema()
+        control.appliers.append(MirrorApplier(
+            name, router.channels, lambda: control.flags.flag(name).mode, lease, report=report,
+            interval=self.config["MIRROR_INTERVAL"]))
+
+
+def start_appliers(control: Control) -> None:
+    """Server workers only (monolith/wsgi.py): tests and CLIs drain when they choose."""
+    for applier in control.appliers:
+        applier.start()
+
 
 def _data_feature(routes: _Routes, sessions: sessionmaker,
                   engine: Engine) -> tuple[Accounts, Runs]:
@@ -146,6 +170,7 @@ def _data_feature(routes: _Routes, sessions: sessionmaker,
         mirror=RunsMirror(), **data)
     runs = routes.router("runs", RUNS, LocalRuns(sessions), RemoteRuns(transport),
                          mirror=RunsMirror(), **data)
+    routes.applier("runs", runs, engine)
     return accounts, runs
 
 

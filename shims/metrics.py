@@ -44,6 +44,13 @@ class TurnoutMetrics:
                                  ["feature", "method", "reason"], registry=r)
         self.mirrors = Counter("turnout_mirror_writes", "Writes mirrored to the other side",
                                ["feature", "target", "outcome"], registry=r)
+        self.mirror_backlog = Gauge("turnout_mirror_backlog",
+                                    "Changes waiting in a side's outbox to reach the target",
+                                    ["feature", "target"], registry=r,
+                                    multiprocess_mode="livemax")
+        self.mirror_lag = Gauge("turnout_mirror_lag_seconds",
+                                "Age of the oldest change not yet mirrored to the target",
+                                ["feature", "target"], registry=r, multiprocess_mode="livemax")
         self.breaker_state = Gauge("turnout_breaker_state",
                                    "Circuit breaker: 0 closed, 1 half-open, 2 open "
                                    "(worst live worker)", ["feature"], registry=r,

@@ -11,8 +11,10 @@ the remote implementation, decided per call:
    locally and writes that need the remote side are refused with 503 and a
    Retry-After, never applied to one side only;
 4. the answer goes back; the shadow compares in its own greenlet; a mirrored
-   write copies the touched rows to the other side (bounded by its timeout; a
-   failure is logged and counted with the keys to repair, never raised).
+   write pushes the touched rows to the other side at once (`shims.mirror`). The
+   write's outbox entry was recorded in its own transaction, so a push that fails
+   (the other side down, the breaker open) loses nothing: the entry stays pending
+   and the feature's applier delivers it later.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from shims.flags.model import FeatureInfo, Flag
 from shims.logs import event
 from shims.metrics import TurnoutMetrics
 from shims.shadow import ShadowRunner, outcome_of
+from shims.mirror import Channel
 from shims.sync import DataSync, Mirror
 
 log = logging.getLogger("turnout.router")
@@ -106,6 +109,11 @@ class Router:
         self._mirror = mirror
         self._clock = clock
         self._served_version: int | None = None
+        self.channels: dict[str, Channel] = {}
+        if feature.owns_data:
+            self.channels = {
+                REMOTE: Channel(feature.name, REMOTE, sides.local_sync, sides.remote_sync),
+                LOCAL: Channel(feature.name, LOCAL, sides.remote_sync, sides.local_sync)}
         for method in spec.methods.values():
             setattr(self, method.name, _routed(self, method))
 
@@ -151,8 +159,12 @@ class Router:
             raise ServiceUnavailable(f"{self.feature.name} service is unavailable (circuit "
                                      "open); the write was not applied",
                                      self._breaker.retry_after())
-        if route.shadow == REMOTE and self._breaker.state != "closed":
-            return Route(route.primary, mirror_to=route.mirror_to)  # don't probe a sick service
+        if route.shadow == REMOTE and not self._breaker.allow():
+            # Open: don't call a sick service. Half-open, allow() lets one shadow through as
+            # the trial, whose outcome closes or reopens the breaker: a feature whose only
+            # remote calls are shadows would otherwise never leave half-open.
+            self._shadow.skip(method, "breaker_open")
+            return Route(route.primary, mirror_to=route.mirror_to)
         return route
 
     def _answer(self, side: str, method: MethodSpec,
@@ -224,17 +236,14 @@ class Router:
         if not keys:
             return
         if target == REMOTE and not self._breaker.allow():
-            self._mirror_outcome(target, "skipped_breaker_open", keys)
+            self._mirror_outcome(target, "deferred_breaker_open", keys)
             return
-        source_sync, target_sync = ((self._sides.local_sync, self._sides.remote_sync)
-                                    if target == REMOTE
-                                    else (self._sides.remote_sync, self._sides.local_sync))
         try:
-            target_sync.apply(source_sync.export(keys))
-        except Exception as error:  # the authoritative write stands; report what to repair
-            if target == REMOTE:
+            self.channels[target].push(keys)
+        except Exception as error:  # the write stands; its outbox entry waits for the applier
+            if isinstance(error, TransportError) and target == REMOTE:
                 self._remote_failed()
-            self._mirror_outcome(target, "failed", keys, error)
+            self._mirror_outcome(target, "deferred", keys, error)
             return
         if target == REMOTE:
             self._remote_healthy()
@@ -244,9 +253,9 @@ class Router:
                         error: Exception | None = None) -> None:
         self._metrics.mirrors.labels(self.feature.name, target, outcome).inc()
         if outcome != "ok":
-            event(log, "mirror_write_" + outcome, logging.ERROR, feature=self.feature.name,
+            event(log, "mirror_write_" + outcome, logging.WARNING, feature=self.feature.name,
                   target=target, keys=keys, error=repr(error) if error else None,
-                  repair=f"turnout data copy {self.feature.name}")
+                  meaning="kept in the outbox; the mirror applier delivers it")
 
     def _fallback(self, method: MethodSpec, reason: str) -> None:
         self._metrics.fallbacks.labels(self.feature.name, method.qualified_name, reason).inc()

@@ -64,6 +64,10 @@ class ShadowRunner:
         greenlet.link(lambda _: self._slots.release())
         return primary_outcome
 
+    def skip(self, method: MethodSpec, reason: str) -> None:
+        """A shadow the router chose not to run (e.g. its service's breaker is open)."""
+        self._count(method, "skipped_" + reason)
+
     def _run(self, method: MethodSpec, primary_side: str, shadow_call: Callable[[], Any],
              primary_outcome: AsyncResult) -> None:
         try:

@@ -1,11 +1,12 @@
-"""Copying rows between the two sides of a feature that owns data.
+"""The data contract between the two sides of a feature that owns data.
 
-One mechanism serves three jobs: mirroring a write to the other side during the
-dual-write stages, `turnout data copy`, and `turnout data verify`. A write
-names the rows it touched as `RowKey`s; the authoritative side exports the
-current state of those rows (`RowSet`, empty when they were deleted) and the
-other side applies it verbatim, ids included. Both sides therefore always agree
-on ids: the side that creates a row mints its id, the other side copies it.
+One mechanism serves mirroring (`shims.mirror`), `turnout data copy` and `turnout data
+verify`. Each side records what it changed in its outbox (`shims.outbox`); a change
+travels as a `RowChange`: the row's current state (or `None` once it was deleted: a
+tombstone) with the version of its latest change. The other side applies a change only
+if it is newer than what it holds, so applying the same change twice, or an old one
+after a new one, changes nothing. Ids are minted by the side that creates a row and
+copied verbatim, so both sides always agree on them.
 """
 
 from __future__ import annotations
@@ -19,18 +20,48 @@ from shims.remote import RemoteClient
 
 @dataclass(frozen=True)
 class RowKey:
-    """`entity` names a row kind (e.g. "user", "run") or a scope (e.g. "user_runs")."""
+    """`entity` names a row kind (e.g. "user", "run") or a scope (e.g. "user_runs": every
+    run of one user)."""
 
     entity: str
     id: int
 
 
 @dataclass(frozen=True)
-class RowSet:
-    """Every row currently in the key's scope; an empty set means "none any more"."""
+class RowChange:
+    """A row's state as of `version`; `row` is None when the row was deleted.
 
-    key: RowKey
-    rows: tuple[dict[str, Any], ...]
+    Version 0 means the side never recorded a change of the row (it predates the outbox).
+    """
+
+    entity: str
+    id: int
+    version: int
+    row: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class PendingChange:
+    """An outbox entry: the row `entity`/`id` changed, latest version `version`, and the
+    change has not been mirrored yet."""
+
+    entity: str
+    id: int
+    version: int
+
+
+@dataclass(frozen=True)
+class Applied:
+    applied: int  # rows written or deleted
+    skipped: int  # changes this side already held, or held a newer version of
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """Changes a side has not mirrored yet: how many rows, and the age of the oldest."""
+
+    entries: int
+    oldest_seconds: float
 
 
 @dataclass(frozen=True)
@@ -44,12 +75,28 @@ class TableDigest:
 
 class DataSync(Protocol):
     @read
-    def export(self, keys: list[RowKey]) -> list[RowSet]:
-        """The current rows for each key."""
+    def export(self, keys: list[RowKey]) -> list[RowChange]:
+        """The current state and version of each key's rows, parents before children."""
 
     @write
-    def apply(self, sets: list[RowSet]) -> int:
-        """Make each key's scope hold exactly the given rows; returns rows written or removed."""
+    def apply(self, changes: list[RowChange]) -> Applied:
+        """Apply each change that is newer than what this side holds, in one transaction."""
+
+    @read
+    def pending(self, limit: int) -> list[PendingChange]:
+        """This side's outbox: the oldest changes not yet mirrored, oldest first."""
+
+    @write
+    def settle(self, changes: list[PendingChange]) -> int:
+        """Mark these changes mirrored, each only if its version is still the latest."""
+
+    @read
+    def backlog(self) -> Backlog:
+        """How many changes wait to be mirrored, and since when."""
+
+    @read
+    def keys(self, entity: str, after: int, limit: int) -> list[int]:
+        """Ids of one row kind, ascending, after `after`: a snapshot's pages."""
 
     @read
     def digest(self, table: str) -> TableDigest:
@@ -57,7 +104,7 @@ class DataSync(Protocol):
 
 
 class Mirror(Protocol):
-    """Which rows a write touched, so the router can copy them to the other side."""
+    """Which rows a write touched, so the router can mirror them at once."""
 
     def keys_for(self, method: str, arguments: dict[str, Any], result: Any) -> list[RowKey]: ...
 

@@ -11,7 +11,8 @@ from sqlalchemy.orm import sessionmaker
 from monolith.accounts.service import LocalAccounts
 from monolith.models import Base, Run, User
 from monolith.runs.service import LocalRuns
-from monolith.runs.sync import LocalRunsSync
+from monolith.runs.sync import RUNS_OUTBOX, LocalRunsSync
+from shims import outbox
 from shims.auth import AUTH_DEFAULTS
 from shims.contracts.accounts import ACCOUNTS
 from shims.contracts.runs import RUNS
@@ -54,7 +55,10 @@ def create_app(config: Mapping[str, Any] | None = None, *, guard: Guard | None =
                          pool_timeout=settings["DB_POOL_TIMEOUT"])
     # Only the tables this service owns.
     create_tables(Base.metadata, engine, [User.__table__, Run.__table__])
-    sessions = sessionmaker(engine, expire_on_commit=False)
+    create_tables(outbox.metadata, engine)
+    # Every change this service makes is recorded in its outbox, so the monolith's mirror
+    # applier can bring it home (docs/turnout.md §4).
+    sessions = RUNS_OUTBOX.track(sessionmaker(engine, expire_on_commit=False))
     bindings = [(ACCOUNTS, LocalAccounts(sessions, hash_method=settings["PASSWORD_HASH_METHOD"])),
                 (RUNS, LocalRuns(sessions)), (SYNC, LocalRunsSync(engine))]
     app = service_app(SERVICE, settings, bindings, guard=guard, engine=engine,

@@ -5,54 +5,89 @@ mirrored write, `turnout data copy runs` and `turnout data verify runs` all move
 rows with the same code. Rows travel as their column values in wire form; a
 user's row includes the password hash and Strava token, so the data service
 serves this contract to authenticated services only.
+
+Every change of a user or a run made through the feature's sessions is recorded in
+the outbox (`RUNS_OUTBOX.track`, `shims/outbox.py`); `apply` writes a change only if
+it is newer than the version this side holds, and records that version without
+marking it pending, so a mirrored change never travels back.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Column, Table, delete, select
+from sqlalchemy import Column, Table, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DataError, IntegrityError
 
 from monolith.models import Run, User
+from shims import outbox
 from shims.contracts import MAX_ID, possible_id
 from shims.errors import Conflict, ValidationError
-from shims.sync import RowKey, RowSet, TableDigest
+from shims.sync import Applied, Backlog, PendingChange, RowChange, RowKey, TableDigest
 from shims.wire import from_wire, to_wire
 
 USERS: Table = User.__table__
 RUNS: Table = Run.__table__
 TABLES = {"users": USERS, "runs": RUNS}
-ENTITIES = ("user", "run", "user_runs")
+ENTITY_TABLES = {"user": USERS, "run": RUNS}  # the row kinds a change can carry
+ENTITIES = (*ENTITY_TABLES, "user_runs")  # and the scope an export can be asked for
+RUNS_OUTBOX = outbox.OutboxRecorder({USERS: "user", RUNS: "run"})
+MAX_PAGE = 1000
 
 
 class LocalRunsSync:
     def __init__(self, engine: Engine):
         self._engine = engine
 
-    def export(self, keys: list[RowKey]) -> list[RowSet]:
+    def export(self, keys: list[RowKey]) -> list[RowChange]:
+        for key in keys:
+            _check_key(key)
+        changes: dict[tuple[str, int], RowChange] = {}
         with self._engine.connect() as connection:
-            return [RowSet(key=key, rows=tuple(_rows(connection, key))) for key in keys]
+            for key in keys:
+                for change in _changes(connection, key):
+                    changes.setdefault((change.entity, change.id), change)
+        return list(changes.values())
 
-    def apply(self, sets: list[RowSet]) -> int:
-        """All sets in one transaction: a mirrored write lands whole or not at all."""
-        for row_set in sets:
-            _check_key(row_set.key)
-        changed = 0
+    def apply(self, changes: list[RowChange]) -> Applied:
+        """All changes in one transaction: a batch lands whole or not at all."""
+        for change in changes:
+            _check_key(RowKey(change.entity, change.id), kinds=ENTITY_TABLES)
+        applied = 0
         try:
             with self._engine.begin() as connection:
-                for row_set in sets:
-                    changed += _apply(connection, row_set)
+                for change in changes:
+                    applied += _apply(connection, change)
         except IntegrityError as exc:  # e.g. a run of a user this side lacks, a taken email
             raise Conflict(f"the rows do not fit this database: {exc.orig}", field="rows") from exc
         except DataError as exc:  # a value this database cannot hold (e.g. too long)
             raise ValidationError(f"the rows do not fit this database: {exc.orig}",
                                   field="rows") from exc
-        return changed
+        return Applied(applied=applied, skipped=len(changes) - applied)
+
+    def pending(self, limit: int) -> list[PendingChange]:
+        with self._engine.connect() as connection:
+            return outbox.pending(connection, _page(limit))
+
+    def settle(self, changes: list[PendingChange]) -> int:
+        with self._engine.begin() as connection:
+            return outbox.settle(connection, changes)
+
+    def backlog(self) -> Backlog:
+        with self._engine.connect() as connection:
+            return outbox.backlog(connection)
+
+    def keys(self, entity: str, after: int, limit: int) -> list[int]:
+        table = ENTITY_TABLES.get(entity)
+        if table is None:
+            raise ValidationError(f"unknown entity {entity!r}; entities: "
+                                  f"{', '.join(ENTITY_TABLES)}", field="entity")
+        with self._engine.connect() as connection:
+            return list(connection.execute(select(table.c.id).where(table.c.id > after)
+                                           .order_by(table.c.id).limit(_page(limit))).scalars())
 
     def digest(self, table: str) -> TableDigest:
         if table not in TABLES:
@@ -63,12 +98,6 @@ class LocalRunsSync:
         checksums = {str(row["id"]): row_checksum(row) for row in rows}
         return TableDigest(table=table, count=len(rows), checksums=checksums)
 
-    def all_keys(self) -> list[RowKey]:
-        """Every user, then every runner's runs: the order a full copy must apply them in."""
-        with self._engine.connect() as connection:
-            ids = connection.execute(select(USERS.c.id).order_by(USERS.c.id)).scalars().all()
-        return [RowKey("user", i) for i in ids] + [RowKey("user_runs", i) for i in ids]
-
 
 def row_checksum(row: Any) -> str:
     canonical = json.dumps({key: to_wire(value) for key, value in dict(row).items()},
@@ -76,47 +105,83 @@ def row_checksum(row: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _check_key(key: RowKey) -> None:
-    if key.entity not in ENTITIES:
-        raise ValidationError(f"unknown entity {key.entity!r}; entities: {', '.join(ENTITIES)}",
+def _page(limit: int) -> int:
+    if not 1 <= limit <= MAX_PAGE:
+        raise ValidationError(f"limit must be from 1 to {MAX_PAGE}", field="limit")
+    return limit
+
+
+def _check_key(key: RowKey, kinds: Any = ENTITIES) -> None:
+    if key.entity not in kinds:
+        raise ValidationError(f"unknown entity {key.entity!r}; entities: {', '.join(kinds)}",
                               field="entity")
     if not possible_id(key.id):  # no row can have it; the driver would overflow on it
         raise ValidationError(f"{key.entity} id {key.id} is out of range", field="id")
 
 
-def _rows(connection: Connection, key: RowKey) -> Iterable[dict[str, Any]]:
-    _check_key(key)
-    table, column = _scope(key)
-    for row in connection.execute(select(table).where(column == key.id)).mappings():
-        yield {name: to_wire(value) for name, value in row.items()}
+# --- export ------------------------------------------------------------------------------
 
-
-def _scope(key: RowKey):
+def _changes(connection: Connection, key: RowKey) -> list[RowChange]:
+    """The key's rows as changes, each run preceded by its user (parents first), so the
+    other side can apply a run even if it never received its user."""
     if key.entity == "user":
-        return USERS, USERS.c.id
+        return [_change(connection, "user", key.id)]
     if key.entity == "run":
-        return RUNS, RUNS.c.id
-    return RUNS, RUNS.c.user_id  # user_runs: every run of one user
+        run = _change(connection, "run", key.id)
+        return [_change(connection, "user", run.row["user_id"]), run] if run.row else [run]
+    ids = connection.execute(select(RUNS.c.id).where(RUNS.c.user_id == key.id)
+                             .order_by(RUNS.c.id)).scalars().all()
+    return [_change(connection, "user", key.id)] + [_change(connection, "run", i) for i in ids]
 
 
-def _apply(connection: Connection, row_set: RowSet) -> int:
-    table, column = _scope(row_set.key)
-    rows = [_decode(table, row) for row in row_set.rows]
-    scope = "user_id" if row_set.key.entity == "user_runs" else "id"
-    if any(row.get(scope) != row_set.key.id for row in rows):
-        raise ValidationError(f"every row for {row_set.key.entity} {row_set.key.id} must have "
-                              f"{scope} {row_set.key.id}", field="rows")
-    keep = [row["id"] for row in rows]
-    # Whatever the scope held that the source no longer has is gone on the source too.
-    removed = connection.execute(delete(table).where(column == row_set.key.id,
-                                                     table.c.id.not_in(keep))).rowcount
-    for row in rows:
-        exists = connection.execute(select(table.c.id).where(table.c.id == row["id"])).first()
-        if exists:
-            connection.execute(table.update().where(table.c.id == row["id"]).values(**row))
-        else:
-            connection.execute(table.insert().values(**row))
-    return removed + len(rows)
+def _change(connection: Connection, entity: str, row_id: int) -> RowChange:
+    # The version is read before the row: if a write lands in between, the row is newer
+    # than its version says, the outbox entry keeps the newer version pending, and the
+    # next round sends it again. Read the other way round, an old row could travel under
+    # the new version and be settled, and the other side would keep the old row for good.
+    version = outbox.versions(connection, entity, [row_id]).get(row_id, 0)
+    table = ENTITY_TABLES[entity]
+    found = connection.execute(select(table).where(table.c.id == row_id)).mappings().first()
+    row = {name: to_wire(value) for name, value in found.items()} if found else None
+    return RowChange(entity=entity, id=row_id, version=version, row=row)
+
+
+# --- apply -------------------------------------------------------------------------------
+
+def _apply(connection: Connection, change: RowChange) -> int:
+    """1 if the change was written, 0 if this side already held it or something newer."""
+    table = ENTITY_TABLES[change.entity]
+    held = outbox.versions(connection, change.entity, [change.id]).get(change.id)
+    current = connection.execute(select(table).where(table.c.id == change.id)).mappings().first()
+    if change.row is None:
+        if change.version == 0 or (held or 0) >= change.version:
+            return 0  # an unrecorded absence is no delete; an older delete changes nothing
+        if current is not None:
+            connection.execute(table.delete().where(table.c.id == change.id))
+        outbox.store_version(connection, change.entity, change.id, change.version)
+        return 1
+    row = _decode(table, change.row)
+    if row["id"] != change.id:
+        raise ValidationError(f"the row of {change.entity} {change.id} has id {row['id']}",
+                              field="rows")
+    if not _newer(change.version, held, current, row):
+        return 0
+    if current is None:
+        connection.execute(table.insert().values(**row))
+    else:
+        connection.execute(table.update().where(table.c.id == change.id).values(**row))
+    if change.version:
+        outbox.store_version(connection, change.entity, change.id, change.version)
+    return 1
+
+
+def _newer(version: int, held: int | None, current: Any, row: dict[str, Any]) -> bool:
+    if current is None:
+        return held is None or version > held  # a row deleted later here stays deleted
+    if version > (held or 0):
+        return True
+    # Both sides hold the row unversioned (it predates the outbox): the copy's source wins.
+    return version == 0 and not held and dict(current) != row
 
 
 def _decode(table: Table, row: dict[str, Any]) -> dict[str, Any]:
