@@ -6,6 +6,8 @@
     turnout down                 stop circusd and every process under it
     turnout flags list|set|kill|unkill|history   the flags every process routes by
     turnout data copy|verify runs                move and compare a feature's rows
+                                                 (verify exits 1 on a difference, 3 while
+                                                 rows are still in flight)
 
 Every error is one line on stderr and a non-zero exit, never a traceback.
 """
@@ -77,7 +79,10 @@ def cmd_flags(args: argparse.Namespace) -> int:
     if args.action == "list":
         lines = flags.list_flags(store)
     elif args.action == "set":
-        flag = store.set(args.feature, args.mode, args.percent, actor=actor)
+        if args.force and not (args.reason or "").strip():
+            raise ConfigError("--force needs --reason \"...\": it is recorded in the audit log")
+        flag = flags.set_flag(store, args.feature, args.mode, args.percent, actor=actor,
+                              force=args.force, reason=args.reason, wait=args.wait)
         lines = [f"{flag.feature} -> {flags.describe_flag(flag)} (every worker within a second)"]
     elif args.action == "kill":
         store.kill(actor=actor)
@@ -115,6 +120,12 @@ def _add_flags_parser(commands) -> None:
     setter.add_argument("mode", help="local, dualwrite, shadow, canary, live, rampdown, remote")
     setter.add_argument("--percent", type=_percent, default=None,
                         help="for canary: share of runners (0-100) sent to the remote side")
+    setter.add_argument("--wait", type=_positive, default=60,
+                        help="seconds to wait for the mirror to bring a side up to date before "
+                             "it becomes authoritative (default 60); then the move is refused")
+    setter.add_argument("--force", action="store_true",
+                        help="move without waiting for the mirror (audited, with --reason)")
+    setter.add_argument("--reason", help="why --force: recorded in the audit log")
     actions.add_parser("kill", help="send every feature back to local at once")
     actions.add_parser("unkill", help="release the kill switch")
     history = actions.add_parser("history", help="who changed what, when")
@@ -136,6 +147,10 @@ def _add_data_parser(commands) -> None:
         action.add_argument("feature", choices=("runs",))
     copy.add_argument("--from", dest="source", choices=("monolith", "service"),
                       default="monolith", help="the authoritative side (default: monolith)")
+    for action in (copy, verify):
+        action.add_argument("--settle", type=float, default=5.0,
+                            help="seconds to let rows in flight land before calling them "
+                                 "different (default 5)")
     data.set_defaults(func=cmd_data)
 
 

@@ -1,27 +1,49 @@
 """`turnout data copy|verify FEATURE`: move a feature's rows between the monolith's database
 and its service's, and prove both hold the same rows.
 
-Both commands talk to the two databases directly, so they work whether or not
-the processes are running. `copy` is idempotent: it upserts every user and
-every runner's runs by id (ids are the same on both sides) and removes users
-the source no longer has, so running it again after dual writes began only
-repairs what differs.
+Both commands talk to the two databases directly, so they work whether or not the
+processes are running, and while traffic runs:
+
+- `copy` is a snapshot plus a catch-up. It pages through every user, then every run,
+  of the source and applies each row as a versioned change (`shims/sync.py`): the target
+  keeps whatever it holds that is newer, so a write made on either side during the copy
+  is never overwritten by the snapshot's older state. Then it drains the source's outbox
+  until every change made before the copy started has landed. It deletes only rows the
+  source's outbox recorded as deleted (tombstones), never a row merely missing from the
+  snapshot.
+- `verify` compares per-row checksums, then looks again at each row that differs: a row
+  whose change is still on its way (pending in an outbox) is "in flight" and is given a
+  few seconds to land; what still differs with nothing pending is a real difference.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from extracted.dataservice.app import load_config as load_service_config
 from monolith.config import load_config
+from monolith.db import create_schema
 from monolith.models import Base, Run, User
 from monolith.runs.sync import TABLES, LocalRunsSync
-from shims.errors import Conflict
+from shims import outbox
+from shims.mirror import Channel
 from shims.sql import create_tables, make_engine
-from shims.sync import TableDigest
+from shims.sync import RowChange, RowKey, TableDigest
 
 FEATURES_WITH_DATA = ("runs",)
-BATCH = 200  # keys per transaction: bounded memory, and a failure loses one batch at most
+BATCH = 200  # keys per transaction: bounded memory, and a refused row costs one batch retry
+ENTITY_OF_TABLE = {"users": "user", "runs": "run"}
+Progress = Callable[[str], None]
+
+
+@dataclass
+class CopyResult:
+    snapshot_rows: int = 0
+    caught_up: int = 0
+    refused: list[tuple[RowChange, str]] = field(default_factory=list)
+    backlog_left: int = 0
 
 
 @dataclass(frozen=True)
@@ -32,42 +54,78 @@ class TableDifference:
     only_in_monolith: list[str]
     only_in_service: list[str]
     differing: list[str]
+    in_flight: list[str] = field(default_factory=list)  # still moving after the wait
 
     @property
     def clean(self) -> bool:
-        return not (self.only_in_monolith or self.only_in_service or self.differing) \
-            and self.monolith_count == self.service_count
+        return not (self.only_in_monolith or self.only_in_service or self.differing)
 
 
 def both_sides() -> tuple[LocalRunsSync, LocalRunsSync]:
     monolith = make_engine(load_config()["DATABASE_URL"], pool_size=2)
     service = make_engine(load_service_config()["DATASERVICE_DATABASE_URL"], pool_size=2)
-    for engine in (monolith, service):
-        create_tables(Base.metadata, engine, [User.__table__, Run.__table__])
+    create_schema(monolith)
+    create_tables(Base.metadata, service, [User.__table__, Run.__table__])
+    create_tables(outbox.metadata, service)
     return LocalRunsSync(monolith), LocalRunsSync(service)
 
 
-def copy(source: LocalRunsSync, target: LocalRunsSync) -> int:
-    source_keys = source.all_keys()
-    # Users only the target still holds are gone from the source: an empty set removes
-    # them (their runs go by cascade). First, so a runner who re-registered with the same
-    # email is not refused by the old row. Then users, then their runs: foreign keys hold
-    # at every step.
-    kept = {key.id for key in source_keys if key.entity == "user"}
-    stale = [key for key in target.all_keys() if key.entity == "user" and key.id not in kept]
-    if stale and not kept:
-        raise Conflict(f"the source holds no users and the target holds {len(stale)}: copying "
-                       "would delete them all, so nothing was copied (is the direction right?)")
-    keys = stale + source_keys
-    written = 0
-    for start in range(0, len(keys), BATCH):
-        batch = keys[start:start + BATCH]
-        written += target.apply(source.export(batch))
-    return written
+def channels() -> dict[str, Channel]:
+    """The runs feature's mirror, database to database: changes into each side."""
+    monolith, service = both_sides()
+    return {"remote": Channel("runs", "remote", monolith, service),
+            "local": Channel("runs", "local", service, monolith)}
 
 
-def verify(monolith: LocalRunsSync, service: LocalRunsSync) -> list[TableDifference]:
-    return [_compare(monolith.digest(table), service.digest(table)) for table in TABLES]
+def copy(link: Channel, *, catch_up_seconds: float = 60.0,
+         progress: Progress = lambda _: None) -> CopyResult:
+    """Snapshot every row of the source onto the target, users first, then catch up."""
+    started, result = time.time(), CopyResult()
+    for entity in ("user", "run"):  # parents first: foreign keys hold at every step
+        after = 0
+        while ids := link.source.keys(entity, after, BATCH):
+            done = link.copy([RowKey(entity, i) for i in ids])
+            result.snapshot_rows += len(ids)
+            result.refused += done.refused
+            after = ids[-1]
+        progress(f"snapshot: {result.snapshot_rows} rows")
+    result.caught_up, result.backlog_left = catch_up(link, since=started,
+                                                     seconds=catch_up_seconds)
+    result.refused = _still_refused(link, result.refused)
+    return result
+
+
+def _still_refused(link: Channel, refused: list[tuple[RowChange, str]]) -> list:
+    """A row refused by the snapshot may have landed in the catch-up (a user re-registered
+    under a new id, whose old row's tombstone had to land first): report only the rest."""
+    if not refused:
+        return []
+    keys = [RowKey(change.entity, change.id) for change, _ in refused]
+    landed = {(c.entity, c.id, c.version) for c in link.target.export(keys)}
+    return [(change, message) for change, message in refused
+            if (change.entity, change.id, change.version) not in landed]
+
+
+def catch_up(link: Channel, *, since: float, seconds: float) -> tuple[int, int]:
+    """Drain the source's outbox until nothing changed before `since` is still waiting;
+    returns (changes settled, changes still waiting)."""
+    deadline, settled = time.monotonic() + seconds, 0
+    while True:
+        settled += link.drain().settled
+        backlog = link.backlog()
+        if backlog.entries == 0 or time.time() - backlog.oldest_seconds > since:
+            return settled, 0
+        if time.monotonic() >= deadline:
+            return settled, backlog.entries
+        time.sleep(0.05)
+
+
+def verify(monolith: LocalRunsSync, service: LocalRunsSync, *,
+           settle_seconds: float = 5.0) -> list[TableDifference]:
+    """Differences between the two sides, rows still in flight told apart."""
+    first = [_compare(monolith.digest(table), service.digest(table)) for table in TABLES]
+    deadline = time.monotonic() + settle_seconds
+    return [_settle(monolith, service, difference, deadline) for difference in first]
 
 
 def _compare(left: TableDigest, right: TableDigest) -> TableDifference:
@@ -79,14 +137,51 @@ def _compare(left: TableDigest, right: TableDigest) -> TableDifference:
         differing=sorted(key for key in shared if left.checksums[key] != right.checksums[key]))
 
 
+def _settle(monolith: LocalRunsSync, service: LocalRunsSync, difference: TableDifference,
+            deadline: float) -> TableDifference:
+    """Look again at each differing row until both sides agree on it or the time is up.
+
+    A row whose versions differ on the two sides has a change that has not landed yet:
+    it is in flight. Rows that differ under the same version (or none) are real
+    differences: no change on its way will repair them."""
+    entity = ENTITY_OF_TABLE[difference.table]
+    suspects = {*difference.only_in_monolith, *difference.only_in_service,
+                *difference.differing}
+    in_flight: set[str] = set()
+    while suspects:
+        keys = [RowKey(entity, int(i)) for i in sorted(suspects)]
+        here, there = _states(monolith, keys, entity), _states(service, keys, entity)
+        suspects = {i for i in suspects if here[int(i)].row != there[int(i)].row}
+        in_flight = {i for i in suspects if here[int(i)].version != there[int(i)].version}
+        if not in_flight or time.monotonic() >= deadline:
+            break
+        time.sleep(0.1)
+    real = suspects - in_flight
+
+    def keep(ids: list[str]) -> list[str]:
+        return [i for i in ids if i in real]
+
+    return TableDifference(
+        table=difference.table, monolith_count=difference.monolith_count,
+        service_count=difference.service_count,
+        only_in_monolith=keep(difference.only_in_monolith),
+        only_in_service=keep(difference.only_in_service), differing=keep(difference.differing),
+        in_flight=sorted(in_flight))
+
+
+def _states(side: LocalRunsSync, keys: list[RowKey], entity: str) -> dict[int, RowChange]:
+    return {change.id: change for change in side.export(keys) if change.entity == entity}
+
+
 def report(differences: list[TableDifference], shown: int = 10) -> list[str]:
     lines = []
     for d in differences:
-        state = "same" if d.clean else "DIFFERENT"
+        state = "DIFFERENT" if not d.clean else "IN FLIGHT" if d.in_flight else "same"
         lines.append(f"{d.table:<6} monolith {d.monolith_count:>7}  service {d.service_count:>7}"
                      f"  {state}")
         for label, ids in (("only in monolith", d.only_in_monolith),
-                           ("only in service", d.only_in_service), ("differ", d.differing)):
+                           ("only in service", d.only_in_service), ("differ", d.differing),
+                           ("in flight (pending in an outbox)", d.in_flight)):
             if ids:
                 more = f" (+{len(ids) - shown} more)" if len(ids) > shown else ""
                 lines.append(f"       {label}: {', '.join(ids[:shown])}{more}")

@@ -7,8 +7,10 @@ import socket
 
 from monolith.config import load_config
 from monolith.wiring import FEATURES
-from shims.flags.model import describe_flag
+from shims.flags.model import Flag, describe_flag, validate_flag
 from shims.flags.store import SqlFlagStore
+from shims.mirror import LOCAL, REMOTE, active_targets
+from shims.stages import StageMover, plan_move
 
 
 def default_actor() -> str:
@@ -34,7 +36,47 @@ def list_flags(store: SqlFlagStore) -> list[str]:
         lines.append(f"! {feature}: unreadable row ({problem}); workers keep its last good mode")
     lines.append(f"kill switch: {'ON - every feature is local' if snapshot.killed else 'off'}"
                  f"   version: {snapshot.version}")
+    lines += mirror_lines(snapshot.flag("runs").mode)
     return lines
+
+
+def mirror_lines(mode: str) -> list[str]:
+    """The runs feature's mirror backlog in each direction, read from both databases."""
+    from scripts import data
+
+    try:
+        links = data.channels()
+        backlogs = {side: link.backlog() for side, link in links.items()}
+    except Exception as exc:  # the flags are still worth showing
+        return [f"mirror (runs): unknown ({exc.__class__.__name__}: {exc})"]
+    active = active_targets(mode)
+    lines = []
+    for side, label in ((REMOTE, "monolith -> service"), (LOCAL, "service -> monolith")):
+        backlog = backlogs[side]
+        state = "" if side in active else f"  (held: stage {mode} does not mirror this way)"
+        lines.append(f"mirror (runs) {label}: {backlog.entries} waiting, oldest "
+                     f"{backlog.oldest_seconds:.1f}s{state}")
+    return lines
+
+
+def set_flag(store: SqlFlagStore, feature: str, mode: str, percent: object, *, actor: str,
+             force: bool = False, reason: str | None = None, wait: float = 60.0,
+             progress=print) -> Flag:
+    """`turnout flags set`: a feature that owns data moves through `shims.stages`, which
+    drains the mirror into a side before it becomes authoritative; `--force` skips that
+    and is audited with its reason."""
+    new = validate_flag(store.features, feature, mode, percent)
+    if force:
+        actor = f"{actor} (forced: {reason})"
+    info = store.features[feature]
+    if not info.owns_data:
+        return store.set(feature, mode, percent, actor=actor)
+    from scripts import data
+
+    old = store.snapshot().flag(feature)
+    mover = StageMover(data.channels(), lambda: store.set(feature, mode, percent, actor=actor),
+                       wait_seconds=wait, progress=progress)
+    return mover.move(plan_move(old, new), force=force)
 
 
 def history(store: SqlFlagStore, feature: str | None, limit: int) -> list[str]:

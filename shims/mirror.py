@@ -74,6 +74,14 @@ class Channel:
         self.target.apply(changes)
         return self.source.settle(_entries(changes))
 
+    def copy(self, keys: list[RowKey]) -> DrainResult:
+        """Like `push`, but a row the target refuses is reported and the others go on
+        (`turnout data copy`)."""
+        result = DrainResult()
+        delivered = self._deliver(self.source.export(keys), result)
+        result.settled = self.source.settle(_entries(delivered))
+        return result
+
     def drain(self, *, batches: int = 10, limit: int = BATCH) -> DrainResult:
         """Mirror what is pending, oldest first, up to `batches` batches. A change the target
         refuses (a contract error) is reported and stays pending; the rest go on. A

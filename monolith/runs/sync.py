@@ -176,12 +176,15 @@ def _apply(connection: Connection, change: RowChange) -> int:
 
 
 def _newer(version: int, held: int | None, current: Any, row: dict[str, Any]) -> bool:
+    """Does the change carry something this side lacks? Newer versions win. Under the same
+    version the rows agree, unless someone edited one behind the outbox's back: then the
+    side the change comes from (the copy's source, the writer) wins."""
+    held_version = held or 0
+    if version != held_version:
+        return version > held_version
     if current is None:
-        return held is None or version > held  # a row deleted later here stays deleted
-    if version > (held or 0):
-        return True
-    # Both sides hold the row unversioned (it predates the outbox): the copy's source wins.
-    return version == 0 and not held and dict(current) != row
+        return held is None  # never here; under a held version, deleted here at that version
+    return dict(current) != row
 
 
 def _decode(table: Table, row: dict[str, Any]) -> dict[str, Any]:

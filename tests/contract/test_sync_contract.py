@@ -1,16 +1,19 @@
-"""The DataSync contract (export, apply, digest) on every side (see conftest.py)."""
+"""The DataSync contract (export, apply, pending, settle, backlog, keys, digest) on every
+side (see conftest.py): versioned changes, applied only when newer, recorded in the outbox
+by every write and never sent back."""
 
 from __future__ import annotations
 
 import dataclasses
 import re
+import time
 
 import pytest
 
 from shims.contracts import MAX_ID
 from shims.errors import Conflict, NotFound, ValidationError
 from shims.ids import new_id
-from shims.sync import RowKey, RowSet, TableDigest
+from shims.sync import Applied, Backlog, PendingChange, RowChange, RowKey, TableDigest
 from tests.contract.support import PASSWORD, run_input
 
 USER_COLUMNS = {"id", "email", "password_hash", "first_name", "last_name", "age", "weight",
@@ -19,15 +22,18 @@ RUN_COLUMNS = {"id", "user_id", "name", "distance", "start_date", "elapsed_time"
                "average_speed", "average_heartrate", "total_elevation_gain", "strava_id",
                "created_at"}
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
+NOW_US = int(time.time() * 1_000_000)
 
 
-def export_one(side, entity: str, row_id: int) -> tuple[dict, ...]:
-    [row_set] = side.sync.export([RowKey(entity, row_id)])
-    return row_set.rows
+def export_one(side, entity: str, row_id: int) -> RowChange:
+    """The change for exactly this row (an export of a run also carries its user)."""
+    return next(c for c in side.sync.export([RowKey(entity, row_id)])
+                if (c.entity, c.id) == (entity, row_id))
 
 
-def by_id(rows) -> list[dict]:
-    return sorted(rows, key=lambda row: row["id"])
+def mine(side, *ids: int) -> dict[tuple[str, int], int]:
+    """This test's pending changes (the HTTP side's outbox is shared by the module)."""
+    return {(p.entity, p.id): p.version for p in side.sync.pending(1000) if p.id in ids}
 
 
 def test_export_a_user(side):
@@ -35,48 +41,51 @@ def test_export_a_user(side):
     side.accounts.link_strava(user.id, "token-1")
     exported = side.sync.export([RowKey("user", user.id)])
     assert type(exported) is list and len(exported) == 1
-    [row_set] = exported
-    assert type(row_set) is RowSet and type(row_set.key) is RowKey
-    assert row_set.key == RowKey("user", user.id)
-    assert type(row_set.rows) is tuple and len(row_set.rows) == 1
-    [row] = row_set.rows
-    assert set(row) == USER_COLUMNS
-    assert {name: row[name] for name in ("id", "email", "first_name", "last_name", "age",
-                                         "weight", "max_hr", "is_admin", "strava_token")} == {
+    [change] = exported
+    assert type(change) is RowChange
+    assert (change.entity, change.id) == ("user", user.id)
+    assert change.version > NOW_US - 60_000_000  # a hybrid clock: microseconds, or more
+    assert set(change.row) == USER_COLUMNS
+    assert {name: change.row[name] for name in ("id", "email", "first_name", "last_name",
+                                                "age", "weight", "max_hr", "is_admin",
+                                                "strava_token")} == {
         "id": user.id, "email": user.email, "first_name": "Ada", "last_name": "", "age": 36,
         "weight": 61.5, "max_hr": None, "is_admin": False, "strava_token": "token-1"}
-    assert row["created_at"] == user.created_at.isoformat()  # wire form: ISO 8601 text
-    assert isinstance(row["password_hash"], str) and PASSWORD not in row["password_hash"]
+    assert change.row["created_at"] == user.created_at.isoformat()  # wire form: ISO 8601
+    assert isinstance(change.row["password_hash"], str)
+    assert PASSWORD not in change.row["password_hash"]
 
 
-def test_export_a_run_and_a_runners_runs(side):
+def test_export_of_a_run_carries_its_user_first(side):
     user, other = side.user(), side.user()
     first = side.runs.add_run(user.id, run_input(1, strava_id=11, average_heartrate=150.0))
     second = side.runs.add_run(user.id, run_input(2))
     side.runs.add_run(other.id, run_input(1))
 
-    [row] = export_one(side, "run", first.id)
-    assert set(row) == RUN_COLUMNS
+    changes = side.sync.export([RowKey("run", first.id)])
+    assert [(c.entity, c.id) for c in changes] == [("user", user.id), ("run", first.id)]
+    run = changes[1]
+    assert set(run.row) == RUN_COLUMNS
     record = {field.name: getattr(first, field.name) for field in dataclasses.fields(first)}
-    assert {name: row[name] for name in record} == {
+    assert {name: run.row[name] for name in record} == {
         **record, "start_date": first.start_date.isoformat()}
 
-    runs = by_id(export_one(side, "user_runs", user.id))
-    assert [run["id"] for run in runs] == sorted([first.id, second.id])
-    assert all(run["user_id"] == user.id for run in runs)
-    assert by_id(export_one(side, "run", second.id)) == [
-        run for run in runs if run["id"] == second.id]
+    scope = side.sync.export([RowKey("user_runs", user.id)])
+    assert [(c.entity, c.id) for c in scope] == [("user", user.id)] + sorted(
+        [("run", first.id), ("run", second.id)])
+    assert side.sync.export([RowKey("run", first.id), RowKey("user_runs", user.id)]) == [
+        scope[0], run, *[c for c in scope[1:] if c.id != first.id]]  # each row once
 
 
-def test_export_answers_each_key_in_order_and_nothing_for_missing_rows(side):
-    user = side.user()  # has no runs
-    gone = side.user()
-    side.accounts.delete_user(gone.id)
-    keys = [RowKey("run", new_id()), RowKey("user", user.id), RowKey("user", gone.id),
-            RowKey("user_runs", user.id), RowKey("user_runs", gone.id)]
-    exported = side.sync.export(keys)
-    assert [row_set.key for row_set in exported] == keys
-    assert [len(row_set.rows) for row_set in exported] == [0, 1, 0, 0, 0]
+def test_export_of_a_deleted_row_is_a_tombstone_and_of_an_unknown_one_says_so(side):
+    user = side.user()
+    run = side.runs.add_run(user.id, run_input())
+    side.runs.delete_run(user.id, run.id)
+    tombstone = export_one(side, "run", run.id)
+    assert tombstone.row is None and tombstone.version > 0
+    never = new_id()
+    assert side.sync.export([RowKey("run", never)]) == [RowChange("run", never, 0, None)]
+    assert side.sync.export([RowKey("user_runs", user.id)]) == [export_one(side, "user", user.id)]
     assert side.sync.export([]) == []
 
 
@@ -91,99 +100,150 @@ def test_export_refuses_an_unknown_entity_or_an_impossible_id(side):
         assert raised.value.field == "id"
 
 
-def test_apply_upserts_and_deletes_within_each_scope(side):
-    user = side.user()
-    kept = side.runs.add_run(user.id, run_input(1, strava_id=1))
-    dropped = side.runs.add_run(user.id, run_input(2, strava_id=2))
-    rows = {row["id"]: row for row in export_one(side, "user_runs", user.id)}
-    changed = {**rows[kept.id], "name": "Renamed on the other side", "distance": 6000.0}
-    added = {**rows[kept.id], "id": new_id(), "strava_id": 3, "start_date": "2026-05-03T07:00:00"}
+# --- the outbox: every write recorded, pending until settled ----------------------------
 
-    written = side.sync.apply([RowSet(RowKey("user_runs", user.id), (changed, added))])
-    assert written == 3  # one removed, two written
-
-    assert side.runs.get_run(user.id, kept.id) == dataclasses.replace(
-        kept, name="Renamed on the other side", distance=6000.0)
-    with pytest.raises(NotFound):
-        side.runs.get_run(user.id, dropped.id)
-    copied = side.runs.get_run(user.id, added["id"])  # the id travels verbatim
-    assert (copied.strava_id, copied.start_date.day) == (3, 3)
-    assert by_id(export_one(side, "user_runs", user.id)) == by_id([changed, added])
-
-
-def test_apply_a_user_row_and_a_single_run(side):
-    user = side.user()
-    run = side.runs.add_run(user.id, run_input(4))
-    [user_row] = export_one(side, "user", user.id)
-    [run_row] = export_one(side, "run", run.id)
-    written = side.sync.apply([
-        RowSet(RowKey("user", user.id), ({**user_row, "first_name": "Mirrored"},)),
-        RowSet(RowKey("run", run.id), ({**run_row, "elapsed_time": 1800},)),
-    ])
-    assert written == 2
-    assert side.accounts.get_user(user.id) == dataclasses.replace(user, first_name="Mirrored")
-    assert side.runs.get_run(user.id, run.id).elapsed_time == 1800
-
-
-def test_apply_an_empty_set_deletes_the_scope(side):
+def test_every_write_is_pending_in_the_outbox_oldest_first(side):
     user = side.user()
     run = side.runs.add_run(user.id, run_input())
-    other = side.runs.add_run(user.id, run_input(2))
-    assert side.sync.apply([RowSet(RowKey("run", run.id), ())]) == 1
-    with pytest.raises(NotFound):
-        side.runs.get_run(user.id, run.id)
-    assert side.runs.get_run(user.id, other.id) == other
-
-    assert side.sync.apply([RowSet(RowKey("user", user.id), ())]) == 1
-    with pytest.raises(NotFound):
-        side.accounts.get_user(user.id)
-    assert export_one(side, "user_runs", user.id) == ()  # the user's runs went with them
-    assert side.sync.apply([RowSet(RowKey("user", user.id), ())]) == 0  # nothing left
+    pending = mine(side, user.id, run.id)
+    assert set(pending) == {("user", user.id), ("run", run.id)}
+    assert pending[("user", user.id)] < pending[("run", run.id)]  # parents were written first
+    listed = [p for p in side.sync.pending(1000) if p.id in (user.id, run.id)]
+    assert [p.entity for p in listed] == ["user", "run"] and type(listed[0]) is PendingChange
+    backlog = side.sync.backlog()
+    assert type(backlog) is Backlog and backlog.entries >= 2 and backlog.oldest_seconds >= 0
 
 
-def test_apply_what_export_gave_changes_nothing(side):
-    user = side.user(first_name="Idem")
-    side.runs.import_runs(user.id, [run_input(day, strava_id=day) for day in (1, 2, 3)])
-    keys = [RowKey("user", user.id), RowKey("user_runs", user.id)]
-    before = side.sync.export(keys)
-    assert side.sync.apply(before) == 4
-    assert side.sync.apply(before) == 4
-    assert side.sync.export(keys) == before
+def test_settle_clears_only_the_version_that_was_mirrored(side):
+    user = side.user()
+    run = side.runs.add_run(user.id, run_input())
+    exported = side.sync.export([RowKey("run", run.id)])
+    side.runs.update_run(user.id, run.id, run_input(name="Changed after the export"))
+    settled = side.sync.settle([PendingChange(c.entity, c.id, c.version) for c in exported])
+    assert settled == 1  # the user; the run changed since, so it stays pending
+    pending = mine(side, user.id, run.id)
+    assert list(pending) == [("run", run.id)]
+    assert pending[("run", run.id)] > exported[1].version
+    assert side.sync.settle([PendingChange("run", run.id, pending[("run", run.id)])]) == 1
+    assert mine(side, user.id, run.id) == {}
+    assert side.sync.settle([PendingChange("run", run.id, pending[("run", run.id)])]) == 0
 
 
-def test_rows_copied_from_another_side_match_it_exactly(side, local_source):
+def test_each_change_of_a_row_gets_a_larger_version(side):
+    user = side.user()
+    run = side.runs.add_run(user.id, run_input())
+    versions = [export_one(side, "run", run.id).version]
+    for name in ("one", "two", "three"):
+        side.runs.update_run(user.id, run.id, run_input(name=name))
+        versions.append(export_one(side, "run", run.id).version)
+    side.runs.delete_run(user.id, run.id)
+    versions.append(export_one(side, "run", run.id).version)
+    assert versions == sorted(set(versions))
+
+
+def test_pending_refuses_a_limit_out_of_range(side):
+    for limit in (0, -1, 1001):
+        with pytest.raises(ValidationError) as raised:
+            side.sync.pending(limit)
+        assert raised.value.field == "limit"
+
+
+# --- apply: newer changes only ---------------------------------------------------------
+
+def test_apply_writes_a_newer_change_and_skips_an_old_or_repeated_one(side):
+    user = side.user(first_name="Before")
+    current = export_one(side, "user", user.id)
+    newer = dataclasses.replace(current, version=current.version + 10,
+                                row={**current.row, "first_name": "Newer"})
+    assert side.sync.apply([newer]) == Applied(applied=1, skipped=0)
+    assert side.accounts.get_user(user.id).first_name == "Newer"
+    assert side.sync.apply([newer]) == Applied(applied=0, skipped=1)  # idempotent
+    older = dataclasses.replace(current, row={**current.row, "first_name": "Older"})
+    assert side.sync.apply([older]) == Applied(applied=0, skipped=1)
+    assert side.accounts.get_user(user.id).first_name == "Newer"
+
+
+def test_an_applied_change_is_not_sent_back_and_later_writes_version_past_it(side):
+    user = side.user()
+    current = export_one(side, "user", user.id)
+    side.sync.settle([PendingChange("user", user.id, current.version)])
+    future = current.version + 3_600_000_000  # a clock an hour ahead on the other side
+    side.sync.apply([dataclasses.replace(current, version=future,
+                                         row={**current.row, "last_name": "Mirrored"})])
+    assert mine(side, user.id) == {}  # a mirrored change never bounces back
+    side.accounts.update_profile(user.id, dataclasses.replace(
+        side.accounts.get_user(user.id).profile, first_name="Local"))
+    assert mine(side, user.id)[("user", user.id)] > future
+
+
+def test_apply_creates_rows_with_their_ids_parents_first(side, local_source):
     """What `turnout data copy` and mirrored writes rely on: ids, values and checksums."""
     user = local_source.user(first_name="Copied", vo2max=55.5)
     user = local_source.accounts.link_strava(user.id, "token-7")
     runs = [local_source.runs.add_run(user.id, run_input(day, strava_id=day * 10,
                                                          average_heartrate=140.0 + day))
             for day in (1, 2)]
-    keys = [RowKey("user", user.id), RowKey("user_runs", user.id)]
-    assert side.sync.apply(local_source.sync.export(keys)) == 3
+    changes = local_source.sync.export([RowKey("user_runs", user.id)])
+    assert side.sync.apply(changes) == Applied(applied=3, skipped=0)
+    assert side.sync.apply(changes) == Applied(applied=0, skipped=3)
 
     assert side.accounts.get_user(user.id) == user
     assert side.accounts.authenticate(user.email, PASSWORD) == user  # the hash travelled
     assert side.accounts.strava_link(user.id) == local_source.accounts.strava_link(user.id)
     assert side.runs.list_runs(user.id, 2026, 5) == runs
-    assert side.sync.export(keys) == local_source.sync.export(keys)
+    assert side.sync.export([RowKey("user_runs", user.id)]) == changes  # versions travel too
+    assert mine(side, user.id, *(run.id for run in runs)) == {}
     for table, ids in (("users", [user.id]), ("runs", [run.id for run in runs])):
         here, there = side.sync.digest(table), local_source.sync.digest(table)
         assert [here.checksums[str(i)] for i in ids] == [there.checksums[str(i)] for i in ids]
 
 
+def test_apply_a_tombstone_deletes_and_an_older_row_never_comes_back(side):
+    user = side.user()
+    run = side.runs.add_run(user.id, run_input())
+    alive = export_one(side, "run", run.id)
+    tombstone = RowChange("run", run.id, alive.version + 1, None)
+    assert side.sync.apply([tombstone]) == Applied(applied=1, skipped=0)
+    with pytest.raises(NotFound):
+        side.runs.get_run(user.id, run.id)
+    assert side.sync.apply([alive]) == Applied(applied=0, skipped=1)  # no resurrection
+    with pytest.raises(NotFound):
+        side.runs.get_run(user.id, run.id)
+    assert side.sync.apply([tombstone]) == Applied(applied=0, skipped=1)
+
+
+def test_a_user_tombstone_takes_the_users_runs(side):
+    user = side.user()
+    run = side.runs.add_run(user.id, run_input())
+    gone = RowChange("user", user.id, export_one(side, "user", user.id).version + 1, None)
+    assert side.sync.apply([gone]).applied == 1
+    with pytest.raises(NotFound):
+        side.accounts.get_user(user.id)
+    assert export_one(side, "run", run.id).row is None
+
+
+def test_an_unversioned_absence_deletes_nothing(side):
+    """A row missing from an export is no delete: only a recorded tombstone is."""
+    user = side.user()
+    assert side.sync.apply([RowChange("user", user.id, 0, None)]).applied == 0
+    assert side.accounts.get_user(user.id) == user
+
+
 def test_apply_refuses_an_unknown_entity_and_applies_nothing(side):
     user = side.user(first_name="Before")
-    [row] = export_one(side, "user", user.id)
-    with pytest.raises(ValidationError) as raised:
-        side.sync.apply([RowSet(RowKey("user", user.id), ({**row, "first_name": "After"},)),
-                         RowSet(RowKey("race", 1), ())])
-    assert raised.value.field == "entity"
+    change = export_one(side, "user", user.id)
+    for entity in ("race", "user_runs"):
+        with pytest.raises(ValidationError) as raised:
+            side.sync.apply([dataclasses.replace(change, version=change.version + 1,
+                                                 row={**change.row, "first_name": "After"}),
+                             RowChange(entity, 1, 1, None)])
+        assert raised.value.field == "entity"
     assert side.accounts.get_user(user.id) == user
 
 
 def test_apply_refuses_an_impossible_id(side):
     with pytest.raises(ValidationError) as raised:
-        side.sync.apply([RowSet(RowKey("user", MAX_ID + 1), ())])
+        side.sync.apply([RowChange("user", MAX_ID + 1, 1, None)])
     assert raised.value.field == "id"
 
 
@@ -198,7 +258,6 @@ BAD_ROWS = {
     "null where required": lambda user, run: ("user", user["id"], {**user, "email": None}),
     "id out of range": lambda user, run: ("run", run["id"], {**run, "strava_id": 2**64}),
     "row outside its key": lambda user, run: ("run", run["id"], {**run, "id": new_id()}),
-    "run of another user": lambda user, run: ("user_runs", new_id(), run),
 }
 
 
@@ -206,13 +265,13 @@ BAD_ROWS = {
 def test_apply_refuses_rows_that_break_the_schema_and_applies_nothing(side, case):
     user = side.user(first_name="Before")
     run = side.runs.add_run(user.id, run_input())
-    [user_row] = export_one(side, "user", user.id)
-    [run_row] = export_one(side, "run", run.id)
-    entity, key_id, bad_row = BAD_ROWS[case](user_row, run_row)
+    user_change, run_change = export_one(side, "user", user.id), export_one(side, "run", run.id)
+    entity, key_id, bad_row = BAD_ROWS[case](user_change.row, run_change.row)
     with pytest.raises(ValidationError) as raised:
         side.sync.apply([
-            RowSet(RowKey("user", user.id), ({**user_row, "first_name": "After"},)),
-            RowSet(RowKey(entity, key_id), (bad_row,)),
+            dataclasses.replace(user_change, version=user_change.version + 1,
+                                row={**user_change.row, "first_name": "After"}),
+            RowChange(entity, key_id, run_change.version + 1, bad_row),
         ])
     assert raised.value.field == "rows"
     assert side.accounts.get_user(user.id) == user
@@ -222,19 +281,35 @@ def test_apply_refuses_rows_that_break_the_schema_and_applies_nothing(side, case
 def test_apply_refuses_rows_that_conflict_with_this_side(side):
     user, other = side.user(), side.user()
     run = side.runs.add_run(user.id, run_input())
-    [other_row] = export_one(side, "user", other.id)
-    [run_row] = export_one(side, "run", run.id)
+    other_row = export_one(side, "user", other.id).row
+    run_row = export_one(side, "run", run.id).row
     orphan_id = new_id()
     orphan = {**run_row, "id": orphan_id, "user_id": new_id()}  # its user is not here
     taken = {**other_row, "id": new_id(), "email": user.email}  # the email is someone's
 
-    for row_set in (RowSet(RowKey("run", orphan_id), (orphan,)),
-                    RowSet(RowKey("user", taken["id"]), (taken,))):
+    for change in (RowChange("run", orphan_id, 5, orphan), RowChange("user", taken["id"], 5,
+                                                                      taken)):
         with pytest.raises(Conflict) as raised:
-            side.sync.apply([row_set])
+            side.sync.apply([change])
         assert raised.value.field == "rows"
-    assert export_one(side, "run", orphan_id) == ()
-    assert export_one(side, "user", taken["id"]) == ()
+    assert export_one(side, "run", orphan_id).row is None
+    assert export_one(side, "user", taken["id"]).row is None
+
+
+def test_keys_page_through_a_table_in_id_order(side):
+    users = sorted(side.user().id for _ in range(3))
+    seen, after = [], users[0] - 1  # other tests' users may interleave on the HTTP side
+    while True:
+        page = side.sync.keys("user", after, 2)
+        if not page:
+            break
+        assert page == sorted(page) and page[0] > after
+        seen += page
+        after = page[-1]
+    assert set(users) <= set(seen)
+    with pytest.raises(ValidationError) as raised:
+        side.sync.keys("race", 0, 10)
+    assert raised.value.field == "entity"
 
 
 def test_digest(side):

@@ -25,7 +25,7 @@ from shims.flags.model import MODES, FeatureInfo, Flag, FlagError, FlagSnapshot,
 from shims.metrics import TurnoutMetrics
 from shims.router import Router, ServiceUnavailable, Sides, make_breaker
 from shims.shadow import ShadowRunner
-from shims.sync import RowKey, RowSet
+from shims.sync import Applied, Backlog, RowChange, RowKey
 from support import ManualClock
 
 FEATURE = "notes"
@@ -101,29 +101,40 @@ class FakeNotes:
 
 
 class FakeSync:
-    """A side's data sync over its FakeNotes rows."""
+    """A side's data sync over its FakeNotes rows (every row at version 1: the router's
+    tests are about who gets what; versions are tested in test_mirror.py)."""
 
     def __init__(self, notes: FakeNotes):
         self.notes = notes
         self.exported: list[list[RowKey]] = []
-        self.applied: list[list[RowSet]] = []
+        self.applied: list[list[RowChange]] = []
+        self.settled: list = []
         self.fail: Exception | None = None
 
-    def export(self, keys: list[RowKey]) -> list[RowSet]:
+    def export(self, keys: list[RowKey]) -> list[RowChange]:
         self.exported.append(keys)
-        return [RowSet(key, tuple([dict(self.notes.rows[key.id])]
-                                  if key.id in self.notes.rows else []))
-                for key in keys]
+        return [RowChange(key.entity, key.id, 1, dict(self.notes.rows[key.id])
+                          if key.id in self.notes.rows else None) for key in keys]
 
-    def apply(self, sets: list[RowSet]) -> int:
+    def apply(self, changes: list[RowChange]) -> Applied:
         if self.fail is not None:
             raise self.fail
-        self.applied.append(sets)
-        for row_set in sets:
-            self.notes.rows.pop(row_set.key.id, None)
-            for row in row_set.rows:
-                self.notes.rows[row_set.key.id] = dict(row)
-        return sum(len(row_set.rows) for row_set in sets)
+        self.applied.append(changes)
+        for change in changes:
+            self.notes.rows.pop(change.id, None)
+            if change.row is not None:
+                self.notes.rows[change.id] = dict(change.row)
+        return Applied(applied=len(changes), skipped=0)
+
+    def settle(self, changes) -> int:
+        self.settled.extend(changes)
+        return len(changes)
+
+    def pending(self, limit: int) -> list:
+        return []
+
+    def backlog(self) -> Backlog:
+        return Backlog(0, 0.0)
 
 
 class NotesMirror:
@@ -520,7 +531,7 @@ def test_non_transport_bug_on_the_remote_side_is_raised_not_masked():
         t.router.get(user_id=7)
 
 
-def test_shadow_read_is_not_sent_to_a_remote_that_is_not_closed():
+def test_shadow_read_is_not_sent_to_a_remote_whose_breaker_is_open_and_is_counted():
     t = build("shadow")
     seed_both(t)
     for _ in range(3):
@@ -528,6 +539,25 @@ def test_shadow_read_is_not_sent_to_a_remote_that_is_not_closed():
     assert t.router.get(user_id=7).text == "from local"
     assert t.shadow.started == 0
     assert t.remote.calls == []
+    assert comparisons(t, "skipped_breaker_open") == 1
+
+
+@pytest.mark.parametrize("owns_data", [True, False])
+def test_shadowing_resumes_after_an_outage(owns_data):
+    """A feature whose only remote calls are shadows: the half-open breaker lets one shadow
+    through as its trial, and its success closes the breaker (issue 8: it stayed half-open)."""
+    t = build("shadow", owns_data=owns_data)
+    seed_both(t)
+    for _ in range(3):
+        t.breaker.record_failure()
+    t.router.get(user_id=7)
+    t.clock.advance(10)  # the reset timeout: half-open
+    t.router.get(user_id=7)
+    wait_for(lambda: comparisons(t, "mismatch") == 1)
+    assert t.breaker.state == "closed"
+    t.router.get(user_id=7)
+    wait_for(lambda: comparisons(t, "mismatch") == 2)
+    assert t.shadow.started == 2
 
 
 # --- mirrored writes --------------------------------------------------------------------
@@ -540,22 +570,34 @@ def test_a_failing_mirror_never_fails_the_call(mode, target, caplog):
     note = t.router.save(user_id=7, text="kept")
     assert note.text == "kept"
     assert 7 not in sides_of(t)[target].rows
-    assert mirrors(t, target, "failed") == 1
+    assert mirrors(t, target, "deferred") == 1
     assert mirrors(t, target, "ok") == 0
-    assert any("mirror_write_failed" in record.getMessage() for record in caplog.records)
+    # Not settled: the change stays pending in the source's outbox for the applier.
+    assert syncs_of(t)[mode_answers(mode)].settled == []
+    assert any("mirror_write_deferred" in record.getMessage() for record in caplog.records)
 
 
-def test_failing_mirrors_to_the_remote_open_its_breaker_and_are_then_skipped():
+def mode_answers(mode: str) -> str:
+    return "local" if mode in ("dualwrite", "shadow") else "remote"
+
+
+def test_a_mirror_that_lands_is_settled_in_the_source_outbox():
+    t = build("dualwrite")
+    t.router.save(user_id=7, text="x")
+    assert [(c.entity, c.id) for c in t.local_sync.settled] == [("note", 7)]
+
+
+def test_failing_mirrors_to_the_remote_open_its_breaker_and_are_then_deferred():
     t = build("dualwrite")
     t.remote_sync.fail = TransportError("connection refused")
     for user in range(1, 4):
         t.router.save(user_id=user, text="x")
-    assert mirrors(t, "remote", "failed") == 3
+    assert mirrors(t, "remote", "deferred") == 3
     assert t.breaker.state == OPEN
     t.router.save(user_id=4, text="still written locally")
     assert t.local.rows[4]["text"] == "still written locally"
-    assert mirrors(t, "remote", "skipped_breaker_open") == 1
-    assert mirrors(t, "remote", "failed") == 3
+    assert mirrors(t, "remote", "deferred_breaker_open") == 1
+    assert mirrors(t, "remote", "deferred") == 3
 
 
 def test_mirror_recovers_after_the_breaker_closes():
