@@ -100,14 +100,28 @@ def cmd_flags(args: argparse.Namespace) -> int:
 def cmd_data(args: argparse.Namespace) -> int:
     from scripts import data
 
-    monolith, service = data.both_sides()
+    links = data.channels()
+    monolith, service = links["remote"].source, links["local"].source
     if args.action == "copy":
-        source, target = (monolith, service) if args.source == "monolith" else (service, monolith)
-        written = data.copy(source, target)
-        print(f"copied {args.feature} from the {args.source}: {written} rows written or removed")
-    differences = data.verify(monolith, service)
+        link = links["remote"] if args.source == "monolith" else links["local"]
+        done = data.copy(link, progress=print)
+        print(f"copied {args.feature} from the {args.source}: {done.snapshot_rows} rows in the "
+              f"snapshot, then {done.caught_up} changes made meanwhile")
+        for change, message in done.refused[:10]:
+            print(f"  refused by the target: {change.entity} {change.id}: {message}")
+        if done.refused or done.backlog_left:
+            print(f"copy incomplete: {len(done.refused)} rows refused, {done.backlog_left} "
+                  "changes still waiting; fix the refused rows and run the copy again")
+            return 1
+    differences = data.verify(monolith, service, settle_seconds=args.settle)
     print("\n".join(data.report(differences)))
-    return 0 if all(d.clean for d in differences) else 1
+    if not all(d.clean for d in differences):
+        return 1
+    if any(d.in_flight for d in differences):
+        print(f"rows still in flight after {args.settle:g}s: the mirror has not delivered them "
+              "yet (see `turnout flags list` for its backlog)")
+        return 3
+    return 0
 
 
 def _add_flags_parser(commands) -> None:

@@ -34,9 +34,9 @@ def list_flags(store: SqlFlagStore) -> list[str]:
                      f"{'own database' if info.owns_data else 'shared'}")
     for feature, problem in snapshot.problems:
         lines.append(f"! {feature}: unreadable row ({problem}); workers keep its last good mode")
+    lines += mirror_lines(snapshot.flag("runs").mode)
     lines.append(f"kill switch: {'ON - every feature is local' if snapshot.killed else 'off'}"
                  f"   version: {snapshot.version}")
-    lines += mirror_lines(snapshot.flag("runs").mode)
     return lines
 
 

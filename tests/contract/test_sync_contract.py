@@ -71,8 +71,8 @@ def test_export_of_a_run_carries_its_user_first(side):
         **record, "start_date": first.start_date.isoformat()}
 
     scope = side.sync.export([RowKey("user_runs", user.id)])
-    assert [(c.entity, c.id) for c in scope] == [("user", user.id)] + sorted(
-        [("run", first.id), ("run", second.id)])
+    assert [(c.entity, c.id) for c in scope] == [
+        ("user", user.id), *sorted([("run", first.id), ("run", second.id)])]
     assert side.sync.export([RowKey("run", first.id), RowKey("user_runs", user.id)]) == [
         scope[0], run, *[c for c in scope[1:] if c.id != first.id]]  # each row once
 

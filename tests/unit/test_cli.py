@@ -65,13 +65,15 @@ def test_flags_list_on_a_fresh_run_directory(turnout, run_dir):
 
 
 def test_flags_set_then_list(turnout):
+    assert turnout("flags", "set", "runs", "dualwrite")[0] == 0
     code, out, err = turnout("flags", "set", "runs", "canary", "--percent", "30")
     assert (code, err) == (0, "")
     assert out.startswith("runs -> canary 30%")
     code, out, _ = turnout("flags", "list")
     assert code == 0
     assert mode_line(out, "runs")[:3] == ["runs", "canary", "30%"]
-    assert out.splitlines()[-1].endswith("version: 2")
+    assert out.splitlines()[-1].endswith("version: 3")
+    assert "mirror (runs) monolith -> service: 0 waiting" in out
 
     assert turnout("flags", "set", "runs", "remote")[0] == 0
     assert mode_line(turnout("flags", "list")[1], "runs")[:2] == ["runs", "remote"]
@@ -102,8 +104,23 @@ def test_the_default_actor_is_user_at_host(turnout):
     assert "@" in actor
 
 
+def test_moving_from_local_straight_to_a_remote_authority_is_refused(turnout):
+    line = refused(turnout, "flags", "set", "runs", "remote")
+    assert "turnout data copy runs" in line and "dualwrite" in line
+    assert mode_line(turnout("flags", "list")[1], "runs")[:2] == ["runs", "local"]
+    assert "--force needs --reason" in refused(turnout, "flags", "set", "runs", "remote",
+                                               "--force")
+
+
+def test_a_forced_move_is_audited_with_its_reason(turnout):
+    code, _, err = turnout("flags", "set", "runs", "remote", "--force", "--reason",
+                           "empty tables", "--actor", "ada")
+    assert (code, err) == (0, "")
+    assert "ada (forced: empty tables)" in turnout("flags", "history")[1]
+
+
 def test_flags_kill_and_unkill(turnout):
-    turnout("flags", "set", "runs", "remote")
+    turnout("flags", "set", "runs", "remote", "--force", "--reason", "test")
     code, out, err = turnout("flags", "kill")
     assert (code, err) == (0, "")
     assert out.startswith("kill switch ON")
@@ -189,13 +206,13 @@ def test_demo_data_then_copy_then_verify(turnout, run_dir):
     assert "demo@runnerly.dev" in out
     assert turnout("demo-data")[1].splitlines()[1] == "created: nothing (already seeded)"
 
-    code, out, _ = turnout("data", "verify", "runs")
-    assert code == 1
-    assert "DIFFERENT" in out and "only in monolith" in out
+    code, out, _ = turnout("data", "verify", "runs", "--settle", "0.2")
+    assert code == 3  # the demo rows wait in the monolith's outbox: in flight, not different
+    assert "IN FLIGHT" in out and "in flight (pending in an outbox)" in out
 
     code, out, err = turnout("data", "copy", "runs")
     assert (code, err) == (0, "")
-    assert out.startswith("copied runs from the monolith: ")
+    assert "\ncopied runs from the monolith: 6 rows in the snapshot" in out
     assert "DIFFERENT" not in out
 
     code, out, _ = turnout("data", "verify", "runs")
@@ -223,13 +240,12 @@ def test_copy_from_the_service(turnout, run_dir):
     assert turnout("data", "copy", "runs")[0] == 0
     code, out, _ = turnout("data", "copy", "runs", "--from", "service")
     assert code == 0
-    assert out.startswith("copied runs from the service: ")
+    assert "\ncopied runs from the service: 6 rows in the snapshot" in out
 
 
-def test_copy_from_an_empty_service_is_refused(turnout, run_dir):
+def test_copy_from_an_empty_service_deletes_nothing(turnout, run_dir):
     turnout("demo-data")
-    line = refused(turnout, "data", "copy", "runs", "--from", "service")
-    assert "would delete them all" in line
-    code, out, _ = turnout("data", "verify", "runs")
-    assert code == 1
-    assert out.splitlines()[0].split()[2] == "2"  # the monolith still has both demo users
+    code, out, _ = turnout("data", "copy", "runs", "--from", "service", "--settle", "0.2")
+    assert code == 3  # the monolith's rows are still on their way to the service
+    verified = [line for line in out.splitlines() if line.startswith("users")]
+    assert verified[0].split()[2] == "2"  # the monolith still has both demo users

@@ -321,7 +321,7 @@ def test_verify_finds_an_edit_behind_the_outbox_and_copy_repairs_it(monolith, se
 def test_verify_waits_for_rows_in_flight_to_land(monolith, service, seeded):
     copy(monolith, service)
     ada, _, _ = seeded
-    late = add_run(monolith, ada, "mirrored a moment later")
+    add_run(monolith, ada, "mirrored a moment later")
     gevent.spawn_later(0.3, link(monolith, service).drain)
     found = differences(monolith, service, settle_seconds=5)["runs"]
     assert found.clean and found.in_flight == []

@@ -198,10 +198,10 @@ def test_shapes_of_representative_types(document):
     assert run["distance"] == {"type": "number"}
     assert run["start_date"] == {"type": "string", "format": "date-time"}
     assert run["strava_id"] == {"anyOf": [{"type": "integer"}, {"type": "null"}]}
-    row_set = components["RowSet"]["properties"]
-    assert row_set["key"] == {"$ref": "#/components/schemas/RowKey"}
-    assert row_set["rows"] == {"type": "array", "items": {"type": "object",
-                                                          "additionalProperties": {}}}
+    change = components["RowChange"]["properties"]
+    assert change["version"] == {"type": "integer"}
+    assert change["row"] == {"anyOf": [{"type": "object", "additionalProperties": {}},
+                                       {"type": "null"}]}
     assert components["TableDigest"]["properties"]["checksums"] == {
         "type": "object", "additionalProperties": {"type": "string"}}
     delete = document["paths"]["/rpc/runs/delete_run"]["post"]["responses"]["200"]

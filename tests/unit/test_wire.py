@@ -22,7 +22,8 @@ from shims.contracts.reports import REPORTS, DayDistance, MonthlyReport
 from shims.contracts.runs import RUNS, ImportCount, RunInput, RunRecord
 from shims.contracts.strava import STRAVA, ImportResult
 from shims.errors import ValidationError
-from shims.sync import SYNC, RowKey, RowSet, TableDigest
+from shims.sync import (SYNC, Applied, Backlog, PendingChange, RowChange, RowKey,
+                         TableDigest)
 from shims.wire import from_wire, to_wire
 
 SPECS = (ACCOUNTS, RUNS, RACES, REPORTS, STRAVA, SYNC)
@@ -333,9 +334,12 @@ SAMPLES = {
                    ImportResult(user_id=6, fetched=0, created=0, skipped=0,
                                 error="Strava refused the token")],
     RowKey: [RowKey("user_runs", 5)],
-    RowSet: [RowSet(key=RowKey("run", 7), rows=({"id": 7, "name": "Tempo", "distance": 1.5,
-                                                 "strava_id": None},)),
-             RowSet(key=RowKey("run", 8), rows=())],
+    RowChange: [RowChange("run", 7, 1795968852302298, {"id": 7, "name": "Tempo",
+                                                       "distance": 1.5, "strava_id": None}),
+                RowChange("run", 8, 0, None)],
+    PendingChange: [PendingChange("user", 5, 1795968852302298)],
+    Applied: [Applied(applied=2, skipped=1)],
+    Backlog: [Backlog(entries=3, oldest_seconds=0.25), Backlog(entries=0, oldest_seconds=0.0)],
     TableDigest: [TableDigest(table="runs", count=2, checksums={"7": "ab", "8": "cd"})],
 }
 
