@@ -35,7 +35,7 @@ from shims.flags.cache import FlagCache
 from shims.flags.model import FeatureInfo
 from shims.flags.store import SqlFlagStore
 from shims.metrics import TurnoutMetrics
-from shims.mirror import Lease, MirrorApplier
+from shims.mirror import Lease, MirrorApplier, mirror_channels
 from shims.mismatches import SqlMismatchLog
 from shims.router import Router, Sides, make_breaker
 from shims.shadow import ShadowRunner
@@ -132,10 +132,11 @@ class _Routes:
         shadow = ShadowRunner(name, self.control.metrics, self.control.mismatches,
                               timeout=c["SHADOW_TIMEOUT"], max_in_flight=c["SHADOW_MAX_IN_FLIGHT"],
                               ignore=ignore)
-        mirror = data.pop("mirror", None)
+        mirror, channels = data.pop("mirror", None), data.pop("channels", None)
         return Router(feature, spec, Sides(local=local, remote=remote, **data),
                       flags=self.control.flags, breaker=self.control.breakers[name],
-                      metrics=self.control.metrics, shadow=shadow, mirror=mirror)
+                      metrics=self.control.metrics, shadow=shadow, mirror=mirror,
+                      channels=channels)
 
     def applier(self, name: str, router: Router, engine: Engine) -> None:
         """The feature's mirror applier; its lease lives in the monolith's database, next to
@@ -165,11 +166,12 @@ def _data_feature(routes: _Routes, sessions: sessionmaker,
     mirrored between the two databases in the dual-write stages."""
     transport = routes.transport("DATASERVICE_URL", "dataservice")
     data = {"local_sync": LocalRunsSync(engine), "remote_sync": RemoteDataSync(transport)}
+    channels = mirror_channels("runs", data["local_sync"], data["remote_sync"])
     accounts = routes.router("runs", ACCOUNTS, LocalAccounts(
         sessions, hash_method=routes.config["PASSWORD_HASH_METHOD"]), RemoteAccounts(transport),
-        mirror=RunsMirror(), **data)
+        mirror=RunsMirror(), channels=channels, **data)
     runs = routes.router("runs", RUNS, LocalRuns(sessions), RemoteRuns(transport),
-                         mirror=RunsMirror(), **data)
+                         mirror=RunsMirror(), channels=channels, **data)
     routes.applier("runs", runs, engine)
     return accounts, runs
 

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import gevent
-from sqlalchemy import Column, Float, MetaData, String, Table, insert, or_, update
+from sqlalchemy import Column, Float, MetaData, String, Table, insert, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
@@ -61,18 +61,38 @@ class DrainResult:
 class Channel:
     """One direction of one feature's mirror: `source` -> `target`."""
 
+    MAX_UNSETTLED = 10_000
+
     def __init__(self, feature: str, target_name: str, source: DataSync, target: DataSync):
         self.feature = feature
         self.target_name = target_name
         self.source = source
         self.target = target
+        self._delivered: list[PendingChange] = []
 
-    def push(self, keys: list[RowKey]) -> int:
+    def push(self, keys: list[RowKey]) -> None:
         """Mirror these rows now; raises if the target could not take them (they stay
-        pending in the source's outbox for the applier)."""
+        pending in the source's outbox for the applier).
+
+        What was delivered is settled in batches (`flush_settled`), not one transaction per
+        write: on SQLite every write transaction queues for the one writer's lock, and an
+        unsettled change costs at most a resend the target skips."""
         changes = self.source.export(keys)
         self.target.apply(changes)
-        return self.source.settle(_entries(changes))
+        self._delivered.extend(_entries(changes))
+        del self._delivered[:-self.MAX_UNSETTLED]
+
+    def flush_settled(self) -> int:
+        """Settle what `push` delivered; kept for the next try if the source is down."""
+        if not self._delivered:
+            return 0
+        entries, self._delivered = self._delivered, []
+        try:
+            return self.source.settle(entries)
+        except Exception:
+            self._delivered[:0] = entries
+            del self._delivered[:-self.MAX_UNSETTLED]
+            raise
 
     def copy(self, keys: list[RowKey]) -> DrainResult:
         """Like `push`, but a row the target refuses is reported and the others go on
@@ -117,6 +137,12 @@ class Channel:
         return delivered
 
 
+def mirror_channels(feature: str, local: DataSync, remote: DataSync) -> dict[str, Channel]:
+    """Both directions of a feature's mirror, by the side they deliver to."""
+    return {REMOTE: Channel(feature, REMOTE, local, remote),
+            LOCAL: Channel(feature, LOCAL, remote, local)}
+
+
 def _entries(changes: Iterable[RowChange]) -> list[PendingChange]:
     return [PendingChange(c.entity, c.id, c.version) for c in changes if c.version]
 
@@ -144,6 +170,10 @@ class Lease:
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._ttl = ttl
         self._clock = clock
+        # Writes to the shared database are kept rare (SQLite has one writer at a time):
+        # the holder renews at half its lease, the others look again when it would lapse.
+        self._held_until = 0.0
+        self._look_again_at = 0.0
 
     def create_schema(self) -> None:
         create_tables(lease_metadata, self._engine)
@@ -151,6 +181,17 @@ class Lease:
     def hold(self) -> bool:
         """Take or renew the lease; True while this holder has it."""
         now = self._clock()
+        if now < self._held_until - self._ttl / 2:
+            return True
+        if now < self._look_again_at:
+            return False
+        if self._take(now):
+            self._held_until = now + self._ttl
+            return True
+        self._held_until = 0.0
+        return False
+
+    def _take(self, now: float) -> bool:
         table = lease_table
         with self._engine.begin() as connection:
             taken = connection.execute(update(table).where(
@@ -159,15 +200,22 @@ class Lease:
                 .values(holder=self.holder, expires_at=now + self._ttl)).rowcount
             if taken:
                 return True
+            expires_at = connection.execute(select(table.c.expires_at).where(
+                table.c.name == self.name)).scalar()
+            if expires_at is not None:
+                self._look_again_at = expires_at  # another holder has it until then
+                return False
             try:
                 with connection.begin_nested():
                     connection.execute(insert(table).values(name=self.name, holder=self.holder,
                                                             expires_at=now + self._ttl))
                 return True
             except IntegrityError:
-                return False  # another holder has it
+                self._look_again_at = now + self._ttl / 2  # another holder was quicker
+                return False
 
     def release(self) -> None:
+        self._held_until = 0.0
         table = lease_table
         with self._engine.begin() as connection:
             connection.execute(update(table).where(
@@ -180,13 +228,14 @@ class Lease:
 class MirrorApplier:
     """Drains a feature's pending changes in the directions its stage needs, for ever.
 
-    Every monolith worker runs one per feature; the lease lets one work at a time. A
+    Every monolith worker runs one per feature; the lease lets one work at a time. It looks
+    every `interval` while there is work, every `idle_interval` when there was none. A
     failure backs off (up to `max_backoff`) and is logged at most every `complain_every`
     seconds; backlog and lag are published as gauges (`report`)."""
 
     def __init__(self, feature: str, channels: dict[str, Channel], mode: Callable[[], str],
                  lease: Lease, *, report: Callable[[str, str, Backlog], None] | None = None,
-                 interval: float = 0.1, max_backoff: float = 5.0,
+                 interval: float = 0.1, idle_interval: float = 0.5, max_backoff: float = 5.0,
                  complain_every: float = 30.0):
         self.feature = feature
         self._channels = channels
@@ -194,6 +243,7 @@ class MirrorApplier:
         self._lease = lease
         self._report = report
         self._interval = interval
+        self._idle_interval = idle_interval
         self._max_backoff = max_backoff
         self._complain_every = complain_every
         self._backoff: dict[str, float] = {}
@@ -219,6 +269,11 @@ class MirrorApplier:
             gevent.sleep(self._interval)
 
     def step(self) -> None:
+        for target, channel in self._channels.items():  # every worker settles its own pushes
+            try:
+                channel.flush_settled()
+            except Exception as exc:
+                self._complain(target, exc)
         if not self._hold_lease():
             return
         for target in active_targets(self._mode()):
@@ -244,6 +299,9 @@ class MirrorApplier:
             self._complain(target, exc)
             return
         self._backoff.pop(target, None)
+        if not result.settled:  # nothing moved: look again a little later (the router pushes
+            # each write at once; the applier only catches what a push could not deliver)
+            self._next_try[target] = time.monotonic() + self._idle_interval
         for change, message in result.refused:
             event(log, "mirror_change_refused", logging.ERROR, feature=self.feature,
                   target=target, entity=change.entity, id=change.id, version=change.version,

@@ -35,7 +35,7 @@ from shims.flags.model import FeatureInfo, Flag
 from shims.logs import event
 from shims.metrics import TurnoutMetrics
 from shims.shadow import ShadowRunner, outcome_of
-from shims.mirror import Channel
+from shims.mirror import Channel, mirror_channels
 from shims.sync import DataSync, Mirror
 
 log = logging.getLogger("turnout.router")
@@ -95,6 +95,7 @@ class Router:
     def __init__(self, feature: FeatureInfo, spec: ContractSpec, sides: Sides, *,
                  flags: FlagCache, breaker: CircuitBreaker, metrics: TurnoutMetrics,
                  shadow: ShadowRunner, mirror: Mirror | None = None,
+                 channels: dict[str, Channel] | None = None,
                  clock: Callable[[], float] = time.perf_counter):
         if feature.owns_data and (mirror is None or sides.local_sync is None
                                   or sides.remote_sync is None):
@@ -109,11 +110,10 @@ class Router:
         self._mirror = mirror
         self._clock = clock
         self._served_version: int | None = None
-        self.channels: dict[str, Channel] = {}
-        if feature.owns_data:
-            self.channels = {
-                REMOTE: Channel(feature.name, REMOTE, sides.local_sync, sides.remote_sync),
-                LOCAL: Channel(feature.name, LOCAL, sides.remote_sync, sides.local_sync)}
+        # Shared by every router of the feature and its applier (which settles their pushes).
+        self.channels: dict[str, Channel] = channels or (
+            mirror_channels(feature.name, sides.local_sync, sides.remote_sync)
+            if feature.owns_data else {})
         for method in spec.methods.values():
             setattr(self, method.name, _routed(self, method))
 

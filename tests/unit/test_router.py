@@ -573,6 +573,7 @@ def test_a_failing_mirror_never_fails_the_call(mode, target, caplog):
     assert mirrors(t, target, "deferred") == 1
     assert mirrors(t, target, "ok") == 0
     # Not settled: the change stays pending in the source's outbox for the applier.
+    t.router.channels[target].flush_settled()
     assert syncs_of(t)[mode_answers(mode)].settled == []
     assert any("mirror_write_deferred" in record.getMessage() for record in caplog.records)
 
@@ -584,7 +585,10 @@ def mode_answers(mode: str) -> str:
 def test_a_mirror_that_lands_is_settled_in_the_source_outbox():
     t = build("dualwrite")
     t.router.save(user_id=7, text="x")
-    assert [(c.entity, c.id) for c in t.local_sync.settled] == [("note", 7)]
+    t.router.save(user_id=8, text="y")
+    assert t.local_sync.settled == []  # settled in one batch, by the feature's applier
+    assert t.router.channels["remote"].flush_settled() == 2
+    assert [(c.entity, c.id) for c in t.local_sync.settled] == [("note", 7), ("note", 8)]
 
 
 def test_failing_mirrors_to_the_remote_open_its_breaker_and_are_then_deferred():
