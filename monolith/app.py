@@ -87,7 +87,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
                       health_blueprint("monolith", engine, lambda: serving_flags(turnout)),
                       metrics_blueprint(turnout.metrics),
                       admin_blueprint(turnout.store, turnout.flags, turnout.mismatches,
-                                      turnout.breakers, authorize=auth.admin_actor)):
+                                      turnout.breakers, authorize=auth.admin_actor,
+                                      channels={"runs": routed.runs.channels})):
         csrf.exempt(blueprint)
         app.register_blueprint(blueprint)
     loopback_only(app)

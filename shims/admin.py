@@ -11,15 +11,23 @@ from flask import Blueprint, jsonify, request
 from shims import fields
 from shims.breaker import CircuitBreaker
 from shims.flags.cache import FlagCache
-from shims.flags.model import FlagError
+from shims.flags.model import FlagError, validate_flag
 from shims.flags.store import SqlFlagStore
+from shims.mirror import Channel
 from shims.mismatches import SqlMismatchLog
+from shims.stages import StageMover, plan_move
 from shims.wire import to_wire
+
+MAX_MOVE_WAIT = 60  # seconds a PUT may hold its worker while the mirror catches up
 
 
 def admin_blueprint(store: SqlFlagStore, cache: FlagCache, mismatches: SqlMismatchLog,
                     breakers: Mapping[str, CircuitBreaker],
-                    authorize: Callable[[], str]) -> Blueprint:
+                    authorize: Callable[[], str],
+                    channels: Mapping[str, Mapping[str, Channel]] | None = None) -> Blueprint:
+    """`channels[feature]`: the mirror of each feature that owns data, so that a flag change
+    through the API moves as safely as `turnout flags set` (shims/stages.py)."""
+    channels = channels or {}
     blueprint = Blueprint("turnout_admin", __name__, url_prefix="/_turnout")
 
     @blueprint.before_request
@@ -28,14 +36,30 @@ def admin_blueprint(store: SqlFlagStore, cache: FlagCache, mismatches: SqlMismat
 
     @blueprint.get("/flags")
     def list_flags():
-        return jsonify(flags_view(store, cache, breakers))
+        return jsonify(flags_view(store, cache, breakers, channels))
 
     @blueprint.put("/flags/<feature>")
     def set_flag(feature: str):
         data = fields.require_mapping(request.get_json(force=True, silent=True))
-        fields.only_known(data, {"mode", "percent"})
+        fields.only_known(data, {"mode", "percent", "force", "reason", "wait"})
         mode = fields.text(data, "mode", max_length=20)
-        flag = store.set(feature, mode, data.get("percent"), actor=authorize())
+        force = fields.boolean(data, "force")
+        reason = fields.text(data, "reason", required=False, max_length=200) if force else None
+        if force and not reason:
+            raise FlagError("force needs a reason: it is recorded in the audit log",
+                            field="reason")
+        wait = fields.integer(data, "wait", required=False, minimum=0, maximum=MAX_MOVE_WAIT,
+                              default=10)
+        actor = authorize() + (f" (forced: {reason})" if force else "")
+        new = validate_flag(store.features, feature, mode, data.get("percent"))
+
+        def write():
+            return store.set(feature, mode, data.get("percent"), actor=actor)
+
+        if feature not in channels:
+            return jsonify(to_wire(write()))
+        mover = StageMover(channels[feature], write, wait_seconds=wait)
+        flag = mover.move(plan_move(store.snapshot().flag(feature), new), force=force)
         return jsonify(to_wire(flag))
 
     @blueprint.post("/kill")
@@ -68,8 +92,10 @@ def admin_blueprint(store: SqlFlagStore, cache: FlagCache, mismatches: SqlMismat
 
 
 def flags_view(store: SqlFlagStore, cache: FlagCache,
-               breakers: Mapping[str, CircuitBreaker]) -> dict:
-    """The store's current truth, plus what this process is serving."""
+               breakers: Mapping[str, CircuitBreaker],
+               channels: Mapping[str, Mapping[str, Channel]] | None = None) -> dict:
+    """The store's current truth, plus what this process is serving, and each mirror's
+    backlog."""
     snapshot = store.snapshot()
     serving = cache.snapshot()
     features = []
@@ -78,7 +104,8 @@ def flags_view(store: SqlFlagStore, cache: FlagCache,
         breaker = breakers.get(name)
         features.append({"feature": name, "mode": flag.mode, "percent": flag.percent,
                          "has_remote": info.has_remote, "owns_data": info.owns_data,
-                         "breaker": breaker.state if breaker else None})
+                         "breaker": breaker.state if breaker else None,
+                         "mirror": _mirror_view((channels or {}).get(name))})
     return {"version": snapshot.version, "killed": snapshot.killed,
             "serving_version": serving.version, "features": features,
             "problems": [{"feature": f, "problem": p} for f, p in snapshot.problems],
@@ -86,3 +113,17 @@ def flags_view(store: SqlFlagStore, cache: FlagCache,
 
 
 
+
+
+def _mirror_view(channels: Mapping[str, Channel] | None) -> dict | None:
+    """Each direction's backlog, by the side it delivers to; an unreachable side says why."""
+    if not channels:
+        return None
+    view = {}
+    for target, channel in channels.items():
+        try:
+            backlog = channel.backlog()
+            view[target] = {"waiting": backlog.entries, "oldest_seconds": backlog.oldest_seconds}
+        except Exception as exc:  # the other side may be down: the flags are still worth showing
+            view[target] = {"error": f"{exc.__class__.__name__}: {exc}"[:200]}
+    return view

@@ -55,14 +55,38 @@ def test_a_browser_session_cookie_does_not_authenticate_the_admin_api(web, admin
 
 
 def test_setting_a_flag_is_served_and_audited_with_the_admin_as_actor(web, admin_headers):
-    response = web.put_json("/_turnout/flags/runs", {"mode": "canary", "percent": 30},
-                            headers=admin_headers)
-    assert response.json == {"feature": "runs", "mode": "canary", "percent": 30.0}
-    assert flags_by_feature(web.get("/_turnout/flags", headers=admin_headers).json)["runs"][
-        "mode"] == "canary"
+    response = web.put_json("/_turnout/flags/runs", {"mode": "dualwrite"}, headers=admin_headers)
+    assert response.json == {"feature": "runs", "mode": "dualwrite", "percent": 0.0}
+    listed = flags_by_feature(web.get("/_turnout/flags", headers=admin_headers).json)["runs"]
+    assert listed["mode"] == "dualwrite"
+    assert set(listed["mirror"]) == {"local", "remote"}  # each direction's backlog, or why not
     entry = web.get("/_turnout/history?feature=runs", headers=admin_headers).json["history"][0]
     assert (entry["actor"], entry["old"], entry["new"]) == \
-        ("boss@example.com", "local", "canary 30%")
+        ("boss@example.com", "local", "dualwrite")
+
+
+def test_a_move_that_could_lose_data_is_refused_with_what_to_run(web, admin_headers):
+    response = web.put_json("/_turnout/flags/runs", {"mode": "canary", "percent": 30},
+                            headers=admin_headers, expect_errors=True)
+    assert response.status_int == 409 and response.json["error"] == "move_refused"
+    assert "turnout data copy runs" in response.json["message"]
+    web.put_json("/_turnout/flags/runs", {"mode": "dualwrite"}, headers=admin_headers)
+    # No data service runs here: the monolith's changes cannot reach it, so it cannot answer.
+    response = web.put_json("/_turnout/flags/runs", {"mode": "live", "wait": 0},
+                            headers=admin_headers, expect_errors=True)
+    assert response.status_int == 409 and "could not be brought" in response.json["message"]
+    assert control().store.snapshot().flag("runs").mode == "dualwrite"
+
+
+def test_a_forced_move_needs_a_reason_and_is_audited(web, admin_headers):
+    refused = web.put_json("/_turnout/flags/runs", {"mode": "remote", "force": True},
+                           headers=admin_headers, expect_errors=True)
+    assert refused.status_int == 400 and refused.json["field"] == "reason"
+    web.put_json("/_turnout/flags/runs", {"mode": "canary", "percent": 30, "force": True,
+                                          "reason": "rehearsal"}, headers=admin_headers)
+    entry = web.get("/_turnout/history?feature=runs", headers=admin_headers).json["history"][0]
+    assert (entry["actor"], entry["new"]) == ("boss@example.com (forced: rehearsal)",
+                                              "canary 30%")
 
 
 @pytest.mark.parametrize("body,field,words", [
@@ -76,6 +100,8 @@ def test_setting_a_flag_is_served_and_audited_with_the_admin_as_actor(web, admin
     ({"mode": 3}, "mode", "string"),
     ({}, "mode", "required"),
     ({"mode": "remote", "colour": "red"}, "colour", "unknown field"),
+    ({"mode": "remote", "force": "maybe"}, "force", "true or false"),
+    ({"mode": "remote", "wait": 3600}, "wait", "at most 60"),
 ])
 def test_bad_flag_values_are_refused_and_nothing_changes(web, admin_headers, body, field, words):
     response = web.put_json("/_turnout/flags/runs", body, headers=admin_headers,
@@ -104,7 +130,8 @@ def test_malformed_bodies_are_refused(web, admin_headers):
 
 
 def test_kill_switch_sends_every_feature_local_and_keeps_the_flags(web, admin_headers):
-    web.put_json("/_turnout/flags/runs", {"mode": "remote"}, headers=admin_headers)
+    web.put_json("/_turnout/flags/runs", {"mode": "remote", "force": True, "reason": "test"},
+                 headers=admin_headers)
     assert web.post("/_turnout/kill", headers=admin_headers).json == {"killed": True}
     body = web.get("/_turnout/flags", headers=admin_headers).json
     assert body["killed"] is True and flags_by_feature(body)["runs"]["mode"] == "remote"
