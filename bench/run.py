@@ -30,6 +30,7 @@ BENCHMARKS = {
     "B4": "bench.b4_shadow",
     "B5": "bench.b5_flag_propagation",
     "B6": "bench.b6_memory",
+    "B7": "bench.b7_mirror_lag",
 }
 
 

@@ -249,31 +249,42 @@ class MirrorApplier:
         self._backoff: dict[str, float] = {}
         self._next_try: dict[str, float] = {}
         self._complained: dict[str, float] = {}
-        self._greenlet: gevent.Greenlet | None = None
+        self._greenlets: list[gevent.Greenlet] = []
 
     def start(self) -> None:
-        if self._greenlet is None or self._greenlet.dead:
-            self._greenlet = gevent.spawn(self._run)
+        """Two loops: settling this worker's pushes, and (with the lease) draining. Apart,
+        so a slow drain (the other side struggling) never delays the settles."""
+        if not self._greenlets or any(g.dead for g in self._greenlets):
+            self.stop()
+            self._greenlets = [gevent.spawn(self._loop, self.settle),
+                               gevent.spawn(self._loop, self.drain_step)]
 
     def stop(self) -> None:
-        if self._greenlet is not None:
-            self._greenlet.kill(block=True, timeout=5)
-            self._greenlet = None
+        gevent.killall(self._greenlets, block=True, timeout=5)
+        self._greenlets = []
 
-    def _run(self) -> None:
+    def _loop(self, work: Callable[[], None]) -> None:
         while True:
             try:
-                self.step()
+                work()
             except Exception as exc:  # the loop must outlive any one failure
-                self._complain("lease", exc)
+                self._complain("loop", exc)
             gevent.sleep(self._interval)
 
     def step(self) -> None:
-        for target, channel in self._channels.items():  # every worker settles its own pushes
+        """One round of both loops (tests drive the applier with it)."""
+        self.settle()
+        self.drain_step()
+
+    def settle(self) -> None:
+        """Every worker settles what its own router pushed."""
+        for target, channel in self._channels.items():
             try:
                 channel.flush_settled()
             except Exception as exc:
                 self._complain(target, exc)
+
+    def drain_step(self) -> None:
         if not self._hold_lease():
             return
         for target in active_targets(self._mode()):
