@@ -43,6 +43,22 @@ def data(stack, action: str, *args: str) -> str:
     return done.stdout
 
 
+INCIDENTS = ("WORKER TIMEOUT", "Booting worker", "Worker exiting", "Traceback",
+             "mirror_stalled", "mirror_change_refused", "breaker_open", "database is locked")
+
+
+def incidents(stack) -> dict[str, dict[str, int]]:
+    """What the processes' logs say went wrong, counted per process: printed with every
+    result, so a failure shows why (a worker killed for a timeout resets its connections)."""
+    found = {}
+    for log in sorted((stack.run_dir / "logs").glob("*.log")):
+        text = log.read_text(errors="replace")
+        counts = {word: text.count(word) for word in INCIDENTS if word in text}
+        if counts:
+            found[log.stem] = counts
+    return found
+
+
 def databases(stack):
     return stack.run_dir / "monolith.db", stack.run_dir / "dataservice.db"
 
@@ -93,7 +109,7 @@ def test_the_migration_walk_forward_and_back_three_times_under_load(stack):
                 gevent.sleep(0.5)
             # Back in local: the monolith holds every write acknowledged in any stage.
             assert_held(stack, traffic, databases(stack)[0])
-    print(f"\nwalk: {traffic.summary()}\nmoves: {', '.join(took)}")
+    print(f"\nwalk: {traffic.summary()}\nmoves: {', '.join(took)}\n{incidents(stack)}")
     traffic.assert_served()
     assert len(traffic.acknowledged()) > 300
     monolith, service = databases(stack)
@@ -114,7 +130,7 @@ def test_copy_three_times_under_load_in_dualwrite(stack):
         for _ in range(3):
             copies.append(data(stack, "copy").splitlines()[-3])
             gevent.sleep(1)
-    print(f"\ncopies: {copies}\n{traffic.summary()}")
+    print(f"\ncopies: {copies}\n{traffic.summary()}\n{incidents(stack)}")
     traffic.assert_served()
     drained(stack)
     assert_held(stack, traffic, *databases(stack))
@@ -163,7 +179,8 @@ def test_the_data_service_killed_once_then_crash_looping(stack, stage):
         looped = kill_in_a_loop(stack, 12)  # a crash loop, past the breaker's opening
         eventually(lambda: healthy(service_url), "the data service is back", 60)
         gevent.sleep(5)
-    print(f"\n{stage}: killed {once} then {looped} processes; {traffic.summary()}")
+    print(f"\n{stage}: killed {once} then {looped} processes; {traffic.summary()}\n"
+          f"{incidents(stack)}")
     traffic.assert_served()
     assert traffic.never_acknowledged() == set(), "a write was never acknowledged"
     monolith, service = databases(stack)
@@ -199,7 +216,7 @@ def test_every_process_reloaded_under_load_in_canary(stack):
                        and not o & set(stack.watcher_pids(w)), f"{watcher} reloaded", 60)
             took[watcher] = round(time.monotonic() - started, 1)
             gevent.sleep(1)
-    print(f"\nreloads took {took}s; {traffic.summary()}")
+    print(f"\nreloads took {took}s; {traffic.summary()}\n{incidents(stack)}")
     traffic.assert_served()
     assert traffic.never_acknowledged() == set()
     drained(stack)
