@@ -33,8 +33,12 @@ RETRYABLE = (429, 502, 503, 504)
 @dataclass
 class Runner:
     email: str
-    session: requests.Session
+    token: str
     user_id: int = 0
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
 
 
 @dataclass
@@ -79,6 +83,7 @@ class Traffic:
     read_statuses: Counter = field(default_factory=Counter)
     failures: list[str] = field(default_factory=list)
     slow: list[str] = field(default_factory=list)
+    read_retries: int = 0  # reads sent again after a kept-alive connection was dropped
     read_latencies: list[float] = field(default_factory=list)
     _stop_at: float | None = None
     _greenlets: list = field(default_factory=list)
@@ -87,6 +92,11 @@ class Traffic:
         self._greenlets = [gevent.spawn(self._loop, random.Random(self.seed * 1000 + n))
                            for n in range(self.clients)]
         return self
+
+    # Each client has its own session, so its one kept-alive connection is in constant use.
+    # Runners' sessions shared between clients would each grow several connections, some
+    # left idle past the server's keep-alive, and a request sent on one just as the server
+    # closes it is reset: a race of the test's client, not of the stack.
 
     def __exit__(self, *exc_info) -> None:
         self._stop_at = time.monotonic()
@@ -101,29 +111,38 @@ class Traffic:
         return self._stop_at is not None
 
     def _loop(self, rng: random.Random) -> None:
+        session = requests.Session()
         while not self.stopping:
             runner = rng.choice(self.runners)
             if rng.randrange(10) < self.reads:
-                self._read(runner)
+                self._read(session, runner)
             else:
-                self._write(runner)
+                self._write(session, runner)
             gevent.sleep(rng.uniform(0.0, 0.02))
 
-    def _read(self, runner: Runner) -> None:
-        attempt = self._send(runner, "GET", "/api/runs", params={"year": YEAR, "month": MONTH})
+    def _read(self, session: requests.Session, runner: Runner) -> None:
+        """A read whose kept-alive connection the server closed as it was sent (a worker
+        ending in a graceful reload, or its keep-alive timeout) is sent once more, as HTTP
+        clients and browsers do for idempotent requests (RFC 9110 §9.2.2); counted."""
+        attempt = self._send(session, runner, "GET", "/api/runs",
+                             params={"year": YEAR, "month": MONTH})
+        if attempt.status == 0 and "Connection aborted" in attempt.message:
+            self.read_retries += 1
+            attempt = self._send(session, runner, "GET", "/api/runs",
+                                 params={"year": YEAR, "month": MONTH})
         self.read_statuses[attempt.status] += 1
         self.read_latencies.append(attempt.latency)
         if attempt.status != 200:
             self.failures.append(f"read {runner.email}: {attempt.status} {attempt.message}")
 
-    def _write(self, runner: Runner) -> None:
+    def _write(self, session: requests.Session, runner: Runner) -> None:
         name = f"load-{uuid.uuid4().hex}"
         write = Write(name=name, key=uuid.uuid4().hex, runner=runner)
         self.writes.append(write)
         body = {"name": name, "distance": 5000, "elapsed_time": 1500,
                 "start_date": f"{YEAR}-{MONTH:02d}-20T07:00:00"}
         while True:
-            attempt = self._send(runner, "POST", "/api/runs", json=body,
+            attempt = self._send(session, runner, "POST", "/api/runs", json=body,
                                  headers={"Idempotency-Key": write.key})
             write.attempts.append(attempt)
             if attempt.status == 201:
@@ -141,11 +160,12 @@ class Traffic:
             return False
         return not self.stopping or time.monotonic() < self._stop_at + self.grace
 
-    def _send(self, runner: Runner, method: str, path: str, **options) -> Attempt:
+    def _send(self, session: requests.Session, runner: Runner, method: str, path: str, *,
+              headers: dict[str, str] | None = None, **options) -> Attempt:
         started = time.monotonic()
         try:
-            response = runner.session.request(method, f"{self.url}{path}",
-                                              timeout=CLIENT_TIMEOUT, **options)
+            response = session.request(method, f"{self.url}{path}", timeout=CLIENT_TIMEOUT,
+                                       headers={**runner.auth, **(headers or {})}, **options)
         except requests.RequestException as exc:
             attempt = Attempt(0, time.monotonic() - started, repr(exc)[:200])
             self._check_time(method, path, attempt)
@@ -179,7 +199,8 @@ class Traffic:
         statuses = Counter(a.status for w in self.writes for a in w.attempts)
         p50 = statistics.median(self.read_latencies) if self.read_latencies else 0.0
         slowest = max((a.latency for w in self.writes for a in w.attempts), default=0.0)
-        return (f"{sum(self.read_statuses.values())} reads {dict(self.read_statuses)}, "
+        return (f"{sum(self.read_statuses.values())} reads {dict(self.read_statuses)} "
+                f"({self.read_retries} sent again on a dropped connection), "
                 f"{len(self.writes)} writes ({len(self.acknowledged())} acknowledged, "
                 f"{len(self.retried())} retried with their key; attempts by status "
                 f"{dict(statuses)}); {len(self.failures)} failures, {len(self.slow)} over the "
@@ -192,19 +213,17 @@ class Traffic:
 
 
 def sign_up(url: str, count: int) -> list[Runner]:
-    """`count` runners signed up at once, each with a bearer token on its own session."""
+    """`count` runners signed up at once, each with its bearer token."""
 
     def one(_index: int) -> Runner:
         email = f"load-{uuid.uuid4().hex[:12]}@example.com"
         created = requests.post(f"{url}/api/users", timeout=CLIENT_TIMEOUT,
                                 json={"email": email, "password": PASSWORD})
         assert created.status_code == 201, created.text
-        session = requests.Session()
-        token = session.post(f"{url}/api/tokens", auth=(email, PASSWORD),
-                             timeout=CLIENT_TIMEOUT)
+        token = requests.post(f"{url}/api/tokens", auth=(email, PASSWORD),
+                              timeout=CLIENT_TIMEOUT)
         assert token.status_code == 201, token.text
-        session.headers["Authorization"] = f"Bearer {token.json()['token']}"
-        return Runner(email, session, user_id=created.json()["id"])
+        return Runner(email, token.json()["token"], user_id=created.json()["id"])
 
     greenlets = [gevent.spawn(one, index) for index in range(count)]
     gevent.joinall(greenlets, timeout=120, raise_error=True)
