@@ -149,9 +149,12 @@ class _Routes:
 
         lease = Lease(engine, f"mirror:{name}")
         lease.create_schema()
-        control.appliers.append(MirrorApplier(
-            name, router.channels, lambda: control.flags.flag(name).mode, lease, report=report,
-            interval=self.config["MIRROR_INTERVAL"]))
+        def stage() -> tuple[str, bool]:
+            snapshot = control.flags.snapshot()
+            return snapshot.flag(name).mode, snapshot.killed
+
+        control.appliers.append(MirrorApplier(name, router.channels, stage, lease, report=report,
+                                              interval=self.config["MIRROR_INTERVAL"]))
 
 
 def start_appliers(control: Control) -> None:

@@ -34,13 +34,13 @@ def list_flags(store: SqlFlagStore) -> list[str]:
                      f"{'own database' if info.owns_data else 'shared'}")
     for feature, problem in snapshot.problems:
         lines.append(f"! {feature}: unreadable row ({problem}); workers keep its last good mode")
-    lines += mirror_lines(snapshot.flag("runs").mode)
+    lines += mirror_lines(snapshot.flag("runs").mode, snapshot.killed)
     lines.append(f"kill switch: {'ON - every feature is local' if snapshot.killed else 'off'}"
                  f"   version: {snapshot.version}")
     return lines
 
 
-def mirror_lines(mode: str) -> list[str]:
+def mirror_lines(mode: str, killed: bool = False) -> list[str]:
     """The runs feature's mirror backlog in each direction, read from both databases."""
     from scripts import data
 
@@ -49,7 +49,7 @@ def mirror_lines(mode: str) -> list[str]:
         backlogs = {side: link.backlog() for side, link in links.items()}
     except Exception as exc:  # the flags are still worth showing
         return [f"mirror (runs): unknown ({exc.__class__.__name__}: {exc})"]
-    active = active_targets(mode)
+    active = active_targets(mode, killed)
     lines = []
     for side, label in ((REMOTE, "monolith -> service"), (LOCAL, "service -> monolith")):
         backlog = backlogs[side]

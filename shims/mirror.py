@@ -42,8 +42,12 @@ LOCAL, REMOTE = "local", "remote"
 BATCH = 200
 
 
-def active_targets(mode: str) -> tuple[str, ...]:
-    """The sides that must receive the other's changes in this stage."""
+def active_targets(mode: str, killed: bool = False) -> tuple[str, ...]:
+    """The sides that must receive the other's changes in this stage. With the kill switch
+    on, every feature answers locally: the service's writes must come home, and the
+    service is kept current for the moment the switch is released."""
+    if killed:
+        return (REMOTE, LOCAL)
     targets = []
     if mode != "local":
         targets.append(REMOTE)  # the service holds the data from dualwrite on
@@ -233,13 +237,14 @@ class MirrorApplier:
     failure backs off (up to `max_backoff`) and is logged at most every `complain_every`
     seconds; backlog and lag are published as gauges (`report`)."""
 
-    def __init__(self, feature: str, channels: dict[str, Channel], mode: Callable[[], str],
+    def __init__(self, feature: str, channels: dict[str, Channel],
+                 stage: Callable[[], tuple[str, bool]],
                  lease: Lease, *, report: Callable[[str, str, Backlog], None] | None = None,
                  interval: float = 0.1, idle_interval: float = 0.5, max_backoff: float = 5.0,
                  complain_every: float = 30.0):
         self.feature = feature
         self._channels = channels
-        self._mode = mode
+        self._stage = stage  # (the feature's mode, the kill switch)
         self._lease = lease
         self._report = report
         self._interval = interval
@@ -287,7 +292,7 @@ class MirrorApplier:
     def drain_step(self) -> None:
         if not self._hold_lease():
             return
-        for target in active_targets(self._mode()):
+        for target in active_targets(*self._stage()):
             if time.monotonic() >= self._next_try.get(target, 0.0):
                 self._drain(target)
 

@@ -85,6 +85,9 @@ def test_the_stage_decides_which_way_changes_flow():
     for mode in ("dualwrite", "shadow", "canary", "live", "rampdown"):
         assert active_targets(mode) == (REMOTE, LOCAL)
     assert active_targets("remote") == (REMOTE,)
+    # The kill switch answers everything locally: the service's writes must come home.
+    assert active_targets("remote", killed=True) == active_targets("local", killed=True) \
+        == (REMOTE, LOCAL)
 
 
 def test_a_write_and_its_outbox_entry_share_one_transaction(monolith):
@@ -201,7 +204,7 @@ def applier(monolith, service, mode, **options):
     reports = []
     lease = Lease(monolith.engine, "mirror:runs", holder=options.pop("holder", "worker-1"))
     lease.create_schema()
-    return MirrorApplier("runs", channels, lambda: mode[0], lease,
+    return MirrorApplier("runs", channels, lambda: (mode[0], False), lease,
                          report=lambda *args: reports.append(args), **options), reports
 
 
