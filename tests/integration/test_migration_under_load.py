@@ -18,8 +18,8 @@ import time
 import gevent
 import pytest
 from support import eventually
-from traffic import (Traffic, applied_at_most_once, holds_each_once, outbox_pending,
-                     sign_up)
+from traffic import (Traffic, applied_at_most_once, applied_nowhere, holds_each_once,
+                     outbox_pending, sign_up)
 
 pytestmark = pytest.mark.integration
 
@@ -164,14 +164,18 @@ def healthy(url: str) -> bool:
 def test_the_data_service_killed_once_then_crash_looping(stack, stage):
     """In `remote` the service is the only holder: a write it may have applied before dying
     is retried by the client with its key, and the service answers the first outcome. In
-    `dualwrite` the monolith answers and the service catches up from the outbox."""
+    `dualwrite` the monolith answers and the service catches up from the outbox.
+
+    Most clients retry every unacknowledged write with its key until it is acknowledged;
+    five never retry, so that the writes refused as "not applied" can be checked absent."""
     url, service_url = stack.monolith, stack.url("TURNOUT_DATASERVICE_PORT")
     move(stack, "dualwrite")
     runners = sign_up(url, RUNNERS)
     drained(stack)
     for step in (("shadow",), ("canary", "50"), ("remote",)) if stage == "remote" else ():
         move(stack, *step)
-    with Traffic(url, runners, clients=CLIENTS) as traffic:
+    with Traffic(url, runners, clients=CLIENTS - 5) as traffic, \
+            Traffic(url, runners, clients=5, retry_refused=False, seed=9) as once_only:
         gevent.sleep(2)
         once = kill_in_a_loop(stack, 0.1)  # one kill: circus respawns it
         eventually(lambda: healthy(service_url), "the data service is back", 60)
@@ -179,16 +183,21 @@ def test_the_data_service_killed_once_then_crash_looping(stack, stage):
         looped = kill_in_a_loop(stack, 12)  # a crash loop, past the breaker's opening
         eventually(lambda: healthy(service_url), "the data service is back", 60)
         gevent.sleep(5)
-    print(f"\n{stage}: killed {once} then {looped} processes; {traffic.summary()}\n"
+    print(f"\n{stage}: killed {once} then {looped} processes; retrying clients: "
+          f"{traffic.summary()}\nclients that never retry: {once_only.summary()}\n"
           f"{incidents(stack)}")
     traffic.assert_served()
+    assert once_only.failures == [] and once_only.slow == [], once_only.summary()
     assert traffic.never_acknowledged() == set(), "a write was never acknowledged"
     monolith, service = databases(stack)
     if stage == "remote":
         assert_held(stack, traffic, service)
+        assert_held(stack, once_only, service)
         move(stack, "rampdown")  # the service's writes come home before the monolith answers
     drained(stack)
     assert_held(stack, traffic, monolith, service)
+    assert_held(stack, once_only, monolith, service)
+    assert applied_nowhere(list(databases(stack)), once_only.refused_not_applied()) == []
     back_to_local(stack)
 
 

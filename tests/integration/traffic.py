@@ -192,6 +192,12 @@ class Traffic:
     def never_acknowledged(self) -> set[str]:
         return {w.name for w in self.writes if not w.acknowledged}
 
+    def refused_not_applied(self) -> set[str]:
+        """Writes whose last answer said they were not applied (and were not retried)."""
+        return {w.name for w in self.writes if not w.acknowledged and w.attempts
+                and w.attempts[-1].status in RETRYABLE
+                and "not applied" in w.attempts[-1].message}
+
     def retried(self) -> list[Write]:
         return [w for w in self.writes if len(w.attempts) > 1]
 
@@ -272,3 +278,12 @@ def applied_at_most_once(database: Path, names: set[str]) -> list[str]:
 
 def outbox_pending(database: Path) -> int:
     return _read(database, "SELECT count(*) FROM turnout_outbox WHERE pending")[0][0]
+
+
+def applied_nowhere(databases: list[Path], names: set[str]) -> list[str]:
+    found = Counter()
+    for database in databases:
+        found.update({n: c for n, c in rows_by_name(database).items() if isinstance(n, str)})
+    applied = [n for n in names if found[n]]
+    return [f"{len(applied)} writes refused as 'not applied' were applied, e.g. "
+            f"{applied[:3]}"] if applied else []
