@@ -4,7 +4,8 @@
     turnout up [--config FILE]   start circusd with every process and wait until healthy
     turnout status               circus watchers and each process's /healthz
     turnout down                 stop circusd and every process under it
-    turnout flags list|set|kill|unkill|history   the flags every process routes by
+    turnout flags list|set|kill|unkill|history|repair|restore   the flags every process
+                                 routes by
     turnout data copy|verify runs                move and compare a feature's rows
 
 Every error is one line on stderr and a non-zero exit, never a traceback.
@@ -72,24 +73,30 @@ def cmd_down(args: argparse.Namespace) -> int:
 def cmd_flags(args: argparse.Namespace) -> int:
     from scripts import flags
 
-    store = flags.open_store()
     actor = args.actor or flags.default_actor()
-    if args.action == "list":
-        lines = flags.list_flags(store)
-    elif args.action == "set":
-        flag = store.set(args.feature, args.mode, args.percent, actor=actor)
-        lines = [f"{flag.feature} -> {flags.describe_flag(flag)} (every worker within a second)"]
-    elif args.action == "kill":
-        store.kill(actor=actor)
-        lines = ["kill switch ON: every feature answers locally (flags kept; "
-                 "`turnout flags unkill` restores them)"]
-    elif args.action == "unkill":
-        store.unkill(actor=actor)
-        lines = ["kill switch off: features follow their flags again"]
+    if args.action == "kill":  # works on a damaged store too: no open_store() first
+        lines = flags.kill(actor)
+    elif args.action == "repair":
+        lines = flags.repair(actor)
+    elif args.action == "restore":
+        lines = flags.restore(args.backup, actor)
     else:
-        lines = flags.history(store, args.feature, args.limit)
+        lines = _flags_on_open_store(flags, args, actor)
     print("\n".join(lines))
     return 0
+
+
+def _flags_on_open_store(flags, args: argparse.Namespace, actor: str) -> list[str]:
+    store = flags.open_store()
+    if args.action == "list":
+        return flags.list_flags(store)
+    if args.action == "set":
+        flag = store.set(args.feature, args.mode, args.percent, actor=actor)
+        return [f"{flag.feature} -> {flags.describe_flag(flag)} (every worker within a second)"]
+    if args.action == "unkill":
+        store.unkill(actor=actor)
+        return ["kill switch off: features follow their flags again"]
+    return flags.history(store, args.feature, args.limit)
 
 
 def cmd_data(args: argparse.Namespace) -> int:
@@ -115,8 +122,14 @@ def _add_flags_parser(commands) -> None:
     setter.add_argument("mode", help="local, dualwrite, shadow, canary, live, rampdown, remote")
     setter.add_argument("--percent", type=_percent, default=None,
                         help="for canary: share of runners (0-100) sent to the remote side")
-    actions.add_parser("kill", help="send every feature back to local at once")
+    actions.add_parser("kill", help="send every feature back to local at once (on a damaged "
+                                    "store too: it is set aside for a new one)")
     actions.add_parser("unkill", help="release the kill switch")
+    actions.add_parser("repair", help="after a damaged store or a copy restored by hand: "
+                                      "start afresh, or make the copy's flags current")
+    restore = actions.add_parser("restore", help="write a backup's flags as one change "
+                                                 "(the kill switch stays as it is)")
+    restore.add_argument("backup", type=Path, help="a copy of flags.db")
     history = actions.add_parser("history", help="who changed what, when")
     history.add_argument("feature", nargs="?")
     history.add_argument("--limit", type=_positive, default=30)
