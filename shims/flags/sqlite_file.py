@@ -33,6 +33,7 @@ from shims.flags.problems import FlagStoreError
 
 CHECK_SECONDS = 0.5  # longest a check may hold up the worker (sqlite3 blocks the gevent hub)
 COMPANIONS = ("-wal", "-shm")  # SQLite's own files beside the database
+SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
 @dataclass(frozen=True)
@@ -164,9 +165,25 @@ def check_file(path: Path, seconds: float, *, shrunk: bool = False,
 
 
 def _explain(problem: FlagStoreError, where: str, size: int, shrunk: bool) -> FlagStoreError:
-    """A damaged file that also got shorter was truncated: saying so tells what happened."""
-    if problem.reason not in problems.DAMAGED or not (shrunk or size == 0):
+    """A damaged file that is also shorter than before, or than its own header says, was
+    truncated: saying so tells what happened."""
+    if problem.reason not in problems.DAMAGED or not (shrunk or size == 0 or
+                                                      size < _size_in_header(Path(where))):
         return problem
     what = "is empty (0 bytes)" if size == 0 else f"was truncated to {size} bytes"
     return problems.damaged(where, problems.TRUNCATED,
                             f"{what}; SQLite says it {problem.detail.rstrip('?.')}")
+
+
+def _size_in_header(path: Path) -> int:
+    """The size SQLite's header gives the file (page size x pages at the last checkpoint);
+    0 if there is no SQLite header to read."""
+    try:
+        with open(path, "rb") as file:
+            header = file.read(100)
+    except OSError:
+        return 0
+    if len(header) < 100 or not header.startswith(SQLITE_MAGIC):
+        return 0
+    page_size = int.from_bytes(header[16:18], "big")
+    return (65536 if page_size == 1 else page_size) * int.from_bytes(header[28:32], "big")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 
 from monolith.wiring import control
@@ -132,3 +135,41 @@ def test_metrics_are_prometheus_text(web):
     response = web.get("/metrics")
     assert response.content_type.startswith("text/plain")
     assert "turnout_calls_total" in response.text
+
+
+# --- a damaged or restored flag store (issue 8) ---------------------------------------------
+
+def test_a_damaged_store_is_a_503_naming_the_file_and_the_kill_still_works(web, app,
+                                                                           admin_headers):
+    web.put_json("/_turnout/flags/runs", {"mode": "remote"}, headers=admin_headers)
+    flags_db = Path(app.config["RUN_DIR"]) / "flags.db"
+    flags_db.write_bytes(b"not a database! " * 2048)
+    response = web.get("/_turnout/flags", headers=admin_headers, expect_errors=True)
+    assert response.status_int == 503
+    assert response.json["error"] == "flag_store_unavailable"
+    assert str(flags_db) in response.json["message"]
+    served = web.get("/healthz").json["flags"]
+    assert served["store_readable"] is False and "not a SQLite database" in \
+        served["store_problem"]
+    assert served["modes"]["runs"] == "remote"  # its last good flags
+
+    killed = web.post("/_turnout/kill", headers=admin_headers).json
+    assert killed["killed"] is True and "started a new store" in killed["note"]
+    served = web.get("/healthz").json["flags"]  # this worker serves it at once
+    assert served["killed"] is True and served["store_readable"] is True
+
+
+def test_a_change_over_a_store_restored_by_hand_is_a_409(web, app, admin_headers):
+    flags_db = Path(app.config["RUN_DIR"]) / "flags.db"
+    web.put_json("/_turnout/flags/runs", {"mode": "rampdown"}, headers=admin_headers)
+    shutil.copyfile(flags_db, flags_db.with_name("backup.db"))
+    web.put_json("/_turnout/flags/runs", {"mode": "remote"}, headers=admin_headers)
+    shutil.copyfile(flags_db.with_name("backup.db"), flags_db)
+    response = web.put_json("/_turnout/flags/reports", {"mode": "remote"},
+                            headers=admin_headers, expect_errors=True)
+    assert response.status_int == 409 and response.json["error"] == "flag_store_restored"
+    assert "turnout flags repair" in response.json["message"]
+    served = web.get("/healthz").json["flags"]
+    assert served["modes"]["runs"] == "remote"  # never back to the copy
+    assert served["store_readable"] is False and "older than version" in served["store_problem"]
+    assert web.post("/_turnout/kill", headers=admin_headers).json["killed"] is True
