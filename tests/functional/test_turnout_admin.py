@@ -6,9 +6,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+from webtest import TestApp
 
+from monolith import create_app
 from monolith.wiring import control
-from support import basic_auth
+from support import FAST_HASH, LOOPBACK, basic_auth
 
 
 @pytest.fixture
@@ -173,3 +175,21 @@ def test_a_change_over_a_store_restored_by_hand_is_a_409(web, app, admin_headers
     assert served["modes"]["runs"] == "remote"  # never back to the copy
     assert served["store_readable"] is False and "older than version" in served["store_problem"]
     assert web.post("/_turnout/kill", headers=admin_headers).json["killed"] is True
+
+
+def test_a_change_through_the_admin_api_is_served_at_once_by_the_worker_that_made_it(
+        tmp_path, admin_headers, app):
+    """Other workers take a change up at their next look (TURNOUT_FLAGS_REFRESH); the one
+    that made it serves it before it answers, however long the refresh interval."""
+    slow = create_app({**{key: app.config[key] for key in ("RUN_DIR", "DATABASE_URL",
+                                                           "SECRET_KEY", "STRAVA_URL")},
+                       "TESTING": True, "PASSWORD_HASH_METHOD": FAST_HASH,
+                       "FLAGS_REFRESH": 3600.0})
+    web = TestApp(slow, extra_environ=LOOPBACK)
+    assert web.get("/healthz").json["flags"]["killed"] is False  # its one look for an hour
+    web.post("/_turnout/kill", headers=admin_headers)
+    assert web.get("/healthz").json["flags"]["killed"] is True
+    web.delete("/_turnout/kill", headers=admin_headers)
+    web.put_json("/_turnout/flags/runs", {"mode": "shadow"}, headers=admin_headers)
+    served = web.get("/healthz").json["flags"]
+    assert served["killed"] is False and served["modes"]["runs"] == "shadow"
