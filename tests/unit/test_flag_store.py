@@ -341,3 +341,58 @@ def test_the_store_is_read_again_once_an_overwritten_file_is_restored(tmp_path):
     assert store.version() == version
     assert store.snapshot().flag("runs").mode == "rampdown"
     store.engine.dispose()
+
+
+# --- versions are times ----------------------------------------------------------------------
+
+def test_versions_are_the_time_of_the_change_and_never_repeat(url):
+    """A change's version is its time in ms, or one past the version before if that is
+    later (changes within one millisecond, a clock set back): never the same twice."""
+    clock = iter([1_800_000_000.0, 1_800_000_005.0, 1_800_000_005.0, 1_799_999_000.0,
+                  1_800_000_010.0])
+    store = SqlFlagStore.from_url(url, FEATURES, clock=lambda: next(clock))
+    store.create_schema()
+    versions = [store.version()]
+    for mode in ("shadow", "live", "rampdown", "remote"):
+        store.set("runs", mode, actor="ada")
+        versions.append(store.version())
+    store.engine.dispose()
+    assert versions == [1_800_000_000_000, 1_800_000_005_000, 1_800_000_005_001,
+                        1_800_000_005_002, 1_800_000_010_000]
+
+
+def legacy_store(store):
+    """A store as earlier releases left it: a small counter for a version (in a 32-bit
+    column on PostgreSQL)."""
+    with store.engine.begin() as connection:
+        connection.execute(text("DROP TABLE turnout_state"))
+        connection.execute(text("CREATE TABLE turnout_state (id INTEGER PRIMARY KEY, "
+                                "version INTEGER NOT NULL, killed BOOLEAN NOT NULL)"))
+        connection.execute(text("INSERT INTO turnout_state VALUES (1, 75, false)"))
+
+
+def test_a_store_with_a_counter_for_a_version_keeps_working(store, new_store):
+    legacy_store(store)
+    upgraded = new_store()
+    upgraded.create_schema()  # a worker of this release starting on it
+    assert upgraded.version() == 75
+    upgraded.kill(actor="ops")
+    assert upgraded.version() == START  # the next change jumps to the time: still forward
+    upgraded.set("runs", "remote", actor="ops")
+    assert upgraded.version() == START + 1
+    assert upgraded.snapshot().killed is True
+
+
+def test_a_postgresql_version_column_is_widened_to_64_bits(postgres_url):
+    store = SqlFlagStore.from_url(postgres_url, FEATURES, clock=lambda: NOW)
+    store.create_schema()
+    legacy_store(store)
+    store.create_schema()
+    with store.engine.connect() as connection:
+        kind = connection.execute(text(
+            "SELECT data_type FROM information_schema.columns WHERE table_schema = "
+            "current_schema() AND table_name = 'turnout_state' AND column_name = 'version'"
+        )).scalar()
+    store.set("runs", "remote", actor="ops")  # START does not fit in 32 bits
+    store.engine.dispose()
+    assert kind == "bigint"
