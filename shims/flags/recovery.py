@@ -22,6 +22,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from sqlalchemy import insert
+from sqlalchemy.exc import SQLAlchemyError
 
 from shims.flags import last_write, problems
 from shims.flags.model import Flag, FlagError, validate_flag
@@ -32,7 +33,6 @@ from shims.flags.store import (
     SqlFlagStore,
     audit_table,
     metadata,
-    next_version,
     state_table,
     utcnow,
     version_time,
@@ -49,10 +49,7 @@ def kill(store: SqlFlagStore, *, actor: str) -> str | None:
         restored = store.restored()
         store.kill(actor=actor)
     except FlagStoreError as problem:
-        if not _can_start_afresh(store, problem):
-            raise
-        return _started_afresh(store, problem, start_afresh(store, problem, actor=actor,
-                                                             killed=True), killed=True)
+        return _killed_afresh(store, problem, actor)
     if restored is not None:
         return (f"note: {store.where} had been restored from an older copy, "
                 f"{version_time(restored.version)}; `turnout flags unkill` will bring back "
@@ -65,10 +62,7 @@ def repair(store: SqlFlagStore, *, actor: str) -> str:
         store.open()
         store.verify()
     except FlagStoreError as problem:
-        if not _can_start_afresh(store, problem):
-            raise
-        return _started_afresh(store, problem, start_afresh(store, problem, actor=actor,
-                                                             killed=True), killed=True)
+        return _killed_afresh(store, problem, actor)
     restored = store.restored()
     if restored is None:
         return (f"nothing to repair: {store.where} is readable, at "
@@ -142,8 +136,7 @@ def start_afresh(store: SqlFlagStore, problem: FlagStoreError, *, actor: str,
     fresh = path.with_name(f".{path.name}.new-{os.getpid()}")
     for leftover in (fresh, *(Path(f"{fresh}{suffix}") for suffix in ("-wal", "-shm"))):
         leftover.unlink(missing_ok=True)
-    last = store.last_write()
-    version = next_version(last.version if last else 0, store.now_ms())
+    version = store.next_floor()
     engine = make_engine(f"sqlite:///{fresh}", pool_size=1, max_overflow=0)
     try:
         for tables in (metadata, *store.companions):
@@ -154,10 +147,17 @@ def start_afresh(store: SqlFlagStore, problem: FlagStoreError, *, actor: str,
                 at=utcnow(), actor=actor, feature=KILL_SWITCH,
                 old=f"unusable store ({problem.reason})",
                 new=f"new store{', killed' if killed else ''}"))
+    except SQLAlchemyError as exc:
+        raise problems.from_database_error(exc, str(fresh)) from exc
     finally:
         engine.dispose()  # the last connection folds the WAL into the file and removes it
-    aside = store.file.set_aside()  # type: ignore[union-attr]
-    store.file.replace_with(fresh)  # type: ignore[union-attr]
+    try:
+        aside = store.file.set_aside()  # type: ignore[union-attr]
+        store.file.replace_with(fresh)  # type: ignore[union-attr]
+    except OSError as exc:
+        raise FlagStoreError(f"the flag store {path} could not be set aside for a new one "
+                             f"({exc.strerror}: {exc.filename}); check that "
+                             f"{path.parent} is writable", reason=problems.PERMISSION) from exc
     store.engine.dispose()
     last_write.write(path, version, killed, actor)
     return aside
@@ -167,10 +167,13 @@ def _can_start_afresh(store: SqlFlagStore, problem: FlagStoreError) -> bool:
     return store.file is not None and problem.reason in problems.DAMAGED
 
 
-def _started_afresh(store: SqlFlagStore, problem: FlagStoreError, aside: Path | None,
-                    *, killed: bool) -> str:
+def _killed_afresh(store: SqlFlagStore, problem: FlagStoreError, actor: str) -> str:
+    """A new store with the kill switch on in place of a damaged file, said in a sentence;
+    any other problem (a lock, a database that does not answer) is raised as it is."""
+    if not _can_start_afresh(store, problem):
+        raise problem
+    aside = start_afresh(store, problem, actor=actor, killed=True)
     kept = f"kept it as {aside}" if aside is not None else "there was no file to keep"
-    switch = "the kill switch ON and every feature local" if killed else "every feature local"
-    return (f"{store.where} {problem.detail}: {kept}, and started a new store with {switch}. "
-            "Restore your flags with `turnout flags restore BACKUP` (or `turnout flags set`), "
-            "then `turnout flags unkill`.")
+    return (f"{store.where} {problem.detail}: {kept}, and started a new store with the kill "
+            "switch ON and every feature local. Restore your flags with `turnout flags "
+            "restore BACKUP` (or `turnout flags set`), then `turnout flags unkill`.")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -117,6 +118,8 @@ class FileWatch:
             os.link(self.path, aside)
         except FileNotFoundError:
             aside = None
+        except OSError:  # a file system without hard links: a copy keeps it as well
+            shutil.copyfile(self.path, aside)
         keep = aside or self.path.with_name(f"{self.path.name}.stale-{stamp}")
         for suffix in COMPANIONS:
             companion = Path(f"{self.path}{suffix}")
@@ -131,10 +134,9 @@ class FileWatch:
 
 def check_file(path: Path, seconds: float, *, shrunk: bool = False,
                immutable: bool = False) -> FlagStoreError | None:
-    """None if SQLite can read the store's state row and finds no damaged page; the check
-    gives up after `seconds` (a large file is then trusted on its readable state row
-    rather than hold the worker's greenlets up any longer). `immutable`: a file nobody
-    writes (a backup), read without locks or SQLite's files beside it."""
+    """None if SQLite can read the store's state row and finds no damaged page, else what
+    is wrong. `immutable`: a file nobody writes (a backup), read without locks or SQLite's
+    files beside it."""
     where = str(path)
     options = "mode=ro&immutable=1" if immutable else "mode=ro"
     try:
@@ -143,25 +145,39 @@ def check_file(path: Path, seconds: float, *, shrunk: bool = False,
                                      timeout=seconds, check_same_thread=False)
     except (OSError, sqlite3.Error) as exc:
         return problems.from_database_error(exc, where)
+    try:
+        problem = _read_state(connection, where) or _quick_check(connection, where, seconds)
+    except sqlite3.Error as exc:
+        problem = problems.from_database_error(exc, where)
+    finally:
+        connection.close()
+    return None if problem is None else _explain(problem, where, size, shrunk)
+
+
+def _read_state(connection: sqlite3.Connection, where: str) -> FlagStoreError | None:
+    found = connection.execute("SELECT version FROM turnout_state WHERE id = 1").fetchone()
+    return problems.damaged(where, problems.NO_SCHEMA, "has no state row") if found is None \
+        else None
+
+
+def _quick_check(connection: sqlite3.Connection, where: str,
+                 seconds: float) -> FlagStoreError | None:
+    """SQLite's own check of every page, given up after `seconds`: a store too large to
+    check that fast is trusted on its readable state row rather than hold up the worker's
+    greenlets any longer."""
     deadline = time.monotonic() + seconds
     connection.set_progress_handler(lambda: time.monotonic() > deadline, 10_000)
     try:
-        if connection.execute("SELECT version FROM turnout_state WHERE id = 1").fetchone() \
-                is None:
-            return problems.damaged(where, problems.NO_SCHEMA, "has no state row")
-        verdict = connection.execute("PRAGMA quick_check(3)").fetchall()
-    except sqlite3.Error as exc:
+        verdict = [str(row[0]) for row in connection.execute("PRAGMA quick_check(3)")]
+    except sqlite3.OperationalError as exc:
         if "interrupted" in str(exc):
             return None
-        return _explain(problems.from_database_error(exc, where), where, size, shrunk)
-    finally:
-        connection.close()
-    if [row[0] for row in verdict] != ["ok"]:
-        found = "; ".join(str(row[0]).replace("\n", " ") for row in verdict)
-        return _explain(problems.damaged(where, problems.INTEGRITY,
-                                         f"failed SQLite's integrity check ({found})"),
-                        where, size, shrunk)
-    return None
+        raise
+    if verdict == ["ok"]:
+        return None
+    found = "; ".join(line.replace("\n", " ") for line in verdict)
+    return problems.damaged(where, problems.INTEGRITY,
+                            f"failed SQLite's integrity check ({found})")
 
 
 def _explain(problem: FlagStoreError, where: str, size: int, shrunk: bool) -> FlagStoreError:

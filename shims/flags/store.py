@@ -171,7 +171,7 @@ class SqlFlagStore:
                 try:
                     with connection.begin_nested():
                         connection.execute(insert(state_table).values(
-                            id=1, version=next_version(0, self.now_ms()), killed=False))
+                            id=1, version=self.next_floor(), killed=False))
                 except IntegrityError:
                     pass  # another process created it first
 
@@ -339,6 +339,12 @@ class SqlFlagStore:
     def now_ms(self) -> int:
         return int(self._clock() * 1000)
 
+    def next_floor(self) -> int:
+        """The least the next version may be: now, and past the newest version recorded
+        beside a SQLite file (newer than the file itself after a restore by hand)."""
+        last = self.last_write()
+        return next_version(last.version if last else -1, self.now_ms())
+
     # --- the connection to the database --------------------------------------------------
 
     @contextmanager
@@ -380,9 +386,7 @@ class SqlFlagStore:
         """The version moves to now, or one past the newest version this store ever had:
         the current one, or the one recorded beside a SQLite file (newer when the file is a
         restored copy), so a change after a restore always reaches the workers."""
-        last = self.last_write()
-        floor = max(self.now_ms(), last.version + 1 if last else 0)
-        following = state_table.c.version + 1
+        floor, following = self.next_floor(), state_table.c.version + 1
         connection.execute(update(state_table).where(state_table.c.id == 1).values(
             version=case((following > floor, following), else_=floor)))
         row = connection.execute(select(state_table.c.version, state_table.c.killed)
