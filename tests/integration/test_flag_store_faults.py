@@ -62,7 +62,7 @@ class Watcher:
     asked and answered: what each worker served, and from when to when."""
 
     url: str
-    greenlets: int = 4
+    greenlets: int = 6  # many answers: the first after a change comes soon, even under load
     samples: list[Sample] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     _stop: bool = False
