@@ -444,3 +444,38 @@ def test_a_worker_booting_on_a_damaged_store_still_starts(path, operator, caplog
     assert control.flags.healthy is False
     assert events(caplog, "flag_store_unreadable")[0]["at"] == "start-up"
     control.store.engine.dispose()
+
+
+def test_a_read_overtaken_by_a_newer_one_is_not_installed():
+    """On PostgreSQL a refresh's reads yield: the admin API's refresh_now may install a newer
+    version meanwhile; the slower refresh must not then put its older snapshot back."""
+    from shims.flags.model import FlagSnapshot
+
+    class Source:
+        def __init__(self):
+            self.current = FlagSnapshot(version=1, flags={"runs": Flag("runs", "live")})
+            self.during_read = None  # what happens while a snapshot is being read
+
+        def version(self):
+            return self.current.version
+
+        def snapshot(self):
+            read, action = self.current, self.during_read
+            self.during_read = None
+            if action is not None:
+                action()
+            return read
+
+    source = Source()
+    cache = FlagCache(source, refresh_interval=0)
+    assert cache.snapshot().version == 1
+    source.current = FlagSnapshot(version=2, flags={"runs": Flag("runs", "remote")})
+
+    def newer_change_served_meanwhile():
+        source.current = FlagSnapshot(version=3, flags={"runs": Flag("runs", "local")})
+        cache.refresh_now()
+
+    source.during_read = newer_change_served_meanwhile
+    served = cache.snapshot()  # reads version 2, while version 3 is installed
+    assert served.version == 3 and served.flag("runs").mode == "local"
+    assert cache.health.readable is True
