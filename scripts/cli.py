@@ -4,8 +4,8 @@
     turnout up [--config FILE]   start circusd with every process and wait until healthy
     turnout status               circus watchers and each process's /healthz
     turnout down                 stop circusd and every process under it
-    turnout flags list|set|kill|unkill|history|repair|restore   the flags every process
-                                 routes by
+    turnout flags list|set|kill|unkill|history   the flags every process routes by
+    turnout flags repair|restore BACKUP          after a damaged store; back to a backup
     turnout data copy|verify runs                move and compare a feature's rows
 
 Every error is one line on stderr and a non-zero exit, never a traceback.

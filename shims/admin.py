@@ -18,8 +18,8 @@ from flask import Blueprint, jsonify, request
 
 from shims import fields
 from shims.breaker import CircuitBreaker
-from shims.flags.cache import FlagCache
 from shims.flags import recovery
+from shims.flags.cache import FlagCache
 from shims.flags.model import FlagError
 from shims.flags.store import SqlFlagStore
 from shims.mismatches import SqlMismatchLog
@@ -96,6 +96,3 @@ def flags_view(store: SqlFlagStore, cache: FlagCache,
             "serving_version": serving.version, "features": features,
             "problems": [{"feature": f, "problem": p} for f, p in snapshot.problems],
             "store_readable": cache.health.readable, "store_problem": cache.health.problem}
-
-
-
