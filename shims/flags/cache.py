@@ -70,20 +70,24 @@ class FlagCache:
         return self.snapshot()
 
     def _refresh(self, now: float) -> None:
-        serving = self._snapshot.version
+        before = self._snapshot.version
         try:
             version = self._store.version()
-            fresh = self._store.snapshot() if version > serving else None
+            fresh = self._store.snapshot() if version > before else None
         except Exception as exc:  # any store failure: keep serving the last good flags
-            self.health.unreadable(exc, serving, now)
+            self.health.unreadable(exc, before, now)
             return
         found = fresh.version if fresh is not None else version
+        # On PostgreSQL the reads yield to other greenlets: one of them (the admin API's
+        # refresh_now) may have installed a newer version meanwhile. Ours is then stale,
+        # not a store gone back.
+        serving = self._snapshot.version
         if fresh is not None and found > serving:
             self._install(fresh)
             self.health.read(found)
-        elif found < serving:  # never back: keep what is served, say so
+        elif found < before:  # never back: keep what is served, say so
             self.health.backwards(found, serving, now)
-        else:
+        elif found == serving:
             self.health.read(found)
 
     def _install(self, fresh: FlagSnapshot) -> None:
