@@ -9,11 +9,13 @@ and runs) are given the *routed* contract, so they follow its flag too.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from flask import current_app
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
 from monolith.accounts.service import LocalAccounts
@@ -33,10 +35,13 @@ from shims.contracts.runs import RUNS, RemoteRuns, Runs
 from shims.contracts.strava import STRAVA, RemoteStravaImport, StravaImport
 from shims.flags.cache import FlagCache
 from shims.flags.model import FeatureInfo
+from shims.flags.problems import FlagStoreError
 from shims.flags.store import SqlFlagStore
+from shims.logs import event
 from shims.metrics import TurnoutMetrics
 from shims.mirror import Lease, MirrorApplier, mirror_channels
 from shims.mismatches import SqlMismatchLog
+from shims.mismatches import metadata as mismatch_tables
 from shims.router import Router, Sides, make_breaker
 from shims.shadow import ShadowRunner
 from shims.sync import RemoteDataSync
@@ -44,6 +49,7 @@ from shims.transport import HttpTransport, pooled_session, transport_for
 
 EXTENSION_KEY = "runnerly"
 CONTROL_KEY = "turnout"
+log = logging.getLogger("turnout.flags")
 
 # Every feature the flags can route. `runs` is the data feature (users and runs),
 # extracted to the data service, which keeps its own database; the Strava importer and
@@ -79,24 +85,38 @@ class Control:
 
 
 def build_control(config: dict[str, Any]) -> Control:
-    store = SqlFlagStore.from_url(config["FLAGS_URL"], FEATURES)
-    store.create_schema()
+    store = SqlFlagStore.from_url(config["FLAGS_URL"], FEATURES, companions=(mismatch_tables,))
     mismatches = SqlMismatchLog(store.engine)
-    mismatches.create_schema()
+    try:
+        store.open()
+        mismatches.create_schema()
+    except (FlagStoreError, SQLAlchemyError) as problem:
+        # A worker starting while the store is damaged still serves (every feature local
+        # until the store can be read, as the cache does before any read) rather than fail
+        # to boot, which would make gunicorn stop the whole app. Its cache says the rest.
+        event(log, "flag_store_unreadable", logging.ERROR,
+              reason=getattr(problem, "reason", "error"),
+              error=getattr(problem, "message", str(problem)), serving_version=None,
+              at="start-up")
     metrics = TurnoutMetrics()
     breakers = {name: make_breaker(name, metrics, failure_threshold=config["BREAKER_FAILURES"],
                                    reset_timeout=config["BREAKER_RESET_SECONDS"])
                 for name, info in FEATURES.items() if info.has_remote}
-    return Control(store=store, flags=FlagCache(store, refresh_interval=config["FLAGS_REFRESH"]),
-                   metrics=metrics, breakers=breakers, mismatches=mismatches)
+    flags = FlagCache(store, refresh_interval=config["FLAGS_REFRESH"], metrics=metrics)
+    return Control(store=store, flags=flags, metrics=metrics, breakers=breakers,
+                   mismatches=mismatches)
 
 
 def serving_flags(control: Control) -> dict[str, Any]:
-    """The flags this worker serves right now, for /healthz (and the multi-worker tests)."""
+    """The flags this worker serves right now, for /healthz (and the multi-worker tests):
+    `version` is what it serves, `store_version` what it last read from the store (older
+    after a restore from a backup), `store_problem` what is wrong and what to run."""
     snapshot = control.flags.snapshot()
+    health = control.flags.health
     return {"flags": {"version": snapshot.version, "killed": snapshot.killed,
                       "modes": {name: snapshot.flag(name).mode for name in FEATURES},
-                      "store_readable": control.flags.healthy}}
+                      "store_readable": health.readable, "store_problem": health.problem,
+                      "store_version": health.store_version}}
 
 
 def build_features(config: dict[str, Any], sessions: sessionmaker, engine: Engine,

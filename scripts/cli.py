@@ -5,6 +5,7 @@
     turnout status               circus watchers and each process's /healthz
     turnout down                 stop circusd and every process under it
     turnout flags list|set|kill|unkill|history   the flags every process routes by
+    turnout flags repair|restore BACKUP          after a damaged store; back to a backup
     turnout data copy|verify runs                move and compare a feature's rows
                                                  (verify exits 1 on a difference, 3 while
                                                  rows are still in flight)
@@ -74,27 +75,33 @@ def cmd_down(args: argparse.Namespace) -> int:
 def cmd_flags(args: argparse.Namespace) -> int:
     from scripts import flags
 
-    store = flags.open_store()
     actor = args.actor or flags.default_actor()
+    if args.action == "kill":  # works on a damaged store too: no open_store() first
+        lines = flags.kill(actor)
+    elif args.action == "repair":
+        lines = flags.repair(actor)
+    elif args.action == "restore":
+        lines = flags.restore(args.backup, actor)
+    else:
+        lines = _flags_on_open_store(flags, args, actor)
+    print("\n".join(lines))
+    return 0
+
+
+def _flags_on_open_store(flags, args: argparse.Namespace, actor: str) -> list[str]:
+    store = flags.open_store()
     if args.action == "list":
-        lines = flags.list_flags(store)
-    elif args.action == "set":
+        return flags.list_flags(store)
+    if args.action == "set":
         if args.force and not (args.reason or "").strip():
             raise ConfigError("--force needs --reason \"...\": it is recorded in the audit log")
         flag = flags.set_flag(store, args.feature, args.mode, args.percent, actor=actor,
                               force=args.force, reason=args.reason, wait=args.wait)
-        lines = [f"{flag.feature} -> {flags.describe_flag(flag)} (every worker within a second)"]
-    elif args.action == "kill":
-        store.kill(actor=actor)
-        lines = ["kill switch ON: every feature answers locally (flags kept; "
-                 "`turnout flags unkill` restores them)"]
-    elif args.action == "unkill":
+        return [f"{flag.feature} -> {flags.describe_flag(flag)} (every worker within a second)"]
+    if args.action == "unkill":
         store.unkill(actor=actor)
-        lines = ["kill switch off: features follow their flags again"]
-    else:
-        lines = flags.history(store, args.feature, args.limit)
-    print("\n".join(lines))
-    return 0
+        return ["kill switch off: features follow their flags again"]
+    return flags.history(store, args.feature, args.limit)
 
 
 def cmd_data(args: argparse.Namespace) -> int:
@@ -140,8 +147,14 @@ def _add_flags_parser(commands) -> None:
     setter.add_argument("--force", action="store_true",
                         help="move without waiting for the mirror (audited, with --reason)")
     setter.add_argument("--reason", help="why --force: recorded in the audit log")
-    actions.add_parser("kill", help="send every feature back to local at once")
+    actions.add_parser("kill", help="send every feature back to local at once (on a damaged "
+                                    "store too: it is set aside for a new one)")
     actions.add_parser("unkill", help="release the kill switch")
+    actions.add_parser("repair", help="after a damaged store or a copy restored by hand: "
+                                      "start afresh, or make the copy's flags current")
+    restore = actions.add_parser("restore", help="write a backup's flags as one change "
+                                                 "(the kill switch stays as it is)")
+    restore.add_argument("backup", type=Path, help="a copy of flags.db")
     history = actions.add_parser("history", help="who changed what, when")
     history.add_argument("feature", nargs="?")
     history.add_argument("--limit", type=_positive, default=30)

@@ -1,25 +1,48 @@
-"""`turnout flags ...`: read and change the flags every process routes by."""
+"""`turnout flags ...`: read and change the flags every process routes by.
+
+The CLI never hangs on the store: it waits at most CLI_BUSY_TIMEOUT for another process's
+lock, and every failure (a damaged, missing, locked or unreachable store; a file restored
+from an older copy) is a FlagStoreError whose message names the store and what to run.
+"""
 
 from __future__ import annotations
 
 import getpass
 import socket
+from pathlib import Path
 
 from monolith.config import load_config
 from monolith.wiring import FEATURES
+from shims.flags import recovery
 from shims.flags.model import Flag, describe_flag, validate_flag
-from shims.flags.store import SqlFlagStore
+from shims.flags.sqlite_file import require_directory, sqlite_path
+from shims.flags.store import SqlFlagStore, version_time
 from shims.mirror import LOCAL, REMOTE, active_targets
+from shims.mismatches import metadata as mismatch_tables
 from shims.stages import StageMover, plan_move
+
+CLI_BUSY_TIMEOUT = 3.0  # seconds a command waits for another process's SQLite lock
 
 
 def default_actor() -> str:
     return f"{getpass.getuser()}@{socket.gethostname()}"
 
 
+def connect() -> SqlFlagStore:
+    """The store the processes read, not yet opened (kill and repair handle a damaged one)."""
+    url = load_config()["FLAGS_URL"]
+    path = sqlite_path(url)
+    if path is not None:
+        require_directory(path)
+    return SqlFlagStore.from_url(url, FEATURES, busy_timeout=CLI_BUSY_TIMEOUT,
+                                 companions=(mismatch_tables,))
+
+
 def open_store() -> SqlFlagStore:
-    store = SqlFlagStore.from_url(load_config()["FLAGS_URL"], FEATURES)
-    store.create_schema()
+    """The store, checked: a damaged file is refused with what to do, never changed."""
+    store = connect()
+    store.open()
+    store.verify()
     return store
 
 
@@ -34,9 +57,12 @@ def list_flags(store: SqlFlagStore) -> list[str]:
                      f"{'own database' if info.owns_data else 'shared'}")
     for feature, problem in snapshot.problems:
         lines.append(f"! {feature}: unreadable row ({problem}); workers keep its last good mode")
+    restored = store.restored()
+    if restored is not None:
+        lines.append(f"! {restored.describe(store.where)}")
     lines += mirror_lines(snapshot.flag("runs").mode, snapshot.killed)
     lines.append(f"kill switch: {'ON - every feature is local' if snapshot.killed else 'off'}"
-                 f"   version: {snapshot.version}")
+                 f"   {version_time(snapshot.version)}")
     return lines
 
 
@@ -85,3 +111,17 @@ def history(store: SqlFlagStore, feature: str | None, limit: int) -> list[str]:
         return ["no changes recorded"]
     return [f"{e.at:%Y-%m-%d %H:%M:%S}  {e.actor:<28} {e.feature:<8} {e.old} -> {e.new}"
             for e in entries]
+
+
+def kill(actor: str) -> list[str]:
+    note = recovery.kill(connect(), actor=actor)
+    return ["kill switch ON: every feature answers locally (flags kept; "
+            "`turnout flags unkill` restores them)", *([note] if note else [])]
+
+
+def repair(actor: str) -> list[str]:
+    return [recovery.repair(connect(), actor=actor)]
+
+
+def restore(backup: Path, actor: str) -> list[str]:
+    return [recovery.restore(connect(), backup, actor=actor)]

@@ -1,6 +1,14 @@
 """The admin JSON API under `/_turnout/`: read and change flags, the kill switch, the audit
 log, breakers and recorded mismatches. Every route asks `authorize()` first; it raises
-Unauthorized or Forbidden, or returns the name that goes into the audit log."""
+Unauthorized or Forbidden, or returns the name that goes into the audit log.
+
+A change made here is served by the worker that made it at once (its cache looks again
+before answering); every other worker takes it up at its next look, within
+TURNOUT_FLAGS_REFRESH. The kill switch works like `turnout flags kill`: on a damaged SQLite
+store it sets the file aside and starts a new store with the switch on (`note` says so).
+It is never applied to this worker alone when the store cannot be written: a kill that one
+worker of many obeys is no kill switch, so the answer is the store's error (503), which
+names the store and what to run."""
 
 from __future__ import annotations
 
@@ -10,6 +18,7 @@ from flask import Blueprint, jsonify, request
 
 from shims import fields
 from shims.breaker import CircuitBreaker
+from shims.flags import recovery
 from shims.flags.cache import FlagCache
 from shims.flags.model import FlagError, validate_flag
 from shims.flags.store import SqlFlagStore
@@ -57,19 +66,24 @@ def admin_blueprint(store: SqlFlagStore, cache: FlagCache, mismatches: SqlMismat
             return store.set(feature, mode, data.get("percent"), actor=actor)
 
         if feature not in channels:
-            return jsonify(to_wire(write()))
+            flag = write()
+            cache.refresh_now()
+            return jsonify(to_wire(flag))
         mover = StageMover(channels[feature], write, wait_seconds=wait)
         flag = mover.move(plan_move(store.snapshot().flag(feature), new), force=force)
+        cache.refresh_now()
         return jsonify(to_wire(flag))
 
     @blueprint.post("/kill")
     def kill():
-        store.kill(actor=authorize())
-        return jsonify({"killed": True})
+        note = recovery.kill(store, actor=authorize())
+        cache.refresh_now()
+        return jsonify({"killed": True, **({"note": note} if note else {})})
 
     @blueprint.delete("/kill")
     def unkill():
         store.unkill(actor=authorize())
+        cache.refresh_now()
         return jsonify({"killed": False})
 
     @blueprint.get("/history")
@@ -94,10 +108,10 @@ def admin_blueprint(store: SqlFlagStore, cache: FlagCache, mismatches: SqlMismat
 def flags_view(store: SqlFlagStore, cache: FlagCache,
                breakers: Mapping[str, CircuitBreaker],
                channels: Mapping[str, Mapping[str, Channel]] | None = None) -> dict:
-    """The store's current truth, plus what this process is serving, and each mirror's
-    backlog."""
-    snapshot = store.snapshot()
+    """The store's current truth, plus what this process is serving, how its last look at
+    the store went, and each mirror's backlog."""
     serving = cache.snapshot()
+    snapshot = store.snapshot()
     features = []
     for name, info in sorted(store.features.items()):
         flag = snapshot.flag(name)
@@ -109,10 +123,7 @@ def flags_view(store: SqlFlagStore, cache: FlagCache,
     return {"version": snapshot.version, "killed": snapshot.killed,
             "serving_version": serving.version, "features": features,
             "problems": [{"feature": f, "problem": p} for f, p in snapshot.problems],
-            }
-
-
-
+            "store_readable": cache.health.readable, "store_problem": cache.health.problem}
 
 
 def _mirror_view(channels: Mapping[str, Channel] | None) -> dict | None:

@@ -60,6 +60,13 @@ class TurnoutMetrics:
         self.flag_version = Gauge("turnout_flag_version",
                                   "Flag version served (lowest live worker)", registry=r,
                                   multiprocess_mode="livemin")
+        self.flag_store_readable = Gauge("turnout_flag_store_readable",
+                                         "1 if the flag store was read and trusted at the last "
+                                         "look, 0 if not (worst live worker)", registry=r,
+                                         multiprocess_mode="livemin")
+        self.flag_store_problems = Counter("turnout_flag_store_problems",
+                                           "Flag store problems noticed, by reason (each time "
+                                           "a worker notices one)", ["reason"], registry=r)
         self.served = Counter("turnout_served_calls", "Contract calls this service answered",
                               ["contract", "method", "outcome"], registry=r)
         self.served_latency = Histogram("turnout_served_seconds", "Latency of answered calls",

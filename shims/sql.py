@@ -24,12 +24,15 @@ IN_MEMORY = ("sqlite://", "sqlite:///:memory:")
 
 
 def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 20,
-                pool_timeout: float = 10.0) -> Engine:
+                pool_timeout: float = 10.0, sqlite_busy_timeout: float = 15.0) -> Engine:
+    """`sqlite_busy_timeout`: seconds a SQLite connection waits for another process's lock
+    (it sleeps in C, holding up every greenlet of the process: callers that must not stall,
+    like the flag store, ask for less)."""
     url = normalise_url(url)
     options: dict[str, Any] = {}
     _make_sqlite_directory(url)
     if url.startswith("sqlite"):
-        options["connect_args"] = {"timeout": 15, "check_same_thread": False}
+        options["connect_args"] = {"timeout": sqlite_busy_timeout, "check_same_thread": False}
     if url in IN_MEMORY:
         options["poolclass"] = StaticPool  # an in-memory database lives in its one connection
     else:

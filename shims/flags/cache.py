@@ -7,7 +7,11 @@ only when the version moved does it read the flags again. With the default
 
 When the store cannot be read, or a row is corrupt, the cache keeps the last
 good value for each feature (or `local` if it never had one), logs loudly and
-never fails the request that asked.
+never fails the request that asked. It never goes back to an older version: a
+store older than what it serves (a copy restored from a backup) is reported, and
+its flags are not taken up; the next change, which carries a newer version
+(versions are times, shims/flags/store.py), is. `health` says what the last look
+found (shims/flags/health.py).
 """
 
 from __future__ import annotations
@@ -17,11 +21,12 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from shims.flags.health import StoreHealth
 from shims.flags.model import Flag, FlagSnapshot
 from shims.logs import event
+from shims.metrics import TurnoutMetrics
 
 log = logging.getLogger("turnout.flags")
-COMPLAINT_INTERVAL = 10.0  # seconds between repeated "store unreadable" log lines
 
 
 class FlagSource(Protocol):
@@ -32,15 +37,19 @@ class FlagSource(Protocol):
 class FlagCache:
     def __init__(self, store: FlagSource, *, refresh_interval: float = 0.25,
                  clock: Callable[[], float] = time.monotonic,
-                 on_refresh: Callable[[FlagSnapshot], None] | None = None):
+                 on_refresh: Callable[[FlagSnapshot], None] | None = None,
+                 metrics: TurnoutMetrics | None = None):
         self._store = store
         self._interval = refresh_interval
         self._clock = clock
         self._on_refresh = on_refresh
         self._snapshot = FlagSnapshot(version=-1)  # everything local until the first read
         self._checked_at = float("-inf")
-        self._complained_at = float("-inf")
-        self.healthy = True
+        self.health = StoreHealth(metrics)
+
+    @property
+    def healthy(self) -> bool:
+        return self.health.readable
 
     def snapshot(self) -> FlagSnapshot:
         now = self._clock()
@@ -54,21 +63,32 @@ class FlagCache:
     def flag(self, feature: str) -> Flag:
         return self.snapshot().flag(feature)
 
+    def refresh_now(self) -> FlagSnapshot:
+        """Look at the store now, not at the next interval: the admin API, after a change
+        it made, serves that change from this worker at once."""
+        self._checked_at = float("-inf")
+        return self.snapshot()
+
     def _refresh(self, now: float) -> None:
+        before = self._snapshot.version
         try:
-            if self._store.version() == self._snapshot.version:
-                self.healthy = True
-                return
-            fresh = self._store.snapshot()
+            version = self._store.version()
+            fresh = self._store.snapshot() if version > before else None
         except Exception as exc:  # any store failure: keep serving the last good flags
-            self.healthy = False
-            if now - self._complained_at >= COMPLAINT_INTERVAL:
-                self._complained_at = now
-                event(log, "flag_store_unreadable", logging.ERROR, error=repr(exc),
-                      serving_version=self._snapshot.version)
+            self.health.unreadable(exc, before, now)
             return
-        self.healthy = True
-        self._install(fresh)
+        found = fresh.version if fresh is not None else version
+        # On PostgreSQL the reads yield to other greenlets: one of them (the admin API's
+        # refresh_now) may have installed a newer version meanwhile. Ours is then stale,
+        # not a store gone back.
+        serving = self._snapshot.version
+        if fresh is not None and found > serving:
+            self._install(fresh)
+            self.health.read(found)
+        elif found < before:  # never back: keep what is served, say so
+            self.health.backwards(found, serving, now)
+        elif found == serving:
+            self.health.read(found)
 
     def _install(self, fresh: FlagSnapshot) -> None:
         flags = dict(fresh.flags)

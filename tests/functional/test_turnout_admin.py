@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
+import shutil
+from pathlib import Path
 
+import pytest
+from webtest import TestApp
+
+from monolith import create_app
 from monolith.wiring import control
-from support import basic_auth
+from support import FAST_HASH, LOOPBACK, basic_auth
 
 
 @pytest.fixture
@@ -159,3 +164,64 @@ def test_metrics_are_prometheus_text(web):
     response = web.get("/metrics")
     assert response.content_type.startswith("text/plain")
     assert "turnout_calls_total" in response.text
+
+
+# --- a damaged or restored flag store (issue 8) ---------------------------------------------
+
+# The stores here have no data service to drain into: a move to a remote stage is forced.
+FORCED_REMOTE = {"mode": "remote", "force": True, "reason": "test"}
+
+
+def test_a_damaged_store_is_a_503_naming_the_file_and_the_kill_still_works(web, app,
+                                                                           admin_headers):
+    web.put_json("/_turnout/flags/runs", FORCED_REMOTE, headers=admin_headers)
+    flags_db = Path(app.config["RUN_DIR"]) / "flags.db"
+    flags_db.write_bytes(b"not a database! " * 2048)
+    response = web.get("/_turnout/flags", headers=admin_headers, expect_errors=True)
+    assert response.status_int == 503
+    assert response.json["error"] == "flag_store_unavailable"
+    assert str(flags_db) in response.json["message"]
+    served = web.get("/healthz").json["flags"]
+    assert served["store_readable"] is False and "not a SQLite database" in \
+        served["store_problem"]
+    assert served["modes"]["runs"] == "remote"  # its last good flags
+
+    killed = web.post("/_turnout/kill", headers=admin_headers).json
+    assert killed["killed"] is True and "started a new store" in killed["note"]
+    served = web.get("/healthz").json["flags"]  # this worker serves it at once
+    assert served["killed"] is True and served["store_readable"] is True
+
+
+def test_a_change_over_a_store_restored_by_hand_is_a_409(web, app, admin_headers):
+    flags_db = Path(app.config["RUN_DIR"]) / "flags.db"
+    web.put_json("/_turnout/flags/runs", {**FORCED_REMOTE, "mode": "rampdown"},
+                 headers=admin_headers)
+    shutil.copyfile(flags_db, flags_db.with_name("backup.db"))
+    web.put_json("/_turnout/flags/runs", FORCED_REMOTE, headers=admin_headers)
+    shutil.copyfile(flags_db.with_name("backup.db"), flags_db)
+    response = web.put_json("/_turnout/flags/reports", {"mode": "remote"},
+                            headers=admin_headers, expect_errors=True)
+    assert response.status_int == 409 and response.json["error"] == "flag_store_restored"
+    assert "turnout flags repair" in response.json["message"]
+    served = web.get("/healthz").json["flags"]
+    assert served["modes"]["runs"] == "remote"  # never back to the copy
+    assert served["store_readable"] is False and "older than version" in served["store_problem"]
+    assert web.post("/_turnout/kill", headers=admin_headers).json["killed"] is True
+
+
+def test_a_change_through_the_admin_api_is_served_at_once_by_the_worker_that_made_it(
+        tmp_path, admin_headers, app):
+    """Other workers take a change up at their next look (TURNOUT_FLAGS_REFRESH); the one
+    that made it serves it before it answers, however long the refresh interval."""
+    slow = create_app({**{key: app.config[key] for key in ("RUN_DIR", "DATABASE_URL",
+                                                           "SECRET_KEY", "STRAVA_URL")},
+                       "TESTING": True, "PASSWORD_HASH_METHOD": FAST_HASH,
+                       "FLAGS_REFRESH": 3600.0})
+    web = TestApp(slow, extra_environ=LOOPBACK)
+    assert web.get("/healthz").json["flags"]["killed"] is False  # its one look for an hour
+    web.post("/_turnout/kill", headers=admin_headers)
+    assert web.get("/healthz").json["flags"]["killed"] is True
+    web.delete("/_turnout/kill", headers=admin_headers)
+    web.put_json("/_turnout/flags/runs", {"mode": "shadow"}, headers=admin_headers)
+    served = web.get("/healthz").json["flags"]
+    assert served["killed"] is False and served["modes"]["runs"] == "shadow"

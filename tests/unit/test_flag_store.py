@@ -1,5 +1,9 @@
 """SqlFlagStore on SQLite (a temporary file) and on PostgreSQL (a throwaway schema):
-schema creation, versions, the audit log, the kill switch, refusals and corrupt rows."""
+schema creation, versions, the audit log, the kill switch, refusals and corrupt rows.
+
+The stores here run on a stopped clock, so versions are START, START + 1, ...: a version is
+the time of the change in milliseconds, or one more than the version before, whichever is
+greater (tests/unit/test_flag_store_faults.py has the moving clock)."""
 
 import datetime as dt
 import sqlite3
@@ -10,6 +14,8 @@ from sqlalchemy import func, select, text
 from shims.flags.model import FeatureInfo, Flag, FlagError
 from shims.flags.store import KILL_SWITCH, SqlFlagStore, audit_table, flags_table
 
+NOW = 1_800_000_000.0  # seconds, the stopped clock
+START = 1_800_000_000_000  # a new store's version: NOW in milliseconds
 FEATURES = {
     "runs": FeatureInfo("runs", has_remote=True, owns_data=True),
     "reports": FeatureInfo("reports", has_remote=True),
@@ -30,7 +36,7 @@ def new_store(url):
     made = []
 
     def make():
-        store = SqlFlagStore.from_url(url, FEATURES)
+        store = SqlFlagStore.from_url(url, FEATURES, clock=lambda: NOW)
         made.append(store)
         return store
 
@@ -66,14 +72,14 @@ def write_row(store, feature, mode, percent=0.0):
 
 # --- schema --------------------------------------------------------------------------------
 
-def test_a_fresh_store_is_all_local_at_version_one(store):
+def test_a_fresh_store_is_all_local_at_the_time_it_was_made(store):
     snapshot = store.snapshot()
-    assert snapshot.version == 1
+    assert snapshot.version == START
     assert snapshot.killed is False
     assert snapshot.flags == {}
     assert snapshot.problems == ()
     assert snapshot.flag("runs") == Flag("runs", "local", 0.0)
-    assert store.version() == 1
+    assert store.version() == START
     assert store.history() == []
 
 
@@ -81,7 +87,7 @@ def test_create_schema_is_idempotent(store):
     store.set("runs", "shadow", actor="ada")
     store.create_schema()
     store.create_schema()
-    assert store.version() == 2  # the state row is never reset
+    assert store.version() == START + 1  # the state row is never reset
     assert store.snapshot().flag("runs").mode == "shadow"
     assert len(store.history()) == 1
 
@@ -89,9 +95,9 @@ def test_create_schema_is_idempotent(store):
 def test_two_stores_on_one_database(store, new_store):
     other = new_store()
     other.create_schema()  # a second process starting up
-    assert other.version() == store.version() == 1
+    assert other.version() == store.version() == START
     store.set("runs", "canary", 25, actor="ada")
-    assert other.version() == 2
+    assert other.version() == START + 1
     assert other.snapshot().flag("runs") == Flag("runs", "canary", 25.0)
     other.kill(actor="bob")
     assert store.snapshot().killed is True
@@ -105,7 +111,7 @@ def test_two_stores_creating_the_schema_in_turn_on_an_empty_database(new_store):
     first.create_schema()
     second.create_schema()
     first.create_schema()
-    assert first.version() == second.version() == 1
+    assert first.version() == second.version() == START
 
 
 # --- setting flags -------------------------------------------------------------------------
@@ -113,15 +119,15 @@ def test_two_stores_creating_the_schema_in_turn_on_an_empty_database(new_store):
 def test_set_bumps_the_version_and_shows_in_the_snapshot(store):
     flag = store.set("runs", "canary", 30, actor="ada@laptop")
     assert flag == Flag("runs", "canary", 30.0)
-    assert store.version() == 2
+    assert store.version() == START + 1
     snapshot = store.snapshot()
-    assert snapshot.version == 2
+    assert snapshot.version == START + 1
     assert snapshot.flags == {"runs": Flag("runs", "canary", 30.0)}
 
     assert store.set("runs", "remote", actor="ada@laptop") == Flag("runs", "remote", 0.0)
     assert store.set("reports", "shadow", actor="bob") == Flag("reports", "shadow", 0.0)
     snapshot = store.snapshot()
-    assert snapshot.version == 4
+    assert snapshot.version == START + 3
     assert snapshot.flags == {"runs": Flag("runs", "remote", 0.0),
                               "reports": Flag("reports", "shadow", 0.0)}
     assert count(store, flags_table) == 2  # one row per feature, updated in place
@@ -137,7 +143,7 @@ def test_canary_percentages(store, percent, expected):
 def test_setting_the_same_value_again_is_still_recorded(store):
     store.set("runs", "shadow", actor="ada")
     store.set("runs", "shadow", actor="bob")
-    assert store.version() == 3
+    assert store.version() == START + 2
     assert [(e.actor, e.old, e.new) for e in store.history()] == [
         ("bob", "shadow", "shadow"), ("ada", "local", "shadow")]
 
@@ -201,14 +207,14 @@ def test_kill_and_unkill_are_audited_under_the_kill_switch(store):
     store.kill(actor="oncall@pager")
     snapshot = store.snapshot()
     assert snapshot.killed is True
-    assert snapshot.version == 3
+    assert snapshot.version == START + 2
     assert snapshot.flag("runs").mode == "remote"  # kept, to restore later
 
     store.kill(actor="second@pager")  # pressing it twice is harmless, and recorded
     store.unkill(actor="oncall@pager")
     snapshot = store.snapshot()
     assert snapshot.killed is False
-    assert snapshot.version == 5
+    assert snapshot.version == START + 4
     assert snapshot.flag("runs").mode == "remote"
 
     assert [(e.actor, e.feature, e.old, e.new) for e in store.history(KILL_SWITCH)] == [
@@ -335,3 +341,58 @@ def test_the_store_is_read_again_once_an_overwritten_file_is_restored(tmp_path):
     assert store.version() == version
     assert store.snapshot().flag("runs").mode == "rampdown"
     store.engine.dispose()
+
+
+# --- versions are times ----------------------------------------------------------------------
+
+def test_versions_are_the_time_of_the_change_and_never_repeat(url):
+    """A change's version is its time in ms, or one past the version before if that is
+    later (changes within one millisecond, a clock set back): never the same twice."""
+    clock = iter([1_800_000_000.0, 1_800_000_005.0, 1_800_000_005.0, 1_799_999_000.0,
+                  1_800_000_010.0])
+    store = SqlFlagStore.from_url(url, FEATURES, clock=lambda: next(clock))
+    store.create_schema()
+    versions = [store.version()]
+    for mode in ("shadow", "live", "rampdown", "remote"):
+        store.set("runs", mode, actor="ada")
+        versions.append(store.version())
+    store.engine.dispose()
+    assert versions == [1_800_000_000_000, 1_800_000_005_000, 1_800_000_005_001,
+                        1_800_000_005_002, 1_800_000_010_000]
+
+
+def legacy_store(store):
+    """A store as earlier releases left it: a small counter for a version (in a 32-bit
+    column on PostgreSQL)."""
+    with store.engine.begin() as connection:
+        connection.execute(text("DROP TABLE turnout_state"))
+        connection.execute(text("CREATE TABLE turnout_state (id INTEGER PRIMARY KEY, "
+                                "version INTEGER NOT NULL, killed BOOLEAN NOT NULL)"))
+        connection.execute(text("INSERT INTO turnout_state VALUES (1, 75, false)"))
+
+
+def test_a_store_with_a_counter_for_a_version_keeps_working(store, new_store):
+    legacy_store(store)
+    upgraded = new_store()
+    upgraded.create_schema()  # a worker of this release starting on it
+    assert upgraded.version() == 75
+    upgraded.kill(actor="ops")
+    assert upgraded.version() == START  # the next change jumps to the time: still forward
+    upgraded.set("runs", "remote", actor="ops")
+    assert upgraded.version() == START + 1
+    assert upgraded.snapshot().killed is True
+
+
+def test_a_postgresql_version_column_is_widened_to_64_bits(postgres_url):
+    store = SqlFlagStore.from_url(postgres_url, FEATURES, clock=lambda: NOW)
+    store.create_schema()
+    legacy_store(store)
+    store.create_schema()
+    with store.engine.connect() as connection:
+        kind = connection.execute(text(
+            "SELECT data_type FROM information_schema.columns WHERE table_schema = "
+            "current_schema() AND table_name = 'turnout_state' AND column_name = 'version'"
+        )).scalar()
+    store.set("runs", "remote", actor="ops")  # START does not fit in 32 bits
+    store.engine.dispose()
+    assert kind == "bigint"
