@@ -64,11 +64,12 @@ class RemoteClient:
         """A read that sends the ETag of the answer we hold; a 304 means it is still true."""
         path = rpc_path(method)
         key = ReadCache.key(path, payload)
-        held = self._cache.etag(key)
+        held = self._cache.held(key)
         reply = self._transport.post(path, payload,
-                                     headers={"If-None-Match": held} if held else None)
+                                     headers={"If-None-Match": held[0]} if held else None)
         if reply.status == 304 and held is not None:
-            return self._cache.get(key)
+            self._cache.put(key, *held)  # still true: keep it, even if evicted meanwhile
+            return ReadCache.copy(held[1])
         result = self._decode(method, reply)
         etag = reply.headers.get("ETag")
         if etag:
