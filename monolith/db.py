@@ -7,13 +7,14 @@ from sqlalchemy.orm import sessionmaker
 
 from monolith.models import Base
 from shims.sql import create_tables, make_engine
+from shims.transactions import joinable_sessions
 
 __all__ = ["create_schema", "make_engine", "make_sessions"]
 
 
 def make_sessions(engine: Engine) -> sessionmaker:
-    # expire_on_commit=False: services convert rows to frozen dataclasses after commit.
-    return sessionmaker(engine, expire_on_commit=False)
+    # Joinable: a keyed write commits its rows with its recorded outcome (shims/outcomes.py).
+    return joinable_sessions(engine)
 
 
 def create_schema(engine: Engine) -> None:

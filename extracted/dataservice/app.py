@@ -6,20 +6,22 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
-from sqlalchemy.orm import sessionmaker
 
 from monolith.accounts.service import LocalAccounts
 from monolith.models import Base, Run, User
 from monolith.runs.service import LocalRuns
 from monolith.runs.sync import LocalRunsSync
+from shims import deadline, outcomes
 from shims.auth import AUTH_DEFAULTS
 from shims.contracts.accounts import ACCOUNTS
 from shims.contracts.runs import RUNS
+from shims.outcomes import Keyed, OutcomeStore
 from shims.service import Guard
 from shims.service_app import service_app
 from shims.settings import load_settings
 from shims.sql import create_tables, make_engine
 from shims.sync import SYNC
+from shims.transactions import joinable_sessions
 
 SERVICE = "dataservice"
 DEFAULTS: dict[str, Any] = {
@@ -32,13 +34,16 @@ DEFAULTS: dict[str, Any] = {
     "PASSWORD_HASH_METHOD": "scrypt",  # nosec B105
     "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,  # a runner's whole history can travel in one sync
     **AUTH_DEFAULTS,
+    **deadline.DEFAULTS,
+    **outcomes.DEFAULTS,
 }
 
 
 def load_config(override: Mapping[str, Any] | None = None) -> dict[str, Any]:
     from pathlib import Path
 
-    config = load_settings(DEFAULTS, override)
+    config = load_settings(DEFAULTS, override,
+                           positive=(*deadline.DEFAULTS, *outcomes.DEFAULTS))
     if not config["DATASERVICE_DATABASE_URL"]:
         path = Path(config["RUN_DIR"]).resolve() / "dataservice.db"
         config["DATASERVICE_DATABASE_URL"] = f"sqlite:///{path}"
@@ -54,9 +59,14 @@ def create_app(config: Mapping[str, Any] | None = None, *, guard: Guard | None =
                          pool_timeout=settings["DB_POOL_TIMEOUT"])
     # Only the tables this service owns.
     create_tables(Base.metadata, engine, [User.__table__, Run.__table__])
-    sessions = sessionmaker(engine, expire_on_commit=False)
-    bindings = [(ACCOUNTS, LocalAccounts(sessions, hash_method=settings["PASSWORD_HASH_METHOD"])),
-                (RUNS, LocalRuns(sessions)), (SYNC, LocalRunsSync(engine))]
+    store = OutcomeStore(engine, ttl=settings["IDEMPOTENCY_TTL"])
+    store.create_schema()
+    sessions = joinable_sessions(engine)
+    # Accounts and runs record each keyed write's outcome in the write's own transaction.
+    # The sync needs no keys: applying the same rows twice leaves them as once.
+    accounts = LocalAccounts(sessions, hash_method=settings["PASSWORD_HASH_METHOD"])
+    bindings = [(ACCOUNTS, Keyed(accounts, ACCOUNTS, store)),
+                (RUNS, Keyed(LocalRuns(sessions), RUNS, store)), (SYNC, LocalRunsSync(engine))]
     app = service_app(SERVICE, settings, bindings, guard=guard, engine=engine,
                       title="Runnerly data service",
                       description="Users and runs, extracted from the Runnerly monolith. Every "
