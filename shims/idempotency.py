@@ -38,7 +38,8 @@ HEADER = "Idempotency-Key"
 MAX_LENGTH = 255
 # Printable ASCII without spaces, quotes or separators that proxies rewrite: UUIDs, ULIDs,
 # base64 and hex all fit.
-_KEY = re.compile(rf"[A-Za-z0-9._:+/=~-]{{1,{MAX_LENGTH}}}")
+KEY_PATTERN = rf"[A-Za-z0-9._:+/=~-]{{1,{MAX_LENGTH}}}"
+_KEY = re.compile(KEY_PATTERN)
 
 
 @dataclass
