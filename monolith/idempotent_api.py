@@ -20,6 +20,11 @@ The response is kept after the view, in its own transaction, not in the writes' 
 view's remote calls and mirrored writes must not run inside an open local transaction
 (SQLite would hold its write lock across the network, and the mirror reads committed
 rows). Layer 2 is what makes a crash between them harmless.
+
+A 503 is not kept (the client should try again), but it must stay true for the key, not
+just for the attempt: once an attempt ended `outcome_unknown`, a later attempt with the
+same key that was refused unsent ("not applied") is answered `outcome_unknown` too,
+since the earlier one may have been applied.
 """
 
 from __future__ import annotations
@@ -27,8 +32,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from contextvars import Token
+from dataclasses import dataclass
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, g, jsonify, request
 from flask_login import current_user
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -41,6 +48,14 @@ WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 REPLAYED = "Idempotent-Replayed"
 
 
+@dataclass(frozen=True)
+class _Opened:
+    scoped: str  # the client's key in its owner's namespace
+    asked: str  # the request's fingerprint
+    token: Token  # the key scope, closed after the request
+    earlier_unknown: bool  # an earlier attempt with this key ended outcome_unknown
+
+
 def init_app(app: Flask, store: OutcomeStore) -> None:
     """Register after authentication, whose hooks must have run first."""
 
@@ -51,31 +66,61 @@ def init_app(app: Flask, store: OutcomeStore) -> None:
         if key is None:
             return None
         scoped, asked = idempotency.scoped(_owner(), key), _fingerprint()
-        kept = store.lookup(scoped, asked)
+        kept = store.lookup(scoped, asked)  # both lookups refuse another request: 422
         if kept is not None:
             return _replay(kept)
-        g.turnout_api_key = (scoped, asked, idempotency.enter(scoped))
+        unknown = store.lookup(_unknown_marker(scoped), asked)
+        g.turnout_api_key = _Opened(scoped, asked, idempotency.enter(scoped),
+                                    unknown is not None)
         return None
 
     def keep(response: Response) -> Response:
         opened = g.get("turnout_api_key")
-        if opened is not None and response.status_code < 500 and response.status_code != 401:
-            scoped, asked, _ = opened
-            try:
-                store.record(scoped, asked, _outcome(response))
-            except SQLAlchemyError:  # the writes beneath are keyed: a retry still dedups
-                log.warning("keeping the response of %s %s failed", request.method,
-                            request.path, exc_info=True)
+        if opened is None:
+            return response
+        try:
+            if response.status_code < 500 and response.status_code != 401:
+                store.record(opened.scoped, opened.asked, _outcome(response))
+            elif response.status_code == 503:
+                response = _unknown_stays_unknown(store, opened, response)
+        except SQLAlchemyError:  # the writes beneath are keyed: a retry still dedups
+            log.warning("keeping the response of %s %s failed", request.method,
+                        request.path, exc_info=True)
         return response
 
     def close_scope(_error: BaseException | None) -> None:
         opened = g.pop("turnout_api_key", None)
         if opened is not None:
-            idempotency.leave(opened[2])
+            idempotency.leave(opened.token)
 
     app.before_request(replay_or_open_scope)
     app.after_request(keep)
     app.teardown_request(close_scope)
+
+
+def _unknown_stays_unknown(store: OutcomeStore, opened: _Opened,
+                           response: Response) -> Response:
+    """Remembers that this key's outcome became unknown (which also ties the key to this
+    request); answers a later "not applied" for the key as unknown, because the earlier
+    attempt may have been applied."""
+    body = response.get_json(silent=True) or {}
+    if body.get("error") == "outcome_unknown":
+        store.record(_unknown_marker(opened.scoped), opened.asked, _outcome(response))
+        return response
+    if body.get("error") != "unavailable" or not opened.earlier_unknown:
+        return response
+    unknown = jsonify({"error": "outcome_unknown", "message": (
+        f"{body.get('message', 'the service is unavailable')}; but an earlier attempt with "
+        f"this {idempotency.HEADER} may have been applied: its outcome is unknown, and "
+        "retrying with the same key is safe")})
+    unknown.status_code = 503
+    if "Retry-After" in response.headers:
+        unknown.headers["Retry-After"] = response.headers["Retry-After"]
+    return unknown
+
+
+def _unknown_marker(scoped: str) -> str:
+    return idempotency.scoped("outcome-unknown", scoped)
 
 
 def _owner() -> str:

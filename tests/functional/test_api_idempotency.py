@@ -189,12 +189,12 @@ def dataservice(tmp_path):
                                "DATASERVICE_DATABASE_URL": f"sqlite:///{tmp_path / 'data.db'}",
                                "PASSWORD_HASH_METHOD": FAST_HASH}, guard=lambda method: None)
     wrapped = LosesAnswers(data)
-    server = WSGIServer(("127.0.0.1", 0), wrapped, log=None)
-    server.start()
+    wrapped.server = WSGIServer(("127.0.0.1", 0), wrapped, log=None)
+    wrapped.server.start()
     try:
-        yield f"http://127.0.0.1:{server.server_port}", wrapped, data
+        yield f"http://127.0.0.1:{wrapped.server.server_port}", wrapped, data
     finally:
-        server.stop(timeout=1)
+        wrapped.server.stop(timeout=1)
         data.extensions["turnout_engine"].dispose()
 
 
@@ -255,3 +255,26 @@ def test_after_an_unknown_outcome_the_client_retries_with_its_key_and_gets_one_r
     assert len(set(service.add_run_keys)) == 1  # every send carried the same derived key
     assert service_run_rows(dataservice) == 1
     assert features().runs.get_run(remote_runner.id, retried.json["id"]).name == "Tempo"
+
+
+def test_once_unknown_a_key_stays_unknown_even_when_a_later_try_is_refused_unsent(
+        remote_app, remote_runner, dataservice):
+    """The first try may have been applied: a later try of the same key that never reached
+    the service must not say "not applied" about the write."""
+    _, service, _ = dataservice
+    service.lose = 3
+    web = TestApp(remote_app, extra_environ=LOOPBACK)
+    headers = keyed(basic_auth(remote_runner.email))
+    first = web.post_json("/api/runs", RUN, headers=headers, expect_errors=True)
+    assert first.json["error"] == "outcome_unknown"
+    service.server.stop(timeout=1)  # now nothing listens: connections are refused
+    refused_unsent = web.post_json("/api/runs", RUN, headers=headers, expect_errors=True)
+    body = assert_error(refused_unsent, 503, mentions=["earlier attempt", "Idempotency-Key"])
+    assert body["error"] == "outcome_unknown"
+    assert int(refused_unsent.headers["Retry-After"]) >= 1
+    other_key = keyed(basic_auth(remote_runner.email), "never-tried-before")
+    fresh = web.post_json("/api/runs", RUN, headers=other_key, expect_errors=True)
+    assert fresh.json["error"] == "unavailable" and "not applied" in fresh.json["message"]
+    reused = web.post_json("/api/runs", {**RUN, "distance": 1}, headers=headers,
+                           expect_errors=True)
+    assert_error(reused, 422, field="Idempotency-Key")  # the key belongs to the first body
