@@ -1,4 +1,4 @@
-"""The outcome store and Keyed, on a real SQLite file with the monolith's own LocalRuns:
+"""The outcome store and Keyed, on SQLite and PostgreSQL with the monolith's own LocalRuns:
 replay, a reused key, a repeat in flight, expiry, and the write committed only with its key."""
 
 from __future__ import annotations
@@ -7,12 +7,12 @@ import datetime as dt
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 
 import pytest
+from sqlalchemy import text
 
 from monolith.accounts.service import LocalAccounts
 from monolith.db import create_schema, make_engine, make_sessions
@@ -29,17 +29,27 @@ RUN = RunInput(name="Tempo", distance=8000.0, start_date=dt.datetime(2026, 5, 3,
                elapsed_time=2400)
 
 
-@pytest.fixture
-def database(tmp_path):
-    return tmp_path / "outcomes.db"
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'outcomes.db'}"
+    return request.getfixturevalue("postgres_url")
 
 
 @pytest.fixture
-def engine(database):
-    engine = make_engine(f"sqlite:///{database}")
+def engine(url):
+    engine = make_engine(url)
     create_schema(engine)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def database(url, engine):
+    """Another engine on the same database: it sees only what is committed."""
+    observer = make_engine(url)
+    yield observer
+    observer.dispose()
 
 
 @pytest.fixture
@@ -67,12 +77,8 @@ def user_id(engine):
 
 
 def rows(database, sql: str) -> list[tuple]:
-    """Read by a connection of its own: only what is committed."""
-    connection = sqlite3.connect(database, timeout=15)
-    try:
-        return connection.execute(sql).fetchall()
-    finally:
-        connection.close()
+    with database.connect() as connection:
+        return [tuple(row) for row in connection.execute(text(sql))]
 
 
 def run_names(database) -> list[str]:
@@ -200,8 +206,8 @@ from monolith.db import make_engine, make_sessions
 from monolith.runs.service import LocalRuns
 from shims.outcomes import Outcome, OutcomeStore
 from tests.unit.test_outcomes import RUN
-database, user_id, hold, ready = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
-engine = make_engine(f"sqlite:///{database}")
+url, user_id, hold, ready = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+engine = make_engine(url)
 runs = LocalRuns(make_sessions(engine))
 def work():
     record = runs.add_run(user_id, RUN)
@@ -212,8 +218,8 @@ print(OutcomeStore(engine).once("key-1", "asked", work).body)
 """
 
 
-def start_child(database, user_id, hold: float, ready):
-    process = subprocess.Popen([sys.executable, "-c", CHILD, str(database), str(user_id),
+def start_child(url, user_id, hold: float, ready):
+    process = subprocess.Popen([sys.executable, "-c", CHILD, url, str(user_id),
                                 str(hold), str(ready)], cwd=ROOT, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True,
                                env={**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'tests'}"})
@@ -236,9 +242,9 @@ def shared_store(engine):
 
 def test_a_repeat_in_flight_waits_for_the_first_and_answers_its_outcome(shared_store, runs,
                                                                        user_id, database,
-                                                                       tmp_path):
+                                                                       url, tmp_path):
     store = shared_store
-    child = start_child(database, user_id, 1.0, tmp_path / "ready")
+    child = start_child(url, user_id, 1.0, tmp_path / "ready")
     calls: list = []
     started = time.monotonic()
     outcome = store.once("key-1", "asked", adding(runs, user_id, calls))
@@ -253,9 +259,9 @@ def test_a_repeat_in_flight_waits_for_the_first_and_answers_its_outcome(shared_s
 
 
 def test_a_sigkill_mid_write_leaves_neither_the_write_nor_its_key(shared_store, runs, user_id,
-                                                                  database, tmp_path):
+                                                                  database, url, tmp_path):
     store = shared_store
-    child = start_child(database, user_id, 60.0, tmp_path / "ready")
+    child = start_child(url, user_id, 60.0, tmp_path / "ready")
     os.kill(child.pid, signal.SIGKILL)  # our own child, by its PID
     child.wait(timeout=30)
     assert child.returncode == -signal.SIGKILL
