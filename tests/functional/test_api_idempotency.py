@@ -278,3 +278,42 @@ def test_once_unknown_a_key_stays_unknown_even_when_a_later_try_is_refused_unsen
     reused = web.post_json("/api/runs", {**RUN, "distance": 1}, headers=headers,
                            expect_errors=True)
     assert_error(reused, 422, field="Idempotency-Key")  # the key belongs to the first body
+
+
+# --- the monolith's own /rpc: the caller's key reaches the side the router picks ------------
+
+def test_the_monolith_rpc_keeps_a_callers_key_for_the_write_it_routes(app, runner,
+                                                                      service_tokens):
+    """A service (the Strava importer, say) resends a write to the monolith's /rpc with its
+    key: the local side answers the first outcome; other arguments with it are a 422."""
+    client = app.test_client()
+    headers = {**service_tokens.headers(), "Idempotency-Key": "from-a-service-1"}
+    run = {"name": "Tempo", "distance": 8000.0, "start_date": "2026-05-03T07:00:00",
+           "elapsed_time": 2400}
+    payload = {"args": {"user_id": runner.id, "run": run}}
+    first = client.post("/rpc/runs/add_run", json=payload, headers=headers)
+    again = client.post("/rpc/runs/add_run", json=payload, headers=headers)
+    assert first.status_code == again.status_code == 200, first.json
+    assert again.json == first.json and run_rows(app) == 1
+    other = client.post("/rpc/runs/add_run", headers=headers, json={
+        "args": {"user_id": runner.id, "run": {**run, "distance": 9000.0}}})
+    assert other.status_code == 422
+    assert (other.json["error"], other.json["field"]) == ("idempotency_key_reused",
+                                                          "Idempotency-Key")
+    assert run_rows(app) == 1
+
+
+def test_the_monolith_rpc_forwards_a_callers_key_unchanged_to_the_data_service(
+        remote_app, remote_runner, dataservice, service_tokens):
+    _, service, _ = dataservice
+    client = remote_app.test_client()
+    headers = {**service_tokens.headers(), "Idempotency-Key": "from-a-service-2"}
+    payload = {"args": {"user_id": remote_runner.id, "run": {
+        "name": "Tempo", "distance": 8000.0, "start_date": "2026-05-03T07:00:00",
+        "elapsed_time": 2400}}}
+    first = client.post("/rpc/runs/add_run", json=payload, headers=headers)
+    again = client.post("/rpc/runs/add_run", json=payload, headers=headers)
+    assert first.status_code == again.status_code == 200, first.json
+    assert again.json == first.json
+    assert service.add_run_keys == ["from-a-service-2"] * 2
+    assert service_run_rows(dataservice) == 1
