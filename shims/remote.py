@@ -22,9 +22,8 @@ the same again.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
 from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from tenacity import (RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_any,
                       wait_exponential, wait_fixed)
