@@ -124,11 +124,14 @@ class BadAnswer(TransportError):
 
 
 class DeadlineExceeded(TransportError):
-    """The request's time budget is spent, so no further remote call starts
-    (shims/deadline.py). Nothing was sent: a write refused so was not applied."""
+    """The request's time budget (shims/deadline.py), not the service's own timeout, ended
+    the call: it was spent before the call started (nothing sent: a write refused so was
+    not applied), or it cut the call's wait short (`sent`: the outcome is unknown). It says
+    the service was slower than this request could wait, not that it is down, so it does
+    not count against the service's breaker: a graceful reload must not open it."""
 
-    def __init__(self, message: str):
-        super().__init__(message, retryable=False, sent=False)
+    def __init__(self, message: str, *, sent: bool = False):
+        super().__init__(message, retryable=False, sent=sent)
 
 
 CONTRACT_ERRORS: dict[str, type[ContractError]] = {

@@ -106,12 +106,13 @@ class RemoteClient:
                     # an attempt (docs/turnout.md, "Writes on fresh connections").
                     return self._decode(method, self._transport.post(
                         rpc_path(method), payload, headers=headers, fresh_connection=True))
-                except DeadlineExceeded:
-                    if previous is None:
-                        raise
-                    raise previous from previous.__cause__  # the attempt before says why
                 except TransportError as error:
                     error.sent = error.sent or (previous is not None and previous.sent)
+                    if isinstance(error, DeadlineExceeded) and previous is not None:
+                        # The attempt before failed on the service's account: say that, and
+                        # let it count against the breaker.
+                        previous.sent = error.sent
+                        raise previous from previous.__cause__
                     previous = error
                     raise
         raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover

@@ -191,7 +191,7 @@ class Router:
             self._remote_healthy()
             raise
         except Exception as error:
-            if not isinstance(error, DeadlineExceeded):  # a spent budget: no call was made
+            if not isinstance(error, DeadlineExceeded):  # our budget ran out, not the service
                 self._remote_failed()
             if not isinstance(error, TransportError):
                 raise

@@ -27,7 +27,7 @@ from urllib3.exceptions import (ConnectTimeoutError, HTTPError, NewConnectionErr
                                 ReadTimeoutError)
 
 from shims import deadline
-from shims.errors import BadAnswer, TransportError
+from shims.errors import BadAnswer, DeadlineExceeded, TransportError
 from shims.http_cache import GZIP_MIN_BYTES, compress
 
 
@@ -176,11 +176,16 @@ class HttpTransport(_BearerTransport):
             raise TransportError(f"{url} could not be reached: {_os_reason(exc)}",
                                  sent=False) from exc
         except ConnectTimeoutError as exc:
-            raise TransportError(f"{url} did not accept a connection within "
-                                 f"{timeout.connect_timeout:g}s", sent=False) from exc
+            message = f"{url} did not accept a connection within {timeout.connect_timeout:g}s"
+            if timeout.connect_timeout < self._timeout.connect_timeout:
+                raise DeadlineExceeded(f"{message}, all the request's budget left") from exc
+            raise TransportError(message, sent=False) from exc
         except ReadTimeoutError as exc:
-            raise TransportError(f"{url} did not answer within {timeout.read_timeout:g}s",
-                                 retryable=False) from exc
+            message = f"{url} did not answer within {timeout.read_timeout:g}s"
+            if timeout.read_timeout < self._timeout.read_timeout:
+                raise DeadlineExceeded(f"{message}, all the request's budget left",
+                                       sent=True) from exc
+            raise TransportError(message, retryable=False) from exc
         except HTTPError as exc:  # a reset: the request may have arrived, or not
             raise TransportError(f"{url} could not be reached: {type(exc).__name__}") from exc
         return Reply(status=response.status, body=_json(response.data, url, response.status),

@@ -274,29 +274,47 @@ def hung_url():
 
 @pytest.fixture
 def hung_router(hung_url):
-    transport = HttpTransport(hung_url, connect_timeout=0.5, read_timeout=5.0, pool_size=4)
-    remote = RemoteRuns(transport, retry_wait=0, read_budget=1.0)
-    try:
-        yield remote_router(remote)
-    finally:
+    """A router to the hung service, its breaker opened by one failure; `read_timeout` is
+    the service's own timeout (5 s by default)."""
+    transports = []
+
+    def make(read_timeout: float = 5.0):
+        transport = HttpTransport(hung_url, connect_timeout=0.5, read_timeout=read_timeout,
+                                  pool_size=4)
+        transports.append(transport)
+        return remote_router(RemoteRuns(transport, retry_wait=0, read_budget=1.0))
+
+    yield make
+    for transport in transports:
         transport.close()
 
 
 def test_a_read_from_a_hung_service_falls_back_within_about_a_second(hung_router):
-    router, local, _ = hung_router
+    router, local, breaker = hung_router()
     started = time.monotonic()
     with deadline.within(10.0):
         assert router.get_run(3, 7) == RECORD
     took = time.monotonic() - started
     assert local.calls == ["get_run"]
     assert 0.8 < took < 2.0, f"took {took:.2f}s: the read's budget is 1 s, not 5 s per attempt"
+    # Cut short by the read's budget: the service was slower than we would wait, which a
+    # graceful reload is too; not grounds to open the breaker and refuse writes.
+    assert breaker.state == "closed"
 
 
 def test_a_write_to_a_hung_service_ends_with_its_deadline_as_unknown(hung_router):
-    router, local, _ = hung_router
+    router, local, _ = hung_router()
     started = time.monotonic()
     with deadline.within(2.0), pytest.raises(OutcomeUnknown):
         router.add_run(3, RUN)
     took = time.monotonic() - started
     assert local.calls == []
     assert 1.5 < took < 3.0, f"took {took:.2f}s for a 2 s deadline"
+
+
+def test_a_write_that_waited_the_services_full_timeout_counts_against_it(hung_router):
+    router, _, breaker = hung_router(read_timeout=0.5)
+    with deadline.within(1.4), pytest.raises(OutcomeUnknown) as unknown:
+        router.add_run(3, RUN)  # 0.5 s, 0.5 s, then what is left: cut short
+    assert "did not answer within 0.5s" in unknown.value.message
+    assert breaker.state == "open"  # threshold 1: the full timeouts are the service's
