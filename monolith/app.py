@@ -9,17 +9,18 @@ from typing import Any
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 
-from monolith import auth, errors
+from monolith import auth, errors, idempotent_api
 from monolith.config import load_config, read_or_create_secret
 from monolith.db import create_schema, make_engine, make_sessions
 from shims.ops import loopback_only
-from shims import trace
+from shims import deadline, trace
 from shims.admin import admin_blueprint
 from shims.auth import verifying_guard
 from shims.contracts.accounts import ACCOUNTS
 from shims.contracts.runs import RUNS
 from shims.health import health_blueprint
 from shims.metrics import metrics_blueprint
+from shims.outcomes import OutcomeStore
 from shims.service import rpc_blueprint
 from monolith.wiring import (CONTROL_KEY, EXTENSION_KEY, build_control, build_features,
                              serving_flags)
@@ -55,6 +56,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     settings = load_config(config)
     app = Flask(__name__)
     app.config.update(settings)
+    deadline.install(app, settings["REQUEST_DEADLINE"])  # first: every later hook within it
     if not app.config["SECRET_KEY"]:
         app.config["SECRET_KEY"] = read_or_create_secret(settings["RUN_DIR"])
 
@@ -63,13 +65,17 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
                          pool_timeout=settings["DB_POOL_TIMEOUT"])
     create_schema(engine)
     app.extensions["runnerly_engine"] = engine
+    outcomes = OutcomeStore(engine, ttl=settings["IDEMPOTENCY_TTL"])
+    outcomes.create_schema()
     turnout = build_control(settings)
     app.extensions[CONTROL_KEY] = turnout
-    app.extensions[EXTENSION_KEY] = build_features(settings, make_sessions(engine), engine, turnout)
+    app.extensions[EXTENSION_KEY] = build_features(settings, make_sessions(engine), engine,
+                                                   turnout, outcomes)
 
     _report_routes(app)
     csrf = CSRFProtect(app)
     auth.init_app(app)
+    idempotent_api.init_app(app, outcomes)  # after auth: keys are scoped to the runner
     errors.init_app(app)
     html, api = _blueprints()
     for blueprint in api:

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from shims import deadline, outcomes, remote
 from shims.auth import AUTH_DEFAULTS
 from shims.settings import ENV_PREFIX, ConfigError, load_settings
 
@@ -48,6 +49,9 @@ DEFAULTS: dict[str, Any] = {
     "REMOTE_CONNECT_TIMEOUT": 0.5,
     "REMOTE_READ_TIMEOUT": 5.0,
     "REMOTE_POOL_SIZE": 200,  # connections per service per worker: one per in-flight call
+    **remote.DEFAULTS,  # a read's budget, retries included; how often a write is sent
+    **deadline.DEFAULTS,  # one time budget per request, for all its remote calls
+    **outcomes.DEFAULTS,  # how long a keyed write's outcome is kept and replayed
     "BREAKER_FAILURES": 5,  # consecutive transport failures that open a feature's breaker
     "BREAKER_RESET_SECONDS": 5.0,  # how long it stays open before one trial call
     "SHADOW_TIMEOUT": 2.0,
@@ -58,7 +62,8 @@ DEFAULTS: dict[str, Any] = {
 
 def load_config(override: Mapping[str, Any] | None = None,
                 environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    config = load_settings(DEFAULTS, override, environ)
+    config = load_settings(DEFAULTS, override, environ,
+                           positive=(*remote.DEFAULTS, *deadline.DEFAULTS, *outcomes.DEFAULTS))
     run_dir = Path(config["RUN_DIR"])
     config["RUN_DIR"] = str(run_dir)
     if not config["DATABASE_URL"]:

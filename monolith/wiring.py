@@ -28,7 +28,7 @@ from monolith.strava.service import LocalStravaImport
 from shims.auth import client_tokens
 from shims.breaker import CircuitBreaker
 from shims.contracts.accounts import ACCOUNTS, Accounts, RemoteAccounts
-from shims.contracts.races import Races
+from shims.contracts.races import RACES, Races
 from shims.contract import ContractSpec
 from shims.contracts.reports import REPORTS, RemoteReports, Reports
 from shims.contracts.runs import RUNS, RemoteRuns, Runs
@@ -42,6 +42,8 @@ from shims.metrics import TurnoutMetrics
 from shims.mirror import Lease, MirrorApplier, mirror_channels
 from shims.mismatches import SqlMismatchLog
 from shims.mismatches import metadata as mismatch_tables
+from shims.outcomes import Keyed, OutcomeStore
+from shims.remote import client_options
 from shims.router import Router, Sides, make_breaker
 from shims.shadow import ShadowRunner
 from shims.sync import RemoteDataSync
@@ -120,18 +122,20 @@ def serving_flags(control: Control) -> dict[str, Any]:
 
 
 def build_features(config: dict[str, Any], sessions: sessionmaker, engine: Engine,
-                   control: Control) -> Features:
+                   control: Control, outcomes: OutcomeStore) -> Features:
+    """`outcomes` records each keyed local write with its rows (shims/outcomes.py)."""
     routes = _Routes(config, control)
-    accounts, runs = _data_feature(routes, sessions, engine)
+    accounts, runs = _data_feature(routes, sessions, engine, outcomes)
     strava_client = StravaClient(config["STRAVA_URL"], timeout=config["STRAVA_TIMEOUT"],
                                  session=pooled_session(config["REMOTE_POOL_SIZE"]))
+    options = client_options(config)
     strava = routes.router("strava", STRAVA, LocalStravaImport(
         accounts, runs, strava_client, days=config["STRAVA_IMPORT_DAYS"]),
-        RemoteStravaImport(routes.transport("STRAVAIMPORT_URL", "stravaimport")))
+        RemoteStravaImport(routes.transport("STRAVAIMPORT_URL", "stravaimport"), **options))
     reports = routes.router("reports", REPORTS, LocalReports(runs),
-                            RemoteReports(routes.transport("REPORTS_URL", "reports")))
+                            RemoteReports(routes.transport("REPORTS_URL", "reports"), **options))
     return Features(accounts=accounts, runs=runs, strava=strava, reports=reports,
-                    races=LocalRaces(sessions))
+                    races=Keyed(LocalRaces(sessions), RACES, outcomes))
 
 
 class _Routes:
@@ -183,18 +187,21 @@ def start_appliers(control: Control) -> None:
         applier.start()
 
 
-def _data_feature(routes: _Routes, sessions: sessionmaker,
-                  engine: Engine) -> tuple[Accounts, Runs]:
+def _data_feature(routes: _Routes, sessions: sessionmaker, engine: Engine,
+                  outcomes: OutcomeStore) -> tuple[Accounts, Runs]:
     """Users and runs: local code on the monolith's database, or the data service; writes
     mirrored between the two databases in the dual-write stages."""
     transport = routes.transport("DATASERVICE_URL", "dataservice")
+    options = client_options(routes.config)
     data = {"local_sync": LocalRunsSync(engine), "remote_sync": RemoteDataSync(transport)}
     channels = mirror_channels("runs", data["local_sync"], data["remote_sync"])
-    accounts = routes.router("runs", ACCOUNTS, LocalAccounts(
-        sessions, hash_method=routes.config["PASSWORD_HASH_METHOD"]), RemoteAccounts(transport),
-        mirror=RunsMirror(), channels=channels, **data)
-    runs = routes.router("runs", RUNS, LocalRuns(sessions), RemoteRuns(transport),
-                         mirror=RunsMirror(), channels=channels, **data)
+    local_accounts = LocalAccounts(sessions, hash_method=routes.config["PASSWORD_HASH_METHOD"])
+    accounts = routes.router("runs", ACCOUNTS, Keyed(local_accounts, ACCOUNTS, outcomes),
+                             RemoteAccounts(transport, **options), mirror=RunsMirror(),
+                             channels=channels, **data)
+    runs = routes.router("runs", RUNS, Keyed(LocalRuns(sessions), RUNS, outcomes),
+                         RemoteRuns(transport, **options), mirror=RunsMirror(),
+                         channels=channels, **data)
     routes.applier("runs", runs, engine)
     return accounts, runs
 

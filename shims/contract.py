@@ -5,8 +5,9 @@ A contract is a `typing.Protocol` whose methods are marked `@read` or `@write`.
 client, the service endpoints, the OpenAPI document and the router are all
 driven by that one description, so they cannot drift apart.
 
-Reads may be retried, shadowed and compared; writes are never retried and
-never run twice.
+Reads may be retried, shadowed and compared; writes run on one side and are
+applied once: a remote write is resent only with its Idempotency-Key
+(shims/idempotency.py), whose outcome the service keeps.
 """
 
 from __future__ import annotations

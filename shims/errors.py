@@ -66,6 +66,14 @@ class Conflict(ContractError):
     code = "conflict"
 
 
+class IdempotencyKeyReused(ContractError):
+    """A write came with an `Idempotency-Key` already used for a different request (Stripe's
+    rule): replaying the first outcome would answer a question that was not asked."""
+
+    status = 422
+    code = "idempotency_key_reused"
+
+
 class UpstreamError(ContractError):
     """A system outside Turnout (e.g. Strava) failed; the contract reports it."""
 
@@ -94,17 +102,40 @@ class TransportError(TurnoutError):
     `retryable` is False when trying again would only wait as long again: a read that
     already ran out its timeout (a hung or stopped service behind a socket circus keeps
     open) is answered from the fallback at once rather than retried.
+
+    `sent` is False only when the request provably never left this process or never got a
+    connection (refused, connect timeout, no time left to start it): a write that failed so
+    was not applied. Anything else may have reached the service, which may have applied it.
     """
 
     status = 503
     code = "unavailable"
 
-    def __init__(self, message: str, *, field: str | None = None, retryable: bool = True):
+    def __init__(self, message: str, *, field: str | None = None, retryable: bool = True,
+                 sent: bool = True):
         super().__init__(message, field=field)
         self.retryable = retryable
+        self.sent = sent
+
+
+class BadAnswer(TransportError):
+    """The service answered, but outside the contract (a 500, a body that is not JSON, a
+    result of the wrong shape): asking again would get the same, so a write is not retried."""
+
+
+class DeadlineExceeded(TransportError):
+    """The request's time budget (shims/deadline.py), not the service's own timeout, ended
+    the call: it was spent before the call started (nothing sent: a write refused so was
+    not applied), or it cut the call's wait short (`sent`: the outcome is unknown). It says
+    the service was slower than this request could wait, not that it is down, so it does
+    not count against the service's breaker: a graceful reload must not open it."""
+
+    def __init__(self, message: str, *, sent: bool = False):
+        super().__init__(message, retryable=False, sent=sent)
 
 
 CONTRACT_ERRORS: dict[str, type[ContractError]] = {
     cls.code: cls
-    for cls in (ValidationError, Unauthorized, Forbidden, NotFound, Conflict, UpstreamError)
+    for cls in (ValidationError, Unauthorized, Forbidden, NotFound, Conflict,
+                IdempotencyKeyReused, UpstreamError)
 }

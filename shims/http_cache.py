@@ -58,13 +58,17 @@ class ReadCache:
     def key(path: str, payload: Any) -> str:
         return path + "\n" + json.dumps(payload, sort_keys=True, separators=(",", ":"))
 
-    def etag(self, key: str) -> str | None:
+    def held(self, key: str) -> tuple[str, Any] | None:
+        """The etag and value held for `key`, taken together: the caller sends that etag and,
+        on a 304, answers that value. Looking the value up again after the 304 would race
+        the LRU: other greenlets' reads may evict the entry while this one waits on the wire."""
         entry = self._entries.get(key)
-        return entry[0] if entry else None
+        if entry is not None:
+            self._entries.move_to_end(key)
+        return entry
 
-    def get(self, key: str) -> Any:
-        value = self._entries[key][1]
-        self._entries.move_to_end(key)
+    @staticmethod
+    def copy(value: Any) -> Any:
         # Records are frozen; a list is copied so no caller can change the cached one.
         return list(value) if isinstance(value, list) else value
 

@@ -9,6 +9,7 @@ import typing
 from collections.abc import Iterable
 from typing import Any
 
+from shims import deadline, idempotency
 from shims.contract import ContractSpec, MethodSpec
 from shims.remote import rpc_path
 
@@ -18,6 +19,17 @@ ERROR_SCHEMA = {
     "properties": {"error": {"type": "string"}, "message": {"type": "string"},
                    "field": {"type": "string"}},
 }
+DEADLINE_HEADER = {
+    "name": deadline.HEADER, "in": "header", "required": False,
+    "schema": {"type": "integer", "minimum": 0, "maximum": deadline.MAX_HEADER_MS},
+    "description": "milliseconds the caller will still wait; the service gives up on its own "
+                   "calls by then (it may only shorten the service's own deadline)"}
+KEY_HEADER = {
+    "name": idempotency.HEADER, "in": "header", "required": False,
+    "schema": {"type": "string", "pattern": f"^{idempotency.KEY_PATTERN}$"},
+    "description": "names this write: a repeat with the same key and arguments answers the "
+                   "first outcome without applying it again; the same key with other arguments "
+                   "is refused (422 idempotency_key_reused)"}
 _SCALARS = {int: {"type": "integer"}, float: {"type": "number"}, str: {"type": "string"},
             bool: {"type": "boolean"}, dt.datetime: {"type": "string", "format": "date-time"},
             dt.date: {"type": "string", "format": "date"}, type(None): {"type": "null"}}
@@ -48,6 +60,7 @@ def _operation(method: MethodSpec, components: dict[str, Any]) -> dict[str, Any]
         "summary": method.doc.split("\n")[0] if method.doc else method.qualified_name,
         "tags": [method.contract],
         "x-turnout-kind": method.kind,
+        "parameters": [DEADLINE_HEADER] if method.is_read else [KEY_HEADER, DEADLINE_HEADER],
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
             "type": "object", "required": ["args"], "properties": {"args": args}}}}},
         "responses": {

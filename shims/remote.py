@@ -7,23 +7,47 @@ contract's dataclasses; any other status carries `{"error", "message", "field"}`
 mapped back to the very contract error the local side would have raised.
 
 Reads are retried once on a transport error (they have no side effects), except
-after a read timeout, which a retry would only double;
-writes never are, so a write that timed out is never applied twice.
+after a read timeout, which a retry would only double; a read and its retries get
+`read_budget` seconds in all (the request's deadline permitting), so a read whose service
+hangs falls back within about that long, not one read timeout per attempt.
+
+Every write carries an `Idempotency-Key` (shims/idempotency.py) and the service keeps its
+outcome under it, so a write whose outcome is unknown (no answer, a reset, a 502/503/504)
+is sent again with the same key, at most `write_attempts` times and only within the
+request's deadline: the service applies it once and answers every attempt alike. A write
+refused before anything was sent (connection refused) is tried again too, harmlessly. A
+write answered outside the contract (a 500, garbage) is not: the service would only say
+the same again.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_fixed
+from tenacity import (RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_any,
+                      wait_exponential, wait_fixed)
 
+from shims import deadline, idempotency
 from shims.contract import ContractSpec, MethodSpec
-from shims.errors import CONTRACT_ERRORS, TransportError, ValidationError
+from shims.errors import (CONTRACT_ERRORS, BadAnswer, DeadlineExceeded, TransportError,
+                          ValidationError)
 from shims.http_cache import ReadCache
-from shims.transport import Reply, Transport
+from shims.transport import GATEWAY_STATUSES, Reply, Transport
 from shims.wire import from_wire, to_wire
 
 RPC_PREFIX = "/rpc"
+# The remote clients' settings, shared by every app that calls a service.
+DEFAULTS: dict[str, Any] = {
+    "REMOTE_READ_BUDGET": 1.0,  # seconds for one read, its retry included, before fallback
+    "REMOTE_WRITE_ATTEMPTS": 3,  # sends of one write whose outcome stays unknown
+}
+
+
+def client_options(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """RemoteClient's keyword arguments from an app's settings."""
+    return {"read_budget": settings["REMOTE_READ_BUDGET"],
+            "write_attempts": settings["REMOTE_WRITE_ATTEMPTS"]}
 
 
 def rpc_path(method: MethodSpec) -> str:
@@ -34,15 +58,23 @@ class RemoteClient:
     spec: ClassVar[ContractSpec]
 
     def __init__(self, transport: Transport, *, read_attempts: int = 2, retry_wait: float = 0.05,
-                 read_cache_size: int = 512):
+                 read_cache_size: int = 512, read_budget: float | None = None,
+                 write_attempts: int = 3):
         self._transport = transport
+        self._read_budget = read_budget  # None: only the deadline and the timeouts bound it
         # Built once: constructing a Retrying costs ~35 us (measured), a tenth of a remote
         # call's client CPU. Sharing it across greenlets is safe: each iteration keeps its
         # own attempt count, and tenacity's per-step state sits in a threading.local, which
         # gevent's patching makes greenlet-local (test_concurrent_reads_each_get_their_own_retry).
-        self._read_retrying = Retrying(stop=stop_after_attempt(read_attempts),
+        self._read_retrying = Retrying(stop=stop_any(stop_after_attempt(read_attempts),
+                                                     _no_time_left),
                                        wait=wait_fixed(retry_wait), reraise=True,
                                        retry=retry_if_exception(_worth_retrying))
+        self._write_retrying = Retrying(stop=stop_any(stop_after_attempt(write_attempts),
+                                                      _no_time_left),
+                                        wait=wait_exponential(multiplier=retry_wait, max=1.0),
+                                        reraise=True,
+                                        retry=retry_if_exception(_write_worth_retrying))
         self._cache = ReadCache(read_cache_size)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -53,22 +85,48 @@ class RemoteClient:
     def call(self, method: MethodSpec, arguments: dict[str, Any]) -> Any:
         payload = {"args": {name: to_wire(value) for name, value in arguments.items()}}
         if not method.is_read:
-            return self._decode(method, self._transport.post(rpc_path(method), payload,
-                                                             fresh_connection=True))
-        for attempt in self._read_retrying:
+            return self._write(method, arguments, payload)
+        with deadline.within(self._read_budget):
+            for attempt in self._read_retrying:
+                with attempt:
+                    return self._conditional_read(method, payload)
+        raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
+
+    def _write(self, method: MethodSpec, arguments: dict[str, Any],
+               payload: dict[str, Any]) -> Any:
+        """Sent with its key until answered; the error raised after the last attempt says
+        `sent` if any attempt may have reached the service."""
+        key = idempotency.for_call(method, arguments) or idempotency.fresh()
+        headers = {idempotency.HEADER: key}
+        previous: TransportError | None = None
+        for attempt in self._write_retrying:
             with attempt:
-                return self._conditional_read(method, payload)
+                try:
+                    # A fresh connection: a kept-alive one the server is closing would cost
+                    # an attempt (docs/turnout.md, "Writes on fresh connections").
+                    return self._decode(method, self._transport.post(
+                        rpc_path(method), payload, headers=headers, fresh_connection=True))
+                except TransportError as error:
+                    error.sent = error.sent or (previous is not None and previous.sent)
+                    if isinstance(error, DeadlineExceeded) and previous is not None:
+                        # The attempt before failed on the service's account: say that, and
+                        # let it count against the breaker.
+                        previous.sent = error.sent
+                        raise previous from previous.__cause__
+                    previous = error
+                    raise
         raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
 
     def _conditional_read(self, method: MethodSpec, payload: dict[str, Any]) -> Any:
         """A read that sends the ETag of the answer we hold; a 304 means it is still true."""
         path = rpc_path(method)
         key = ReadCache.key(path, payload)
-        held = self._cache.etag(key)
+        held = self._cache.held(key)
         reply = self._transport.post(path, payload,
-                                     headers={"If-None-Match": held} if held else None)
+                                     headers={"If-None-Match": held[0]} if held else None)
         if reply.status == 304 and held is not None:
-            return self._cache.get(key)
+            self._cache.put(key, *held)  # still true: keep it, even if evicted meanwhile
+            return ReadCache.copy(held[1])
         result = self._decode(method, reply)
         etag = reply.headers.get("ETag")
         if etag:
@@ -81,19 +139,34 @@ class RemoteClient:
             try:
                 return from_wire(method.returns, body["result"], "result")
             except ValidationError as exc:
-                raise TransportError(f"{method.qualified_name}: the service answered a result "
-                                     f"that breaks the contract ({exc.message})") from exc
+                raise BadAnswer(f"{method.qualified_name}: the service answered a result "
+                                f"that breaks the contract ({exc.message})") from exc
         code, field = body.get("error"), body.get("field")
         error = CONTRACT_ERRORS.get(code) if isinstance(code, str) else None
         if error is not None and reply.status == error.status:
             raise error(str(body.get("message", "")),
                         field=field if isinstance(field, str) else None)
-        raise TransportError(f"{method.qualified_name}: the service answered HTTP "
-                             f"{reply.status} {str(body.get('message', ''))[:200]}".rstrip())
+        # A 502/503/504 is the service (or what stands before it) not answering this time;
+        # anything else outside the contract it would answer again.
+        kind = TransportError if reply.status in GATEWAY_STATUSES else BadAnswer
+        raise kind(f"{method.qualified_name}: the service answered HTTP "
+                   f"{reply.status} {str(body.get('message', ''))[:200]}".rstrip())
 
 
 def _worth_retrying(error: BaseException) -> bool:
     return isinstance(error, TransportError) and error.retryable
+
+
+def _write_worth_retrying(error: BaseException) -> bool:
+    """Another send of the same key is safe; it helps unless the service answered outside
+    the contract (it would again) or the deadline is spent."""
+    return isinstance(error, TransportError) and not isinstance(error, (BadAnswer,
+                                                                       DeadlineExceeded))
+
+
+def _no_time_left(_state: RetryCallState) -> bool:
+    left = deadline.remaining()
+    return left is not None and left <= 0.01
 
 
 def _client_method(method: MethodSpec):

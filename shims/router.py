@@ -29,7 +29,7 @@ from shims import trace
 from shims.breaker import STATE_VALUES, CircuitBreaker
 from shims.canary import goes_remote
 from shims.contract import ACTOR_PARAMETER, ContractSpec, MethodSpec
-from shims.errors import ContractError, TransportError
+from shims.errors import ContractError, DeadlineExceeded, TransportError
 from shims.flags.cache import FlagCache
 from shims.flags.model import FeatureInfo, Flag
 from shims.logs import event
@@ -43,11 +43,34 @@ LOCAL, REMOTE = "local", "remote"
 
 
 class ServiceUnavailable(TransportError):
-    """A write needs a remote side that is down; the caller may retry after `retry_after`."""
+    """A write needs a remote side that is down, and was not applied; the caller may send
+    it again after `retry_after`."""
 
     def __init__(self, message: str, retry_after: float):
-        super().__init__(message)
+        super().__init__(message, sent=False)
         self.retry_after = max(1, round(retry_after))
+
+
+class OutcomeUnknown(ServiceUnavailable):
+    """A write reached a remote side that then failed: it may have been applied. The
+    service keeps each write's outcome under its Idempotency-Key, so the caller may retry
+    with the same key after `retry_after`: it is applied at most once."""
+
+    code = "outcome_unknown"
+
+    def __init__(self, message: str, retry_after: float):
+        super().__init__(message, retry_after)
+        self.sent = True
+
+
+def write_failed(feature: str, error: TransportError, retry_after: float) -> ServiceUnavailable:
+    """The 503 for a remote write that failed, saying only what is known."""
+    if not error.sent:
+        return ServiceUnavailable(f"{feature} service could not take the write "
+                                  f"({error.message}); it was not applied", retry_after)
+    return OutcomeUnknown(f"{feature} service failed during the write ({error.message}); "
+                          "its outcome is unknown: retrying with the same Idempotency-Key is "
+                          "safe, it is applied at most once", retry_after)
 
 
 @dataclass(frozen=True)
@@ -180,13 +203,13 @@ class Router:
             self._remote_healthy()
             raise
         except Exception as error:
-            self._remote_failed()
+            if not isinstance(error, DeadlineExceeded):  # our budget ran out, not the service
+                self._remote_failed()
             if not isinstance(error, TransportError):
                 raise
             if not method.is_read:
-                raise ServiceUnavailable(f"{self.feature.name} service failed during a write "
-                                         f"({error.message}); it was not retried",
-                                         self._breaker.retry_after() or 1) from error
+                raise write_failed(self.feature.name, error,
+                                   self._breaker.retry_after() or 1) from error
             self._fallback(method, "transport_error")
             result = self._timed(LOCAL, method, arguments)
             trace.record(method.qualified_name, "local-fallback")

@@ -5,6 +5,11 @@ hints (bad input is a 400 naming the argument, exactly as the local side
 would refuse it), the implementation is called, and the result goes back as
 `{"result": ...}`. Contract errors keep their status and code; anything else is
 logged and answered 500 without a traceback.
+
+A write's `Idempotency-Key` opens the key scope of the call (shims/idempotency.py): an
+implementation wrapped in `Keyed` (shims/outcomes.py) records its outcome under that key
+in the write's own transaction and answers a repeat with it; a router passes the key on
+with the call it forwards; any other write the call makes gets a key derived from it.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from shims import idempotency
 from shims.contract import ContractSpec, MethodSpec
 from shims.errors import TurnoutError, ValidationError
 from shims.http_cache import GZIP_MIN_BYTES, compress, etag_of, inflate
@@ -62,7 +68,8 @@ def rpc_blueprint(bindings: Iterable[tuple[ContractSpec, Any]],
             if guard is not None:
                 guard(method)
             arguments = decode_arguments(method, _request_json())
-            result = getattr(implementation, method.name)(**arguments)
+            with _key_scope(method, arguments):
+                result = getattr(implementation, method.name)(**arguments)
             return _answer(method, {"result": to_wire(result)})
         except TurnoutError as error:
             outcome = error.code
@@ -75,6 +82,13 @@ def rpc_blueprint(bindings: Iterable[tuple[ContractSpec, Any]],
                 observe(method, outcome, time.perf_counter() - started)
 
     return blueprint
+
+
+def _key_scope(method: MethodSpec, arguments: dict[str, Any]):
+    """The caller's key names this very call (reads take none: they change nothing)."""
+    key = None if method.is_read else idempotency.parse(request.headers.get(idempotency.HEADER))
+    forwarded = key and idempotency.fingerprint(method, method.bind((), arguments))
+    return idempotency.scope(key, forwarded)
 
 
 def _request_json() -> Any:

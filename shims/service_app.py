@@ -1,6 +1,8 @@
 """The skeleton every extracted service shares: its contracts on `/rpc` behind dealer
 tokens, `/openapi.json` generated from the same specs, `/healthz`, `/metrics` for all its
-workers, JSON errors, and the ops endpoints kept to loopback callers."""
+workers, JSON errors, the ops endpoints kept to loopback callers, and one deadline per
+request (`REQUEST_DEADLINE`, or the caller's `X-Turnout-Deadline-Ms` if sooner) that
+bounds its own calls to other services."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from typing import Any
 from flask import Flask, jsonify
 from sqlalchemy.engine import Engine
 
+from shims import deadline
 from shims.auth import verifying_guard
 from shims.contract import ContractSpec
 from shims.health import health_blueprint
@@ -28,6 +31,7 @@ def service_app(name: str, settings: Mapping[str, Any],
     bindings = list(bindings)
     app = Flask(name)
     app.config.update(settings)
+    deadline.install(app, settings["REQUEST_DEADLINE"])
     metrics = TurnoutMetrics()
     document = openapi_document(title, "1.0", [spec for spec, _ in bindings], description)
     app.register_blueprint(rpc_blueprint(bindings, observe=metrics.observe_served,

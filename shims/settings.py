@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 ENV_PREFIX = "TURNOUT_"
@@ -23,7 +23,9 @@ class ConfigError(ValueError):
 
 def load_settings(defaults: Mapping[str, Any], override: Mapping[str, Any] | None = None,
                   environ: Mapping[str, str] | None = None, *,
-                  prefix: str = ENV_PREFIX) -> dict[str, Any]:
+                  prefix: str = ENV_PREFIX, positive: Iterable[str] = ()) -> dict[str, Any]:
+    """`positive` names settings for which zero means nothing sensible (a deadline, a
+    count of attempts): refused, like a malformed value, naming the variable."""
     environ = os.environ if environ is None else environ
     settings = dict(defaults)
     for key, default in defaults.items():
@@ -32,6 +34,9 @@ def load_settings(defaults: Mapping[str, Any], override: Mapping[str, Any] | Non
             settings[key] = coerce(prefix + key, raw, type(default) if default is not None
                                    else str)
     settings.update(override or {})
+    for key in positive:
+        if not settings[key] > 0:
+            raise ConfigError(f"{prefix}{key} must be greater than 0, got {settings[key]!r}")
     return settings
 
 

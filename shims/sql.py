@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import MetaData, Table, create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.pool import StaticPool
 
@@ -70,6 +70,19 @@ def _create_table(table: Table, engine: Engine, attempts: int) -> None:
             if attempt == attempts:
                 raise
             time.sleep(0.05 * attempt)
+
+
+def lock_for_writing(connection: Connection) -> None:
+    """Makes the connection's new transaction a writer from its first statement.
+
+    SQLite: `BEGIN IMMEDIATE`. Python's sqlite3 would otherwise begin only at the first
+    INSERT, so a transaction that reads first runs partly outside any transaction; and a
+    deferred transaction that read before another process committed cannot write at all
+    (SQLITE_BUSY_SNAPSHOT, without waiting). Also, a SAVEPOINT issued outside a transaction
+    starts one that its RELEASE commits. Other databases begin for real already.
+    """
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def normalise_url(url: str) -> str:

@@ -26,7 +26,8 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import (ConnectTimeoutError, HTTPError, NewConnectionError,
                                 ReadTimeoutError)
 
-from shims.errors import TransportError
+from shims import deadline
+from shims.errors import BadAnswer, DeadlineExceeded, TransportError
 from shims.http_cache import GZIP_MIN_BYTES, compress
 
 
@@ -86,21 +87,29 @@ def _ca_bundle() -> str | None:
 
 
 class _BearerTransport:
-    """Adds the bearer token to each call, and on a refused token fetches a new one and
-    tries once more, never more (it expired early, or the dealer rotated its keys)."""
+    """Adds the bearer token and what is left of the request's deadline to each call; on a
+    refused token fetches a new one and tries once more, never more (it expired early, or
+    the dealer rotated its keys). A call is not started once the deadline is spent."""
 
     _tokens: TokenSource | None = None
 
     def post(self, path: str, payload: Any, *, headers: dict[str, str] | None = None,
              fresh_connection: bool = False) -> Reply:
+        deadline.check(f"POST {path}")
         reply = self._send(path, payload, self._with_token(headers), fresh_connection)
         if self._tokens is not None and _token_refused(reply):
             self._tokens.invalidate()
+            deadline.check(f"POST {path}")
             reply = self._send(path, payload, self._with_token(headers), fresh_connection)
         return reply
 
     def _with_token(self, headers: dict[str, str] | None) -> dict[str, str]:
-        return {**(headers or {}), **(self._tokens.headers() if self._tokens else {})}
+        try:
+            token = self._tokens.headers() if self._tokens else {}
+        except TransportError as exc:  # no token, so the call itself never left
+            raise TransportError(f"no service token for the call: {exc.message}",
+                                 sent=False) from exc
+        return {**(headers or {}), **deadline.headers(), **token}
 
     def _send(self, path: str, payload: Any, headers: dict[str, str],
               fresh_connection: bool) -> Reply:
@@ -159,21 +168,35 @@ class HttpTransport(_BearerTransport):
         body = json.dumps(payload, separators=(",", ":")).encode()
         if len(body) >= GZIP_MIN_BYTES:  # a runner's history in a mirrored write, say
             body, headers["Content-Encoding"] = compress(body), "gzip"
+        timeout = self._timeout_now()
         try:
             response = pool.urlopen("POST", self._prefix + path, body=body, headers=headers,
-                                    timeout=self._timeout, retries=False, redirect=False)
+                                    timeout=timeout, retries=False, redirect=False)
         except NewConnectionError as exc:  # before its base class, ConnectTimeoutError
-            raise TransportError(f"{url} could not be reached: {_os_reason(exc)}") from exc
+            raise TransportError(f"{url} could not be reached: {_os_reason(exc)}",
+                                 sent=False) from exc
         except ConnectTimeoutError as exc:
-            raise TransportError(f"{url} did not accept a connection within "
-                                 f"{self._timeout.connect_timeout:g}s") from exc
+            message = f"{url} did not accept a connection within {timeout.connect_timeout:g}s"
+            if timeout.connect_timeout < self._timeout.connect_timeout:
+                raise DeadlineExceeded(f"{message}, all the request's budget left") from exc
+            raise TransportError(message, sent=False) from exc
         except ReadTimeoutError as exc:
-            raise TransportError(f"{url} did not answer within {self._timeout.read_timeout:g}s",
-                                 retryable=False) from exc
-        except HTTPError as exc:
+            message = f"{url} did not answer within {timeout.read_timeout:g}s"
+            if timeout.read_timeout < self._timeout.read_timeout:
+                raise DeadlineExceeded(f"{message}, all the request's budget left",
+                                       sent=True) from exc
+            raise TransportError(message, retryable=False) from exc
+        except HTTPError as exc:  # a reset: the request may have arrived, or not
             raise TransportError(f"{url} could not be reached: {type(exc).__name__}") from exc
-        return Reply(status=response.status, body=_json(response.data, url),
+        return Reply(status=response.status, body=_json(response.data, url, response.status),
                      headers=response.headers)
+
+    def _timeout_now(self) -> urllib3.Timeout:
+        """The configured timeouts, cut to what is left of the request's deadline."""
+        if deadline.remaining() is None:
+            return self._timeout
+        return urllib3.Timeout(connect=deadline.cap(self._timeout.connect_timeout),
+                               read=deadline.cap(self._timeout.read_timeout))
 
 
 class WsgiTransport(_BearerTransport):
@@ -191,7 +214,8 @@ class WsgiTransport(_BearerTransport):
               fresh_connection: bool) -> Reply:
         response = self._client.post(path, data=json.dumps(payload), headers=headers,
                                      content_type="application/json")
-        return Reply(status=response.status_code, body=_json(response.get_data(), path),
+        return Reply(status=response.status_code,
+                     body=_json(response.get_data(), path, response.status_code),
                      headers=dict(response.headers))
 
 
@@ -208,13 +232,18 @@ def _token_refused(reply: Reply) -> bool:
         and reply.body.get("error") == "invalid_token"
 
 
-def _json(content: bytes, where: str) -> Any:
+# A proxy or the service's own server is in the way: no answer from the service itself.
+GATEWAY_STATUSES = frozenset({502, 503, 504})
+
+
+def _json(content: bytes, where: str, status: int) -> Any:
     if not content:
         return None
     try:
         return json.loads(content)
     except ValueError as exc:
-        raise TransportError(f"{where} answered a body that is not JSON") from exc
+        error = TransportError if status in GATEWAY_STATUSES else BadAnswer
+        raise error(f"{where} answered HTTP {status} with a body that is not JSON") from exc
 
 
 def transport_for(settings: Mapping[str, Any], url: str,

@@ -6,21 +6,22 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
-from sqlalchemy.orm import sessionmaker
 
 from monolith.accounts.service import LocalAccounts
 from monolith.models import Base, Run, User
 from monolith.runs.service import LocalRuns
 from monolith.runs.sync import RUNS_OUTBOX, LocalRunsSync
-from shims import outbox
+from shims import deadline, outbox, outcomes
 from shims.auth import AUTH_DEFAULTS
 from shims.contracts.accounts import ACCOUNTS
 from shims.contracts.runs import RUNS
+from shims.outcomes import Keyed, OutcomeStore
 from shims.service import Guard
 from shims.service_app import service_app
 from shims.settings import load_settings
 from shims.sql import create_tables, make_engine
 from shims.sync import SYNC
+from shims.transactions import joinable_sessions
 
 SERVICE = "dataservice"
 DEFAULTS: dict[str, Any] = {
@@ -33,13 +34,16 @@ DEFAULTS: dict[str, Any] = {
     "PASSWORD_HASH_METHOD": "scrypt",  # nosec B105
     "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,  # a runner's whole history can travel in one sync
     **AUTH_DEFAULTS,
+    **deadline.DEFAULTS,
+    **outcomes.DEFAULTS,
 }
 
 
 def load_config(override: Mapping[str, Any] | None = None) -> dict[str, Any]:
     from pathlib import Path
 
-    config = load_settings(DEFAULTS, override)
+    config = load_settings(DEFAULTS, override,
+                           positive=(*deadline.DEFAULTS, *outcomes.DEFAULTS))
     if not config["DATASERVICE_DATABASE_URL"]:
         path = Path(config["RUN_DIR"]).resolve() / "dataservice.db"
         config["DATASERVICE_DATABASE_URL"] = f"sqlite:///{path}"
@@ -56,11 +60,16 @@ def create_app(config: Mapping[str, Any] | None = None, *, guard: Guard | None =
     # Only the tables this service owns.
     create_tables(Base.metadata, engine, [User.__table__, Run.__table__])
     create_tables(outbox.metadata, engine)
+    store = OutcomeStore(engine, ttl=settings["IDEMPOTENCY_TTL"])
+    store.create_schema()
     # Every change this service makes is recorded in its outbox, so the monolith's mirror
-    # applier can bring it home (docs/turnout.md §4).
-    sessions = RUNS_OUTBOX.track(sessionmaker(engine, expire_on_commit=False))
-    bindings = [(ACCOUNTS, LocalAccounts(sessions, hash_method=settings["PASSWORD_HASH_METHOD"])),
-                (RUNS, LocalRuns(sessions)), (SYNC, LocalRunsSync(engine))]
+    # applier can bring it home (docs/turnout.md §4); a keyed write records its outcome in
+    # the same transaction (shims/outcomes.py).
+    sessions = RUNS_OUTBOX.track(joinable_sessions(engine))
+    # The sync needs no keys: a change is applied only when newer, so twice is once.
+    accounts = LocalAccounts(sessions, hash_method=settings["PASSWORD_HASH_METHOD"])
+    bindings = [(ACCOUNTS, Keyed(accounts, ACCOUNTS, store)),
+                (RUNS, Keyed(LocalRuns(sessions), RUNS, store)), (SYNC, LocalRunsSync(engine))]
     app = service_app(SERVICE, settings, bindings, guard=guard, engine=engine,
                       title="Runnerly data service",
                       description="Users and runs, extracted from the Runnerly monolith. Every "

@@ -14,6 +14,7 @@ from typing import Any
 from flask import Flask
 
 from monolith.reports.service import LocalReports
+from shims import deadline, remote
 from shims.auth import AUTH_DEFAULTS, client_tokens
 from shims.contracts.reports import REPORTS
 from shims.contracts.runs import RemoteRuns
@@ -34,12 +35,14 @@ DEFAULTS: dict[str, Any] = {
     "REMOTE_READ_TIMEOUT": 5.0,
     **AUTH_DEFAULTS,
     "CLIENT_ID": SERVICE,  # its calls to the data contracts carry this client's tokens
+    **deadline.DEFAULTS,
+    **remote.DEFAULTS,
     "REMOTE_POOL_SIZE": 200,  # connections per worker to the data contracts
 }
 
 
 def load_config(override: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    return load_settings(DEFAULTS, override)
+    return load_settings(DEFAULTS, override, positive=(*deadline.DEFAULTS, *remote.DEFAULTS))
 
 
 def build_data_transport(settings: Mapping[str, Any],
@@ -55,8 +58,9 @@ def create_app(config: Mapping[str, Any] | None = None, *, data_transport: Trans
     settings = load_config(config)
     transport = data_transport if data_transport is not None else build_data_transport(
         settings, client_tokens(settings, settings["REPORTS_DATA_AUDIENCE"]))
+    runs = RemoteRuns(transport, **remote.client_options(settings))
     return service_app(
-        SERVICE, settings, [(REPORTS, LocalReports(RemoteRuns(transport)))], guard=guard,
+        SERVICE, settings, [(REPORTS, LocalReports(runs))], guard=guard,
         health_details=lambda: {"data_url": settings["REPORTS_DATA_URL"]},
         title="Runnerly reports",
         description="A runner's monthly statistics, computed from runs read through the Runs "

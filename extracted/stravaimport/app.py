@@ -14,6 +14,7 @@ from flask import Flask
 
 from monolith.strava.client import StravaClient
 from monolith.strava.service import LocalStravaImport
+from shims import deadline, remote
 from shims.auth import AUTH_DEFAULTS, client_tokens
 from shims.contracts.accounts import RemoteAccounts
 from shims.contracts.runs import RemoteRuns
@@ -38,12 +39,14 @@ DEFAULTS: dict[str, Any] = {
     "REMOTE_READ_TIMEOUT": 5.0,
     **AUTH_DEFAULTS,
     "CLIENT_ID": SERVICE,  # its calls to the data contracts carry this client's tokens
+    **deadline.DEFAULTS,
+    **remote.DEFAULTS,
     "REMOTE_POOL_SIZE": 200,  # connections per worker, to the data contracts and to Strava
 }
 
 
 def load_config(override: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    return load_settings(DEFAULTS, override)
+    return load_settings(DEFAULTS, override, positive=(*deadline.DEFAULTS, *remote.DEFAULTS))
 
 
 def build_data_transport(settings: Mapping[str, Any],
@@ -61,7 +64,9 @@ def create_app(config: Mapping[str, Any] | None = None, *, data_transport: Trans
         settings, client_tokens(settings, settings["STRAVAIMPORT_DATA_AUDIENCE"]))
     client = StravaClient(settings["STRAVA_URL"], timeout=settings["STRAVA_TIMEOUT"],
                           session=pooled_session(settings["REMOTE_POOL_SIZE"]))
-    importer = LocalStravaImport(RemoteAccounts(transport), RemoteRuns(transport), client,
+    options = remote.client_options(settings)
+    importer = LocalStravaImport(RemoteAccounts(transport, **options),
+                                 RemoteRuns(transport, **options), client,
                                  days=settings["STRAVA_IMPORT_DAYS"])
     return service_app(
         SERVICE, settings, [(STRAVA, importer)], guard=guard,

@@ -1,6 +1,7 @@
 """The contract suite's three sides: the same tests run against each of them.
 
-- `local`: LocalAccounts, LocalRuns and LocalRunsSync on a fresh SQLite file.
+- `local`: LocalAccounts, LocalRuns (keyed, as the monolith and the data service serve
+  them) and LocalRunsSync on a fresh SQLite file.
 - `wsgi`: the remote clients talking to the data service in this process (no sockets).
 - `http`: the remote clients talking to the data service under gunicorn, for real.
 
@@ -31,8 +32,9 @@ from monolith.accounts.service import LocalAccounts
 from monolith.db import create_schema, make_engine, make_sessions
 from monolith.runs.service import LocalRuns
 from monolith.runs.sync import LocalRunsSync
-from shims.contracts.accounts import RemoteAccounts
-from shims.contracts.runs import RemoteRuns
+from shims.contracts.accounts import ACCOUNTS, RemoteAccounts
+from shims.contracts.runs import RUNS, RemoteRuns
+from shims.outcomes import Keyed, OutcomeStore
 from shims.sync import RemoteDataSync
 from shims.transport import HttpTransport, Reply, Transport, WsgiTransport
 from tests.contract.support import FAST_HASH, RACERS, Side, dataservice_app
@@ -138,9 +140,11 @@ def _local(tmp_path: Path) -> Iterator[Side]:
     engine = make_engine(f"sqlite:///{tmp_path / 'local.db'}")
     create_schema(engine)
     sessions = make_sessions(engine)
+    store = OutcomeStore(engine)
+    store.create_schema()
     try:
-        yield Side("local", LocalAccounts(sessions, hash_method=FAST_HASH), LocalRuns(sessions),
-                   LocalRunsSync(engine))
+        yield Side("local", Keyed(LocalAccounts(sessions, hash_method=FAST_HASH), ACCOUNTS, store),
+                   Keyed(LocalRuns(sessions), RUNS, store), LocalRunsSync(engine))
     finally:
         engine.dispose()
 

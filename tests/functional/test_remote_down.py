@@ -58,8 +58,20 @@ def test_writes_get_503_with_retry_after_and_are_written_nowhere(web, runner):
     response = web.post_json("/api/runs", RUN, headers=basic_auth(runner.email),
                              expect_errors=True)
     assert response.status_int == 503
-    assert response.json["error"] == "unavailable"
-    assert "not applied" in response.json["message"] or "not retried" in response.json["message"]
+    assert response.json["error"] == "unavailable"  # refused: nothing was sent
+    assert "not applied" in response.json["message"]
     assert int(response.headers["Retry-After"]) >= 1
     control().store.set("runs", "local", actor="test")
     assert features().runs.list_runs(runner.id, 2026, 11) == []
+
+
+def test_a_refused_write_retried_with_its_key_is_applied_once(web, runner):
+    """A 503 is never kept as the key's answer: the retry runs, once."""
+    headers = {**basic_auth(runner.email), "Idempotency-Key": "retry-after-503"}
+    assert web.post_json("/api/runs", RUN, headers=headers, expect_errors=True).status_int == 503
+    control().store.set("runs", "local", actor="test")
+    first = web.post_json("/api/runs", RUN, headers=headers)
+    again = web.post_json("/api/runs", RUN, headers=headers)
+    assert first.status_int == again.status_int == 201
+    assert again.json["id"] == first.json["id"]
+    assert len(features().runs.list_runs(runner.id, 2026, 11)) == 1

@@ -108,3 +108,27 @@ def test_a_worker_arriving_while_another_creates_the_secret_reads_the_same_one(t
     assert first == seen_by_second[0]
     assert Path(tmp_path / "secret_key").read_text() == first
     assert [p.name for p in tmp_path.iterdir()] == ["secret_key"]  # no temporary left behind
+
+
+def test_deadline_read_budget_write_attempts_and_ttl_have_their_defaults(tmp_path):
+    config = load_config({"RUN_DIR": str(tmp_path)}, environ={})
+    assert (config["REQUEST_DEADLINE"], config["REMOTE_READ_BUDGET"],
+            config["REMOTE_WRITE_ATTEMPTS"], config["IDEMPOTENCY_TTL"]) == (10.0, 1.0, 3, 86400)
+
+
+@pytest.mark.parametrize("key, raw", [("REQUEST_DEADLINE", "0"), ("REMOTE_READ_BUDGET", "0.0"),
+                                      ("REMOTE_WRITE_ATTEMPTS", "0"), ("IDEMPOTENCY_TTL", "0")])
+def test_a_zero_deadline_budget_attempt_count_or_ttl_is_refused_naming_it(key, raw):
+    with pytest.raises(ConfigError) as caught:
+        load_config(environ={f"TURNOUT_{key}": raw})
+    assert f"TURNOUT_{key} must be greater than 0" in str(caught.value)
+
+
+def test_the_services_refuse_a_zero_deadline_too():
+    from extracted.dataservice.app import load_config as dataservice_config
+    from extracted.reports.app import load_config as reports_config
+
+    with pytest.raises(ConfigError, match="TURNOUT_REQUEST_DEADLINE"):
+        reports_config({"REQUEST_DEADLINE": 0})
+    with pytest.raises(ConfigError, match="TURNOUT_IDEMPOTENCY_TTL"):
+        dataservice_config({"IDEMPOTENCY_TTL": 0})

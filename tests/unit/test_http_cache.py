@@ -6,6 +6,7 @@ import gzip
 import json
 from typing import Protocol
 
+import gevent
 import pytest
 from flask import Flask
 from gevent.pywsgi import WSGIServer
@@ -159,9 +160,39 @@ def test_the_read_cache_is_bounded_and_hands_out_copies():
     cache = ReadCache(size=2)
     for number in range(5):
         cache.put(str(number), f'"{number}"', [number])
-    assert len(cache) == 2 and cache.etag("0") is None
-    cache.get("4").append("mutated")
-    assert cache.get("4") == [4]
+    assert len(cache) == 2 and cache.held("0") is None
+    _, value = cache.held("4")
+    ReadCache.copy(value).append("mutated")
+    assert cache.held("4") == ('"4"', [4])
+
+
+class SlowConditionalTransport:
+    """The in-process service, except that a conditional read waits on the wire a while,
+    as a real one does under load, letting other greenlets' reads run meanwhile."""
+
+    def __init__(self, app):
+        self._inner = WsgiTransport(app)
+
+    def post(self, path, payload, *, headers=None, fresh_connection=False):
+        if headers and "If-None-Match" in headers:
+            gevent.sleep(0.05)
+        return self._inner.post(path, payload, headers=headers,
+                                fresh_connection=fresh_connection)
+
+
+def test_a_304_is_answered_even_if_the_entry_was_evicted_while_waiting_for_it(service, notes):
+    """Issue 8: a 500 (KeyError) under load when the working set outgrew the cache: the
+    entry whose etag was sent was evicted by other reads before its 304 came back."""
+    remote = RemoteNotes(SlowConditionalTransport(service), read_cache_size=1)
+    notes.save(1, "one")
+    notes.save(2, "two")
+    assert remote.note(1) == "one"  # held, with its etag
+    waiting = gevent.spawn(remote.note, 1)  # sends the etag, waits for its 304
+    gevent.sleep(0.01)
+    assert remote.note(2) == "two"  # fills the one-entry cache: user 1's answer is evicted
+    assert waiting.get(timeout=5) == "one"
+    assert notes.reads == 3
+    assert remote.note(1) == "one"  # the 304's answer was kept again
 
 
 def test_writes_go_on_a_fresh_connection_reads_reuse_kept_alive_ones(served):

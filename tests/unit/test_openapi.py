@@ -3,6 +3,7 @@
 
 import dataclasses
 import json
+import re
 
 import pytest
 
@@ -132,6 +133,22 @@ def test_each_operation_matches_its_method(document, spec):
             assert error == {"$ref": "#/components/schemas/Error"}
         for response in responses.values():
             assert response["description"]
+
+
+def test_writes_document_the_idempotency_key_and_every_call_the_deadline(document):
+    for spec in DATA_SERVICE_SPECS:
+        for method in spec.methods.values():
+            operation = document["paths"][f"/rpc/{spec.name}/{method.name}"]["post"]
+            headers = {p["name"]: p for p in operation["parameters"]}
+            assert all(p["in"] == "header" and p["required"] is False for p in headers.values())
+            assert headers["X-Turnout-Deadline-Ms"]["schema"]["type"] == "integer"
+            if method.is_read:
+                assert set(headers) == {"X-Turnout-Deadline-Ms"}
+            else:
+                assert set(headers) == {"Idempotency-Key", "X-Turnout-Deadline-Ms"}
+                pattern = headers["Idempotency-Key"]["schema"]["pattern"]
+                assert re.fullmatch(pattern, "0b9c8e3e-2f4e-4a59-9c5e-0b0d9c1f2a3b")
+                assert not re.fullmatch(pattern, "two words")
 
 
 def test_optional_arguments_are_not_required(document):

@@ -1,6 +1,6 @@
 """The remote client over HttpTransport, against a fake urllib3 pool (tests/fake_pool.py):
-decoding, error mapping, timeouts, the read-only retry, and the router's breaker in front
-of it."""
+decoding, error mapping, timeouts, the read retry, the keyed write retry, and the router's
+breaker in front of it."""
 
 import datetime as dt
 import json
@@ -25,7 +25,7 @@ from shims.flags.cache import FlagCache
 from shims.flags.model import FeatureInfo, Flag, FlagSnapshot
 from shims.metrics import TurnoutMetrics
 from shims.contracts.runs import RUNS, ImportCount, RunInput, RunRecord, RemoteRuns
-from shims.router import Router, ServiceUnavailable, Sides, make_breaker
+from shims.router import OutcomeUnknown, Router, ServiceUnavailable, Sides, make_breaker
 from shims.shadow import ShadowRunner
 from shims.transport import HttpTransport
 from support import ManualClock
@@ -168,7 +168,7 @@ GARBAGE = {
                                                     "message": "it has been logged"}},
     "unknown_code": {"status_code": 400, "json": {"error": "invalid_flag", "message": "x"}},
     "unhashable_code": {"status_code": 400, "json": {"error": ["invalid"], "message": "x"}},
-    "html_gateway_page": {"status_code": 502, "text": "<html>Bad Gateway</html>"},
+    "html_page": {"status_code": 500, "text": "<html>Internal Server Error</html>"},
     "non_json_200": {"status_code": 200, "text": "OK"},
     "empty_200": {"status_code": 200, "text": ""},
     "json_list_200": {"status_code": 200, "json": [RECORD_WIRE]},
@@ -294,18 +294,62 @@ def test_read_attempts_are_configurable(service):
     assert service.call_count == 1
 
 
-@pytest.mark.parametrize("method, url, args", [
-    ("add_run", ADD_RUN, (3, RUN)),
-    ("update_run", f"{BASE}/rpc/runs/update_run", (3, 7, RUN)),
-    ("delete_run", DELETE_RUN, (3, 7)),
-    ("import_runs", IMPORT_RUNS, (3, [RUN])),
-])
-@pytest.mark.parametrize("failure", ["read_timeout", "connect_timeout", "refused", "reset"])
-def test_writes_are_never_retried(client, service, method, url, args, failure):
-    service.post(url, [{"fail": failure}, {"json": {"result": None}}])
-    with pytest.raises(TransportError):
-        getattr(client, method)(*args)
-    assert service.call_count == 1
+WRITES = [("add_run", ADD_RUN, (3, RUN), RECORD_WIRE, RECORD),
+          ("update_run", f"{BASE}/rpc/runs/update_run", (3, 7, RUN), RECORD_WIRE, RECORD),
+          ("delete_run", DELETE_RUN, (3, 7), None, None),
+          ("import_runs", IMPORT_RUNS, (3, [RUN]), {"created": 1, "skipped": 0},
+           ImportCount(created=1, skipped=0))]
+# Every way a write can fail without an answer from the contract; the first three may have
+# reached the service and been applied there.
+UNANSWERED = [{"fail": "read_timeout"}, {"fail": "reset"},
+              {"status_code": 502, "text": "<html>Bad Gateway</html>"},
+              {"status_code": 503, "json": {"error": "unavailable", "message": "restarting"}},
+              {"status_code": 504, "text": ""},
+              {"fail": "refused"}, {"fail": "connect_timeout"}]
+
+
+@pytest.mark.parametrize("method, url, args, answer, result", WRITES,
+                         ids=[w[0] for w in WRITES])
+@pytest.mark.parametrize("failure", UNANSWERED, ids=lambda f: str(f.get("fail",
+                                                                        f.get("status_code"))))
+def test_a_write_without_an_answer_is_sent_again_with_the_same_key(client, service, method, url,
+                                                                   args, answer, result,
+                                                                   failure):
+    """The service keeps each write's outcome under its Idempotency-Key, so sending it again
+    can only apply it once: a write whose outcome is unknown is retried, not given up."""
+    service.post(url, [failure, {"json": {"result": answer}}])
+    assert getattr(client, method)(*args) == result
+    first, second = service.request_history
+    assert first.headers["Idempotency-Key"] == second.headers["Idempotency-Key"]
+    assert len(first.headers["Idempotency-Key"]) >= 32
+    assert first.body == second.body
+
+
+def test_each_write_gets_its_own_key(client, service):
+    service.post(ADD_RUN, json={"result": RECORD_WIRE})
+    client.add_run(3, RUN)
+    client.add_run(3, RUN)
+    first, second = service.request_history
+    assert first.headers["Idempotency-Key"] != second.headers["Idempotency-Key"]
+
+
+@pytest.mark.parametrize("failure, sent", [("read_timeout", True), ("reset", True),
+                                           ("refused", False), ("connect_timeout", False)])
+def test_a_write_is_sent_at_most_write_attempts_times(service, failure, sent):
+    service.post(ADD_RUN, fail=failure)
+    client = RemoteRuns(HttpTransport(BASE, pool=service), retry_wait=0, write_attempts=3)
+    with pytest.raises(TransportError) as caught:
+        client.add_run(3, RUN)
+    assert service.call_count == 3
+    assert caught.value.sent is sent  # only an unconnected write is known not applied
+
+
+def test_a_write_that_may_have_arrived_once_stays_unknown_after_refusals(client, service):
+    service.post(ADD_RUN, [{"fail": "read_timeout"}, {"fail": "refused"}])
+    with pytest.raises(TransportError) as caught:
+        client.add_run(3, RUN)
+    assert service.call_count == 3
+    assert caught.value.sent is True
 
 
 def test_a_write_answered_with_garbage_is_not_retried(client, service):
@@ -413,14 +457,32 @@ def test_the_breaker_opens_after_consecutive_connection_errors(routed, service):
     assert breaker.state == "closed"
 
 
-def test_a_failed_remote_write_is_refused_not_retried_nor_applied_locally(routed, service):
+def test_a_write_whose_outcome_stays_unknown_says_so_and_how_to_retry(routed, service):
+    """Issue 8: the 503 said "it was not retried" about writes the service had applied.
+    A write that may have arrived is reported as unknown, with the safe way to retry."""
     router, local, breaker, _, _ = routed
     service.post(ADD_RUN, fail="read_timeout")
-    with pytest.raises(ServiceUnavailable, match="not retried"):
+    with pytest.raises(OutcomeUnknown) as caught:
         router.add_run(3, RUN)
-    assert service.call_count == 1
+    assert (caught.value.status, caught.value.code) == (503, "outcome_unknown")
+    assert "outcome is unknown" in caught.value.message
+    assert "same Idempotency-Key" in caught.value.message
+    assert "not applied" not in caught.value.message
+    assert caught.value.retry_after >= 1
+    assert service.call_count == 3  # sent with its key until the attempts ran out
     assert local.calls == []
-    assert breaker.state == "closed"  # one failure of three: counted, not yet open
+    assert breaker.state == "closed"  # one failed call of three: counted, not yet open
+
+
+def test_a_write_that_never_connected_is_reported_not_applied(routed, service):
+    router, local, _, _, _ = routed
+    service.post(ADD_RUN, fail="refused")
+    with pytest.raises(ServiceUnavailable) as caught:
+        router.add_run(3, RUN)
+    assert not isinstance(caught.value, OutcomeUnknown)
+    assert caught.value.code == "unavailable"
+    assert "it was not applied" in caught.value.message
+    assert local.calls == []
 
 
 def test_contract_errors_do_not_open_the_breaker(routed, service):
