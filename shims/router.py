@@ -147,8 +147,6 @@ class Router:
         try:
             result, served_by = self._answer(route.primary, method, arguments)
         except Exception as error:
-            if isinstance(error, ContractError):
-                trace.record(method.qualified_name, route.primary)
             if primary_outcome is not None:
                 primary_outcome.set(outcome_of(_raise(error)))
             raise
@@ -182,13 +180,12 @@ class Router:
                 arguments: dict[str, Any]) -> tuple[Any, str]:
         """The result and the side that gave it (local after a fallback)."""
         if side == LOCAL:
-            result = self._timed(LOCAL, method, arguments)
-            trace.record(method.qualified_name, LOCAL)
-            return result, LOCAL
+            return self._traced(LOCAL, LOCAL, method, arguments), LOCAL
         try:
             result = self._timed(REMOTE, method, arguments)
         except ContractError:
             self._remote_healthy()
+            trace.record(method.qualified_name, REMOTE)
             raise
         except Exception as error:
             if not isinstance(error, DeadlineExceeded):  # our budget ran out, not the service
@@ -199,12 +196,22 @@ class Router:
                 raise write_failed(self.feature.name, error,
                                    self._breaker.retry_after() or 1) from error
             self._fallback(method, "transport_error")
-            result = self._timed(LOCAL, method, arguments)
-            trace.record(method.qualified_name, "local-fallback")
-            return result, LOCAL
+            return self._traced(LOCAL, "local-fallback", method, arguments), LOCAL
         self._remote_healthy()
         trace.record(method.qualified_name, REMOTE)
         return result, REMOTE
+
+    def _traced(self, side: str, route: str, method: MethodSpec,
+                arguments: dict[str, Any]) -> Any:
+        """A side's answer, traced as `route` whether it answers or refuses: a 404 from the
+        local fallback must not be reported as the remote side's."""
+        try:
+            result = self._timed(side, method, arguments)
+        except ContractError:
+            trace.record(method.qualified_name, route)
+            raise
+        trace.record(method.qualified_name, route)
+        return result
 
     def _timed(self, side: str, method: MethodSpec, arguments: dict[str, Any]) -> Any:
         implementation = self._sides.local if side == LOCAL else self._sides.remote
@@ -234,8 +241,9 @@ class Router:
         except ContractError:
             self._remote_healthy()
             raise
-        except Exception:
-            self._remote_failed()
+        except Exception as error:
+            if not isinstance(error, DeadlineExceeded):  # slower than we wait, not down
+                self._remote_failed()
             raise
         self._remote_healthy()
         return result

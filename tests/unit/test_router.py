@@ -19,7 +19,8 @@ import pytest
 
 from shims.breaker import OPEN
 from shims.contract import describe, read, write
-from shims.errors import NotFound, TransportError
+from shims import trace
+from shims.errors import DeadlineExceeded, NotFound, TransportError
 from shims.flags.cache import FlagCache
 from shims.flags.model import MODES, FeatureInfo, Flag, FlagError, FlagSnapshot, validate_flag
 from shims.metrics import TurnoutMetrics
@@ -375,6 +376,34 @@ def test_remote_read_failing_with_transport_error_falls_back_to_local():
     assert t.router.get(user_id=7).text == "from local"
     assert t.remote.called("get") == 1
     assert fallbacks(t, "transport_error") == 1
+
+
+def test_a_contract_error_from_the_local_fallback_is_traced_as_the_fallback():
+    """A 404 answered by the local fallback (a row its mirror never brought) must not be
+    reported as the remote side's answer in X-Turnout-Route."""
+    t = build("remote")
+    t.remote.fail = TransportError("read timed out")
+    trace.start()
+    with pytest.raises(NotFound):
+        t.router.get(user_id=7)
+    assert trace.header_value() == "notes.get=local-fallback"
+    t.remote.fail = None
+    trace.start()
+    with pytest.raises(NotFound):
+        t.router.get(user_id=7)
+    assert trace.header_value() == "notes.get=remote"
+
+
+def test_a_call_cut_short_by_the_deadline_does_not_count_against_the_breaker():
+    t = build("remote", failure_threshold=1)
+    seed_both(t)
+    t.remote.fail = DeadlineExceeded("did not answer within 0.8s, all the budget left",
+                                     sent=True)
+    assert t.router.get(user_id=7).text == "from local"
+    assert t.breaker.state == "closed"
+    t.remote.fail = TransportError("did not answer within 5s")
+    assert t.router.get(user_id=7).text == "from local"
+    assert t.breaker.state == OPEN
 
 
 def test_consecutive_transport_errors_open_the_breaker(caplog):
