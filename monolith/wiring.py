@@ -136,7 +136,8 @@ class _Routes:
         mirror = data.pop("mirror", None)
         return Router(feature, spec, Sides(local=local, remote=remote, **data),
                       flags=self.control.flags, breaker=self.control.breakers[name],
-                      metrics=self.control.metrics, shadow=shadow, mirror=mirror)
+                      metrics=self.control.metrics, shadow=shadow, mirror=mirror,
+                      silent_for=c["REMOTE_READ_TIMEOUT"])
 
 
 def _data_feature(routes: _Routes, sessions: sessionmaker, engine: Engine,

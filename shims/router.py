@@ -115,7 +115,9 @@ class Router:
     def __init__(self, feature: FeatureInfo, spec: ContractSpec, sides: Sides, *,
                  flags: FlagCache, breaker: CircuitBreaker, metrics: TurnoutMetrics,
                  shadow: ShadowRunner, mirror: Mirror | None = None,
-                 clock: Callable[[], float] = time.perf_counter):
+                 clock: Callable[[], float] = time.perf_counter, silent_for: float = 5.0):
+        """`silent_for`: seconds without any answer from the remote side after which calls
+        cut short by a request's deadline count as its failures (its read timeout)."""
         if feature.owns_data and (mirror is None or sides.local_sync is None
                                   or sides.remote_sync is None):
             raise ValueError(f"feature {feature.name} owns data: give it a mirror and both syncs")
@@ -128,6 +130,8 @@ class Router:
         self._shadow = shadow
         self._mirror = mirror
         self._clock = clock
+        self._silent_for = silent_for
+        self._answered_at = clock()  # the remote side's last answer, of any kind
         self._served_version: int | None = None
         for method in spec.methods.values():
             setattr(self, method.name, _routed(self, method))
@@ -188,8 +192,7 @@ class Router:
             trace.record(method.qualified_name, REMOTE)
             raise
         except Exception as error:
-            if not isinstance(error, DeadlineExceeded):  # our budget ran out, not the service
-                self._remote_failed()
+            self._remote_failed_or_slow(error)
             if not isinstance(error, TransportError):
                 raise
             if not method.is_read:
@@ -242,8 +245,7 @@ class Router:
             self._remote_healthy()
             raise
         except Exception as error:
-            if not isinstance(error, DeadlineExceeded):  # slower than we wait, not down
-                self._remote_failed()
+            self._remote_failed_or_slow(error)
             raise
         self._remote_healthy()
         return result
@@ -287,7 +289,17 @@ class Router:
         self._metrics.breaker_state.labels(self.feature.name).set(
             STATE_VALUES[self._breaker.state])
 
+    def _remote_failed_or_slow(self, error: Exception) -> None:
+        """A call cut short by our own deadline (or never started) is the service's failure
+        only once it has answered nothing for `silent_for`: slow but answering (a graceful
+        reload, a loaded host) must not open the breaker and refuse writes; silent that
+        long (stopped behind a socket circus holds open) is down."""
+        silent = self._clock() - self._answered_at >= self._silent_for
+        if not isinstance(error, DeadlineExceeded) or (error.sent and silent):
+            self._remote_failed()
+
     def _remote_healthy(self) -> None:
+        self._answered_at = self._clock()
         self._breaker.record_success()
         self._metrics.breaker_state.labels(self.feature.name).set(
             STATE_VALUES[self._breaker.state])

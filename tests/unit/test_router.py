@@ -168,7 +168,7 @@ class SpyShadow(ShadowRunner):
 
 def build(mode: str = "local", percent: float = 0.0, *, killed: bool = False,
           owns_data: bool = True, failure_threshold: int = 3, reset_timeout: float = 10.0,
-          shadow_timeout: float = 1.0) -> SimpleNamespace:
+          shadow_timeout: float = 1.0, silent_for: float = 5.0) -> SimpleNamespace:
     local, remote = FakeNotes("local", 1000), FakeNotes("remote", 5000)
     local_sync, remote_sync = FakeSync(local), FakeSync(remote)
     source = FakeFlagSource(mode, percent, killed)
@@ -183,7 +183,7 @@ def build(mode: str = "local", percent: float = 0.0, *, killed: bool = False,
     router = Router(FeatureInfo(FEATURE, owns_data=owns_data), NOTES, sides,
                     flags=FlagCache(source, refresh_interval=0), breaker=breaker,
                     metrics=metrics, shadow=shadow,
-                    mirror=NotesMirror() if owns_data else None)
+                    mirror=NotesMirror() if owns_data else None, silent_for=silent_for)
     return SimpleNamespace(router=router, local=local, remote=remote, local_sync=local_sync,
                            remote_sync=remote_sync, source=source, metrics=metrics, clock=clock,
                            breaker=breaker, shadow=shadow)
@@ -394,13 +394,32 @@ def test_a_contract_error_from_the_local_fallback_is_traced_as_the_fallback():
     assert trace.header_value() == "notes.get=remote"
 
 
-def test_a_call_cut_short_by_the_deadline_does_not_count_against_the_breaker():
-    t = build("remote", failure_threshold=1)
+def test_a_call_cut_short_by_the_deadline_counts_only_once_the_service_is_silent():
+    """Slow but answering (a graceful reload) keeps the breaker closed; answering nothing
+    for `silent_for` (stopped behind an open socket) opens it, reads alone included."""
+    t = build("remote", failure_threshold=1, silent_for=0.3)
     seed_both(t)
+    assert t.router.get(user_id=7).text == "from remote"  # it answers
     t.remote.fail = DeadlineExceeded("did not answer within 0.8s, all the budget left",
                                      sent=True)
     assert t.router.get(user_id=7).text == "from local"
+    assert t.breaker.state == "closed"  # answered 0.3 s ago at most: slow, not down
+    time.sleep(0.35)
+    assert t.router.get(user_id=7).text == "from local"
+    assert t.breaker.state == OPEN  # silent for longer than its read timeout: down
+
+
+def test_a_call_never_started_for_want_of_time_never_counts():
+    t = build("remote", failure_threshold=1, silent_for=0.0)
+    seed_both(t)
+    t.remote.fail = DeadlineExceeded("not started: the request's time budget is spent")
+    assert t.router.get(user_id=7).text == "from local"
     assert t.breaker.state == "closed"
+
+
+def test_a_full_timeout_counts_at_once():
+    t = build("remote", failure_threshold=1)
+    seed_both(t)
     t.remote.fail = TransportError("did not answer within 5s")
     assert t.router.get(user_id=7).text == "from local"
     assert t.breaker.state == OPEN

@@ -236,8 +236,9 @@ def test_shadow_transport_errors_trip_the_breaker_and_stop_the_shadow():
 
 
 def test_a_shadow_cut_short_by_its_budget_does_not_trip_the_breaker():
-    """The shadow's remote read ran out of its time budget: the service is slower than we
-    wait (a graceful reload), not down, and must not stop the writes that need it."""
+    """The shadow's remote read ran out of its time budget: the service, which answered
+    moments ago, is slower than we wait (a graceful reload), not down, and must not stop
+    the writes that need it."""
     t = build()
     t.local.rows[7] = note()
     t.remote.fail = DeadlineExceeded("did not answer within 1s, all the budget left", sent=True)
