@@ -160,7 +160,7 @@ class _Routes:
         return Router(feature, spec, Sides(local=local, remote=remote, **data),
                       flags=self.control.flags, breaker=self.control.breakers[name],
                       metrics=self.control.metrics, shadow=shadow, mirror=mirror,
-                      channels=channels)
+                      channels=channels, silent_for=c["REMOTE_READ_TIMEOUT"])
 
     def applier(self, name: str, router: Router, engine: Engine) -> None:
         """The feature's mirror applier; its lease lives in the monolith's database, next to
@@ -173,6 +173,7 @@ class _Routes:
 
         lease = Lease(engine, f"mirror:{name}")
         lease.create_schema()
+
         def stage() -> tuple[str, bool]:
             snapshot = control.flags.snapshot()
             return snapshot.flag(name).mode, snapshot.killed

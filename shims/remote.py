@@ -37,16 +37,22 @@ from shims.transport import GATEWAY_STATUSES, Reply, Transport
 from shims.wire import from_wire, to_wire
 
 RPC_PREFIX = "/rpc"
-# The remote clients' settings, shared by every app that calls a service.
+# The remote clients' settings: every app that calls a service sends writes alike; only
+# one with a local side to fall back on (the monolith's routers) gives reads a budget.
+WRITE_DEFAULTS: dict[str, Any] = {
+    "REMOTE_WRITE_ATTEMPTS": 3,  # sends of one write whose outcome stays unknown
+}
 DEFAULTS: dict[str, Any] = {
     "REMOTE_READ_BUDGET": 1.0,  # seconds for one read, its retry included, before fallback
-    "REMOTE_WRITE_ATTEMPTS": 3,  # sends of one write whose outcome stays unknown
+    **WRITE_DEFAULTS,
 }
 
 
 def client_options(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """RemoteClient's keyword arguments from an app's settings."""
-    return {"read_budget": settings["REMOTE_READ_BUDGET"],
+    """RemoteClient's keyword arguments from an app's settings. Without
+    `REMOTE_READ_BUDGET` (a service with no local side: cutting a read short would only
+    fail it) a read waits as long as its timeouts and the request's deadline allow."""
+    return {"read_budget": settings.get("REMOTE_READ_BUDGET"),
             "write_attempts": settings["REMOTE_WRITE_ATTEMPTS"]}
 
 

@@ -119,7 +119,9 @@ class Router:
                  flags: FlagCache, breaker: CircuitBreaker, metrics: TurnoutMetrics,
                  shadow: ShadowRunner, mirror: Mirror | None = None,
                  channels: dict[str, Channel] | None = None,
-                 clock: Callable[[], float] = time.perf_counter):
+                 clock: Callable[[], float] = time.perf_counter, silent_for: float = 5.0):
+        """`silent_for`: seconds without any answer from the remote side after which calls
+        cut short by a request's deadline count as its failures (its read timeout)."""
         if feature.owns_data and (mirror is None or sides.local_sync is None
                                   or sides.remote_sync is None):
             raise ValueError(f"feature {feature.name} owns data: give it a mirror and both syncs")
@@ -132,6 +134,8 @@ class Router:
         self._shadow = shadow
         self._mirror = mirror
         self._clock = clock
+        self._silent_for = silent_for
+        self._answered_at = clock()  # the remote side's last answer, of any kind
         self._served_version: int | None = None
         # Shared by every router of the feature and its applier (which settles their pushes).
         self.channels: dict[str, Channel] = channels or (
@@ -155,8 +159,6 @@ class Router:
         try:
             result, served_by = self._answer(route.primary, method, arguments)
         except Exception as error:
-            if isinstance(error, ContractError):
-                trace.record(method.qualified_name, route.primary)
             if primary_outcome is not None:
                 primary_outcome.set(outcome_of(_raise(error)))
             raise
@@ -194,29 +196,37 @@ class Router:
                 arguments: dict[str, Any]) -> tuple[Any, str]:
         """The result and the side that gave it (local after a fallback)."""
         if side == LOCAL:
-            result = self._timed(LOCAL, method, arguments)
-            trace.record(method.qualified_name, LOCAL)
-            return result, LOCAL
+            return self._traced(LOCAL, LOCAL, method, arguments), LOCAL
         try:
             result = self._timed(REMOTE, method, arguments)
         except ContractError:
             self._remote_healthy()
+            trace.record(method.qualified_name, REMOTE)
             raise
         except Exception as error:
-            if not isinstance(error, DeadlineExceeded):  # our budget ran out, not the service
-                self._remote_failed()
+            self._remote_failed_or_slow(error)
             if not isinstance(error, TransportError):
                 raise
             if not method.is_read:
                 raise write_failed(self.feature.name, error,
                                    self._breaker.retry_after() or 1) from error
             self._fallback(method, "transport_error")
-            result = self._timed(LOCAL, method, arguments)
-            trace.record(method.qualified_name, "local-fallback")
-            return result, LOCAL
+            return self._traced(LOCAL, "local-fallback", method, arguments), LOCAL
         self._remote_healthy()
         trace.record(method.qualified_name, REMOTE)
         return result, REMOTE
+
+    def _traced(self, side: str, route: str, method: MethodSpec,
+                arguments: dict[str, Any]) -> Any:
+        """A side's answer, traced as `route` whether it answers or refuses: a 404 from the
+        local fallback must not be reported as the remote side's."""
+        try:
+            result = self._timed(side, method, arguments)
+        except ContractError:
+            trace.record(method.qualified_name, route)
+            raise
+        trace.record(method.qualified_name, route)
+        return result
 
     def _timed(self, side: str, method: MethodSpec, arguments: dict[str, Any]) -> Any:
         implementation = self._sides.local if side == LOCAL else self._sides.remote
@@ -246,8 +256,8 @@ class Router:
         except ContractError:
             self._remote_healthy()
             raise
-        except Exception:
-            self._remote_failed()
+        except Exception as error:
+            self._remote_failed_or_slow(error)
             raise
         self._remote_healthy()
         return result
@@ -288,7 +298,17 @@ class Router:
         self._metrics.breaker_state.labels(self.feature.name).set(
             STATE_VALUES[self._breaker.state])
 
+    def _remote_failed_or_slow(self, error: Exception) -> None:
+        """A call cut short by our own deadline (or never started) is the service's failure
+        only once it has answered nothing for `silent_for`: slow but answering (a graceful
+        reload, a loaded host) must not open the breaker and refuse writes; silent that
+        long (stopped behind a socket circus holds open) is down."""
+        silent = self._clock() - self._answered_at >= self._silent_for
+        if not isinstance(error, DeadlineExceeded) or (error.sent and silent):
+            self._remote_failed()
+
     def _remote_healthy(self) -> None:
+        self._answered_at = self._clock()
         self._breaker.record_success()
         self._metrics.breaker_state.labels(self.feature.name).set(
             STATE_VALUES[self._breaker.state])

@@ -36,13 +36,14 @@ DEFAULTS: dict[str, Any] = {
     **AUTH_DEFAULTS,
     "CLIENT_ID": SERVICE,  # its calls to the data contracts carry this client's tokens
     **deadline.DEFAULTS,
-    **remote.DEFAULTS,
+    # No read budget: with no local side to fall back on, a read cut short would only fail.
+    **remote.WRITE_DEFAULTS,
     "REMOTE_POOL_SIZE": 200,  # connections per worker to the data contracts
 }
 
 
 def load_config(override: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    return load_settings(DEFAULTS, override, positive=(*deadline.DEFAULTS, *remote.DEFAULTS))
+    return load_settings(DEFAULTS, override, positive=(*deadline.DEFAULTS, *remote.WRITE_DEFAULTS))
 
 
 def build_data_transport(settings: Mapping[str, Any],

@@ -585,6 +585,12 @@ def runs_route(runner: Runner, url: str) -> str:
     return response.headers["X-Turnout-Route"]
 
 
+def routed_remote(route: str) -> bool:
+    """runs.list_runs sent to the data service: answered there, or, slower than a read's
+    1 s budget on a loaded host, by the local fallback (still the remote-first route)."""
+    return "runs.list_runs=remote" in route or "runs.list_runs=local-fallback" in route
+
+
 def test_f4_a_corrupt_or_unreadable_flag_store_fails_no_request(stack):
     """F4: under 50 clients, with runs in `rampdown` and reports `remote` (modes other than
     the `local` default, so "kept its last good mode" is visible):
@@ -621,7 +627,7 @@ def test_f4_a_corrupt_or_unreadable_flag_store_fails_no_request(stack):
         assert len(views) == 2, views
         for view in views.values():
             assert view["modes"]["runs"] == "rampdown" and view["modes"]["reports"] == "remote"
-        assert all("runs.list_runs=remote" in runs_route(probe, url) for _ in range(10))
+        assert all(routed_remote(runs_route(probe, url)) for _ in range(10))
         assert len(log_events(stack, "flag_row_corrupt")) > corrupt_before
         gevent.sleep(2)
         set_flags(stack, ("runs", "rampdown"))  # the repair
@@ -639,7 +645,7 @@ def test_f4_a_corrupt_or_unreadable_flag_store_fails_no_request(stack):
                    "every worker finds the store unreadable", 10)
         for view in worker_flags(url).values():
             assert view["modes"]["runs"] == "rampdown" and view["modes"]["reports"] == "remote"
-        assert all("runs.list_runs=remote" in runs_route(probe, url) for _ in range(10))
+        assert all(routed_remote(runs_route(probe, url)) for _ in range(10))
         gevent.sleep(2)
         with open(flags_db, "r+b") as restored:
             restored.write(backup)

@@ -117,14 +117,14 @@ def app():
 
 def test_each_request_gets_the_configured_budget_and_drops_it_after(app):
     left = app.test_client().get("/left").json
-    assert 9.0 < left <= 10.0
+    assert 9.0 < left <= 9.5  # half a second kept back to answer in
     assert deadline.remaining() is None  # nothing leaks into the caller's context
 
 
 def test_a_callers_shorter_budget_wins_and_a_longer_one_does_not(app):
     client = app.test_client()
-    assert client.get("/left", headers={deadline.HEADER: "300"}).json <= 0.3
-    assert client.get("/left", headers={deadline.HEADER: "60000"}).json <= 10.0
+    assert 0.2 < client.get("/left", headers={deadline.HEADER: "300"}).json <= 0.27
+    assert client.get("/left", headers={deadline.HEADER: "60000"}).json <= 9.5
 
 
 def test_a_malformed_budget_is_a_400_naming_the_header(app):

@@ -19,7 +19,8 @@ import pytest
 
 from shims.breaker import OPEN
 from shims.contract import describe, read, write
-from shims.errors import NotFound, TransportError
+from shims import trace
+from shims.errors import DeadlineExceeded, NotFound, TransportError
 from shims.flags.cache import FlagCache
 from shims.flags.model import MODES, FeatureInfo, Flag, FlagError, FlagSnapshot, validate_flag
 from shims.metrics import TurnoutMetrics
@@ -178,7 +179,7 @@ class SpyShadow(ShadowRunner):
 
 def build(mode: str = "local", percent: float = 0.0, *, killed: bool = False,
           owns_data: bool = True, failure_threshold: int = 3, reset_timeout: float = 10.0,
-          shadow_timeout: float = 1.0) -> SimpleNamespace:
+          shadow_timeout: float = 1.0, silent_for: float = 5.0) -> SimpleNamespace:
     local, remote = FakeNotes("local", 1000), FakeNotes("remote", 5000)
     local_sync, remote_sync = FakeSync(local), FakeSync(remote)
     source = FakeFlagSource(mode, percent, killed)
@@ -193,7 +194,7 @@ def build(mode: str = "local", percent: float = 0.0, *, killed: bool = False,
     router = Router(FeatureInfo(FEATURE, owns_data=owns_data), NOTES, sides,
                     flags=FlagCache(source, refresh_interval=0), breaker=breaker,
                     metrics=metrics, shadow=shadow,
-                    mirror=NotesMirror() if owns_data else None)
+                    mirror=NotesMirror() if owns_data else None, silent_for=silent_for)
     return SimpleNamespace(router=router, local=local, remote=remote, local_sync=local_sync,
                            remote_sync=remote_sync, source=source, metrics=metrics, clock=clock,
                            breaker=breaker, shadow=shadow)
@@ -386,6 +387,53 @@ def test_remote_read_failing_with_transport_error_falls_back_to_local():
     assert t.router.get(user_id=7).text == "from local"
     assert t.remote.called("get") == 1
     assert fallbacks(t, "transport_error") == 1
+
+
+def test_a_contract_error_from_the_local_fallback_is_traced_as_the_fallback():
+    """A 404 answered by the local fallback (a row its mirror never brought) must not be
+    reported as the remote side's answer in X-Turnout-Route."""
+    t = build("remote")
+    t.remote.fail = TransportError("read timed out")
+    trace.start()
+    with pytest.raises(NotFound):
+        t.router.get(user_id=7)
+    assert trace.header_value() == "notes.get=local-fallback"
+    t.remote.fail = None
+    trace.start()
+    with pytest.raises(NotFound):
+        t.router.get(user_id=7)
+    assert trace.header_value() == "notes.get=remote"
+
+
+def test_a_call_cut_short_by_the_deadline_counts_only_once_the_service_is_silent():
+    """Slow but answering (a graceful reload) keeps the breaker closed; answering nothing
+    for `silent_for` (stopped behind an open socket) opens it, reads alone included."""
+    t = build("remote", failure_threshold=1, silent_for=0.3)
+    seed_both(t)
+    assert t.router.get(user_id=7).text == "from remote"  # it answers
+    t.remote.fail = DeadlineExceeded("did not answer within 0.8s, all the budget left",
+                                     sent=True)
+    assert t.router.get(user_id=7).text == "from local"
+    assert t.breaker.state == "closed"  # answered 0.3 s ago at most: slow, not down
+    time.sleep(0.35)
+    assert t.router.get(user_id=7).text == "from local"
+    assert t.breaker.state == OPEN  # silent for longer than its read timeout: down
+
+
+def test_a_call_never_started_for_want_of_time_never_counts():
+    t = build("remote", failure_threshold=1, silent_for=0.0)
+    seed_both(t)
+    t.remote.fail = DeadlineExceeded("not started: the request's time budget is spent")
+    assert t.router.get(user_id=7).text == "from local"
+    assert t.breaker.state == "closed"
+
+
+def test_a_full_timeout_counts_at_once():
+    t = build("remote", failure_threshold=1)
+    seed_both(t)
+    t.remote.fail = TransportError("did not answer within 5s")
+    assert t.router.get(user_id=7).text == "from local"
+    assert t.breaker.state == OPEN
 
 
 def test_consecutive_transport_errors_open_the_breaker(caplog):

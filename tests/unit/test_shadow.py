@@ -15,7 +15,7 @@ import gevent
 import pytest
 
 from shims.contract import describe, read, write
-from shims.errors import Forbidden, NotFound, TransportError
+from shims.errors import DeadlineExceeded, Forbidden, NotFound, TransportError
 from shims.flags.cache import FlagCache
 from shims.flags.model import FeatureInfo, Flag, FlagSnapshot
 from shims.metrics import TurnoutMetrics
@@ -233,6 +233,19 @@ def test_shadow_transport_errors_trip_the_breaker_and_stop_the_shadow():
     t.router.get(user_id=7)
     assert t.local.calls == 6
     assert t.remote.calls == 5  # no shadow sent to an open breaker
+
+
+def test_a_shadow_cut_short_by_its_budget_does_not_trip_the_breaker():
+    """The shadow's remote read ran out of its time budget: the service, which answered
+    moments ago, is slower than we wait (a graceful reload), not down, and must not stop
+    the writes that need it."""
+    t = build()
+    t.local.rows[7] = note()
+    t.remote.fail = DeadlineExceeded("did not answer within 1s, all the budget left", sent=True)
+    for _ in range(6):
+        t.router.get(user_id=7)
+        wait_for(lambda: t.remote.calls == t.local.calls)
+    assert t.remote.calls == 6  # every shadow still sent: the breaker stayed closed
 
 
 def test_primary_and_shadow_run_concurrently():
