@@ -148,7 +148,7 @@ def _change(connection: Connection, entity: str, row_id: int) -> RowChange:
 
 # --- apply -------------------------------------------------------------------------------
 
-def _apply(connection: Connection, change: RowChange) -> int:
+def _apply(connection: Connection, change: RowChange, *, again: bool = False) -> int:
     """1 if the change was written, 0 if this side already held it or something newer."""
     table = ENTITY_TABLES[change.entity]
     held = outbox.versions(connection, change.entity, [change.id]).get(change.id)
@@ -167,7 +167,16 @@ def _apply(connection: Connection, change: RowChange) -> int:
     if not _newer(change.version, held, current, row):
         return 0
     if current is None:
-        connection.execute(table.insert().values(**row))
+        try:
+            with connection.begin_nested():
+                connection.execute(table.insert().values(**row))
+        except IntegrityError:
+            # A push and the applier delivering the same new row at once: the other one
+            # inserted it between our look and our insert. Look again (once): it is now an
+            # equal or older version, or a real conflict (a missing user, a taken email).
+            if again:
+                raise
+            return _apply(connection, change, again=True)
     else:
         connection.execute(table.update().where(table.c.id == change.id).values(**row))
     if change.version:

@@ -22,7 +22,7 @@ from shims.contracts.runs import RunInput
 from shims.errors import NotFound, TransportError
 from shims.mirror import LOCAL, REMOTE, Channel, Lease, MirrorApplier, active_targets
 from shims.sql import make_engine
-from shims.sync import RowKey
+from shims.sync import Applied, RowKey
 from tests.support import ManualClock
 
 FAST_HASH = "pbkdf2:sha256:1000"
@@ -323,3 +323,27 @@ def test_pushed_changes_are_settled_in_one_batch_by_every_workers_applier(monoli
     worker.step()
     assert monolith.sync.backlog().entries == 0
     assert service.names() == {f"pushed {n}" for n in range(3)}
+
+
+def test_a_push_and_the_applier_delivering_the_same_new_row_at_once(monolith, service,
+                                                                     monkeypatch):
+    """F1 saw it: both looked, found no row, and the second insert hit the primary key
+    (`UNIQUE constraint failed: runs.id`). The second one now looks again and skips it."""
+    from monolith.runs import sync as runs_sync
+
+    ada = monolith.user("ada@example.com")
+    run = monolith.run(ada)
+    user_change, run_change = monolith.sync.export([RowKey("run", run.id)])
+    service.sync.apply([user_change])
+    real_newer, raced = runs_sync._newer, []
+
+    def the_other_apply_lands_first(*args):
+        if not raced:  # between this apply's look and its insert
+            raced.append("racing")
+            raced[0] = service.sync.apply([run_change])
+        return real_newer(*args)
+
+    monkeypatch.setattr(runs_sync, "_newer", the_other_apply_lands_first)
+    assert service.sync.apply([run_change]) == Applied(applied=0, skipped=1)
+    assert raced == [Applied(applied=1, skipped=0)]
+    assert service.runs.get_run(ada.id, run.id) == run
