@@ -51,10 +51,11 @@ def main() -> int:
     turnout(env, "demo-data")
     turnout(env, "up", "--wait", "120")
     try:
-        for step in (("dualwrite",), ("shadow",), ("canary", "--percent", "50")):
-            turnout(env, "flags", "set", "runs", *step)
         url = f"http://127.0.0.1:{env['TURNOUT_MONOLITH_PORT']}"
-        runners = sign_up(url, 50)
+        turnout(env, "flags", "set", "runs", "dualwrite")
+        runners = sign_up(url, 50)  # on both sides before either side answers for them
+        for step in (("shadow",), ("canary", "--percent", "50")):
+            turnout(env, "flags", "set", "runs", *step)
         started = time.monotonic()
         with Traffic(url, runners, clients=args.clients) as traffic:
             while time.monotonic() - started < args.seconds:
