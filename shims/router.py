@@ -275,7 +275,7 @@ class Router:
             self.channels[target].push(keys)
         except Exception as error:  # the write stands; its outbox entry waits for the applier
             if isinstance(error, TransportError) and target == REMOTE:
-                self._remote_failed()
+                self._remote_failed_or_slow(error)  # a push cut short by the deadline is not
             self._mirror_outcome(target, "deferred", keys, error)
             return
         if target == REMOTE:
