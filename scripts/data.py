@@ -32,7 +32,6 @@ from shims.mirror import Channel
 from shims.sql import create_tables, make_engine
 from shims.sync import RowChange, RowKey, TableDigest
 
-FEATURES_WITH_DATA = ("runs",)
 BATCH = 200  # keys per transaction: bounded memory, and a refused row costs one batch retry
 ENTITY_OF_TABLE = {"users": "user", "runs": "run"}
 Progress = Callable[[str], None]

@@ -218,14 +218,6 @@ class Lease:
                 self._look_again_at = now + self._ttl / 2  # another holder was quicker
                 return False
 
-    def release(self) -> None:
-        self._held_until = 0.0
-        table = lease_table
-        with self._engine.begin() as connection:
-            connection.execute(update(table).where(
-                table.c.name == self.name, table.c.holder == self.holder)
-                .values(expires_at=0.0))
-
 
 # --- the applier -------------------------------------------------------------------------
 

@@ -52,11 +52,10 @@ def clock_version(now: float | None = None) -> int:
     return int((time.time() if now is None else now) * 1_000_000)
 
 
-def record(connection: Connection, changes: Iterable[tuple[str, int]], *,
-           pending: bool = True) -> None:
+def record(connection: Connection, changes: Iterable[tuple[str, int]]) -> None:
     """Mark each (entity, key) changed now, in the caller's transaction."""
     now = time.time()
-    rows = [{"entity": entity, "key": key, "version": clock_version(now), "pending": pending,
+    rows = [{"entity": entity, "key": key, "version": clock_version(now), "pending": True,
              "changed_at": now} for entity, key in dict.fromkeys(changes)]
     if rows:
         connection.execute(_upsert(connection, rows))

@@ -68,8 +68,6 @@ def plan_move(old: Flag, new: Flag) -> MovePlan:
                    f"stage local. Move to dualwrite, run `turnout data copy {new.feature}` and "
                    f"`turnout data verify {new.feature}`, then to "
                    f"{describe_flag(new)} (or --force)")
-    if LOCAL in gaining and new.mode == "local" and old.mode == "remote":
-        refusal = None  # allowed: the service's writes are brought home first (drained)
     return MovePlan(old=old, new=new, gaining=gaining, refusal=refusal)
 
 
