@@ -5,7 +5,7 @@ setup(
     version="0.1.0",
     description="Move a Flask monolith to microservices one feature at a time, under gevent.",
     python_requires=">=3.11",
-    packages=find_packages(include=["monolith*", "extracted*", "shims*", "stravadev*",
+    packages=find_packages(include=["monolith*", "extracted*", "shims*", "stravadev*", "contracts*",
                                     "scripts*"]),
     include_package_data=True,
     package_data={"monolith": ["templates/*.html", "templates/**/*.html", "static/*"]},

@@ -165,7 +165,7 @@ def _micro(run_dir: str, user_id: int, quick: bool) -> dict:
     from monolith.app import create_app
     from monolith.runs.sync import RunsMirror
     from monolith.wiring import CONTROL_KEY, EXTENSION_KEY, FEATURES
-    from shims.contracts.runs import RUNS
+    from contracts.runs import RUNS
     from shims.router import Router, Sides
     from shims.shadow import ShadowRunner
 

@@ -39,7 +39,7 @@ def slow(environ, start_response):
 def _front():
     from flask import Flask, Response
 
-    from shims.contracts.runs import RemoteRuns
+    from contracts.runs import RemoteRuns
     from shims.transport import HttpTransport
     from shims.wire import to_wire
 

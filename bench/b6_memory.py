@@ -33,7 +33,7 @@ def _diverge(run_dir, user_id: int) -> None:
     """A run in January 2014 in the monolith's database only."""
     from monolith.db import make_engine, make_sessions
     from monolith.runs.service import LocalRuns
-    from shims.contracts.runs import RunInput
+    from contracts.runs import RunInput
 
     engine = make_engine(f"sqlite:///{run_dir / 'monolith.db'}")
     LocalRuns(make_sessions(engine)).add_run(user_id, RunInput(

@@ -109,8 +109,8 @@ def seed_database(url: str) -> int:
     from monolith.accounts.service import LocalAccounts
     from monolith.db import create_schema, make_engine, make_sessions
     from monolith.runs.service import LocalRuns
-    from shims.contracts.accounts import Profile, SignUp
-    from shims.contracts.runs import RunInput
+    from contracts.accounts import Profile, SignUp
+    from contracts.runs import RunInput
 
     engine = make_engine(url)
     create_schema(engine)

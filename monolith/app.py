@@ -16,8 +16,8 @@ from shims.ops import loopback_only
 from shims import deadline, trace
 from shims.admin import admin_blueprint
 from shims.auth import verifying_guard
-from shims.contracts.accounts import ACCOUNTS
-from shims.contracts.runs import RUNS
+from contracts.accounts import ACCOUNTS
+from contracts.runs import RUNS
 from shims.health import health_blueprint
 from shims.metrics import metrics_blueprint
 from shims.outcomes import OutcomeStore

@@ -19,7 +19,7 @@ from flask_login import LoginManager, UserMixin, current_user
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from monolith.wiring import features
-from shims.contracts.accounts import UserRecord
+from contracts.accounts import UserRecord
 from shims.errors import Forbidden, NotFound, Unauthorized
 
 # A namespace for signatures, not a key.

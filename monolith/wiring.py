@@ -27,12 +27,12 @@ from monolith.strava.client import StravaClient
 from monolith.strava.service import LocalStravaImport
 from shims.auth import client_tokens
 from shims.breaker import CircuitBreaker
-from shims.contracts.accounts import ACCOUNTS, Accounts, RemoteAccounts
-from shims.contracts.races import RACES, Races
+from contracts.accounts import ACCOUNTS, Accounts, RemoteAccounts
+from contracts.races import RACES, Races
 from shims.contract import ContractSpec
-from shims.contracts.reports import REPORTS, RemoteReports, Reports
-from shims.contracts.runs import RUNS, RemoteRuns, Runs
-from shims.contracts.strava import STRAVA, RemoteStravaImport, StravaImport
+from contracts.reports import REPORTS, RemoteReports, Reports
+from contracts.runs import RUNS, RemoteRuns, Runs
+from contracts.strava import STRAVA, RemoteStravaImport, StravaImport
 from shims.flags.cache import FlagCache
 from shims.flags.model import FeatureInfo
 from shims.flags.problems import FlagStoreError

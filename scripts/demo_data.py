@@ -14,9 +14,9 @@ from monolith.config import load_config
 from monolith.db import create_schema, make_engine, make_sessions
 from monolith.races.service import LocalRaces
 from monolith.runs.service import LocalRuns
-from shims.contracts.accounts import Profile, SignUp, UserRecord
-from shims.contracts.races import RaceInput
-from shims.contracts.runs import RunInput
+from contracts.accounts import Profile, SignUp, UserRecord
+from contracts.races import RaceInput
+from contracts.runs import RunInput
 from shims.errors import Conflict
 
 DEMO_EMAIL = "demo@runnerly.dev"

@@ -12,7 +12,7 @@ from webtest import TestApp  # noqa: E402
 
 from monolith import create_app  # noqa: E402
 from monolith.wiring import features  # noqa: E402
-from shims.contracts.accounts import Profile, SignUp  # noqa: E402
+from contracts.accounts import Profile, SignUp  # noqa: E402
 
 from support import (LOOPBACK, FAST_HASH, PASSWORD, SessionTokens, basic_auth,  # noqa: E402
                      write_session_jwks)

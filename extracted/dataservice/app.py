@@ -13,8 +13,8 @@ from monolith.runs.service import LocalRuns
 from monolith.runs.sync import RUNS_OUTBOX, LocalRunsSync
 from shims import deadline, outbox, outcomes
 from shims.auth import AUTH_DEFAULTS
-from shims.contracts.accounts import ACCOUNTS
-from shims.contracts.runs import RUNS
+from contracts.accounts import ACCOUNTS
+from contracts.runs import RUNS
 from shims.outcomes import Keyed, OutcomeStore
 from shims.service import Guard
 from shims.service_app import service_app

@@ -16,8 +16,8 @@ from flask import Flask
 from monolith.reports.service import LocalReports
 from shims import deadline, remote
 from shims.auth import AUTH_DEFAULTS, client_tokens
-from shims.contracts.reports import REPORTS
-from shims.contracts.runs import RemoteRuns
+from contracts.reports import REPORTS
+from contracts.runs import RemoteRuns
 from shims.service import Guard
 from shims.service_app import service_app
 from shims.settings import load_settings

@@ -16,9 +16,9 @@ from monolith.strava.client import StravaClient
 from monolith.strava.service import LocalStravaImport
 from shims import deadline, remote
 from shims.auth import AUTH_DEFAULTS, client_tokens
-from shims.contracts.accounts import RemoteAccounts
-from shims.contracts.runs import RemoteRuns
-from shims.contracts.strava import STRAVA
+from contracts.accounts import RemoteAccounts
+from contracts.runs import RemoteRuns
+from contracts.strava import STRAVA
 from shims.service import Guard
 from shims.service_app import service_app
 from shims.settings import load_settings

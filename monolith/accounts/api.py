@@ -9,7 +9,7 @@ from monolith.auth import api_admin_required, api_login_required, issue_token
 from monolith.web import json_body, json_response, no_content
 from monolith.wiring import features
 from shims import fields
-from shims.contracts.accounts import PROFILE_FIELDS, Profile, SignUp
+from contracts.accounts import PROFILE_FIELDS, Profile, SignUp
 from shims.errors import Conflict
 
 bp = Blueprint("accounts_api", __name__, url_prefix="/api")

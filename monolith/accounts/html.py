@@ -18,7 +18,7 @@ from flask_login import current_user, login_required, login_user, logout_user
 from monolith.auth import LoggedInUser
 from monolith.wiring import features
 from shims import fields
-from shims.contracts.accounts import PROFILE_FIELDS, Profile, SignUp, UserRecord
+from contracts.accounts import PROFILE_FIELDS, Profile, SignUp, UserRecord
 from shims.errors import Conflict, ContractError, Forbidden, Unauthorized, ValidationError
 
 bp = Blueprint("accounts_html", __name__)

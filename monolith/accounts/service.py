@@ -8,8 +8,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from monolith.models import User
-from shims.contracts import possible_id
-from shims.contracts.accounts import PROFILE_FIELDS, Profile, SignUp, StravaLink, UserRecord
+from contracts import possible_id
+from contracts.accounts import PROFILE_FIELDS, Profile, SignUp, StravaLink, UserRecord
 from shims.errors import Conflict, NotFound, Unauthorized, ValidationError
 from shims.wire import checked
 

@@ -11,7 +11,7 @@ from monolith.auth import api_login_required
 from monolith.web import json_body, json_response, no_content
 from monolith.wiring import features
 from shims import fields
-from shims.contracts.races import PlannedRunInput, RaceInput
+from contracts.races import PlannedRunInput, RaceInput
 
 bp = Blueprint("races_api", __name__, url_prefix="/api/races")
 

@@ -12,7 +12,7 @@ from flask_login import current_user, login_required
 from monolith.accounts.html import FORM_ERRORS, render_form
 from monolith.wiring import features
 from shims import fields
-from shims.contracts.races import PlannedRunInput, RaceInput
+from contracts.races import PlannedRunInput, RaceInput
 from shims.errors import ContractError
 
 bp = Blueprint("races_html", __name__)

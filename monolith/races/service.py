@@ -8,8 +8,8 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from monolith.models import PlannedRun, Race, RaceEntry, User
-from shims.contracts import possible_id
-from shims.contracts.races import PlannedRunInput, PlannedRunRecord, RaceInput, RaceRecord
+from contracts import possible_id
+from contracts.races import PlannedRunInput, PlannedRunRecord, RaceInput, RaceRecord
 from shims.errors import Conflict, Forbidden, NotFound, ValidationError
 
 MAX_PLAN_WEEKS = 52

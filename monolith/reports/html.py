@@ -15,7 +15,7 @@ from flask_login import current_user, login_required
 from monolith.runs.html import month_nav
 from monolith.web import requested_month
 from monolith.wiring import features
-from shims.contracts.reports import DayDistance
+from contracts.reports import DayDistance
 
 bp = Blueprint("reports_html", __name__)
 

@@ -6,8 +6,8 @@ import calendar
 from collections import defaultdict
 
 from shims import fields
-from shims.contracts.reports import DayDistance, MonthlyReport
-from shims.contracts.runs import RunRecord, Runs
+from contracts.reports import DayDistance, MonthlyReport
+from contracts.runs import RunRecord, Runs
 
 
 def summarise(user_id: int, year: int, month: int, runs: list[RunRecord]) -> MonthlyReport:

@@ -8,7 +8,7 @@ from flask_login import current_user
 from monolith.auth import api_login_required
 from monolith.web import json_body, json_response, no_content, requested_month
 from monolith.wiring import features
-from shims.contracts.runs import RUN_FIELDS, RunInput
+from contracts.runs import RUN_FIELDS, RunInput
 from shims.wire import to_wire
 
 bp = Blueprint("runs_api", __name__, url_prefix="/api/runs")

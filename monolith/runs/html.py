@@ -16,7 +16,7 @@ from flask_login import current_user, login_required
 from monolith.accounts.html import plain, render_form
 from monolith.web import requested_month
 from monolith.wiring import features
-from shims.contracts.runs import RunInput, RunRecord
+from contracts.runs import RunInput, RunRecord
 from shims.errors import ValidationError
 
 bp = Blueprint("runs_html", __name__)

@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from monolith.models import Run, User
 from shims import fields
-from shims.contracts import possible_id
-from shims.contracts.runs import ImportCount, RunInput, RunRecord
+from contracts import possible_id
+from contracts.runs import ImportCount, RunInput, RunRecord
 from shims.errors import NotFound
 from shims.wire import checked
 

@@ -24,7 +24,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 
 from monolith.models import Run, User
 from shims import outbox
-from shims.contracts import MAX_ID, possible_id
+from contracts import MAX_ID, possible_id
 from shims.errors import Conflict, ValidationError
 from shims.sync import Applied, Backlog, PendingChange, RowChange, RowKey, TableDigest
 from shims.wire import from_wire, to_wire

@@ -11,7 +11,7 @@ from flask_login import current_user, login_required
 
 from monolith.accounts.html import admin_required
 from monolith.wiring import features
-from shims.contracts.strava import ImportResult
+from contracts.strava import ImportResult
 from shims.errors import NotFound, UpstreamError
 
 bp = Blueprint("strava_html", __name__)

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from typing import Any
 
 from monolith.strava.client import StravaClient
-from shims.contracts.accounts import Accounts
-from shims.contracts.runs import RunInput, Runs
-from shims.contracts.strava import ImportResult
+from contracts.accounts import Accounts
+from contracts.runs import RunInput, Runs
+from contracts.strava import ImportResult
 from shims.errors import ContractError, ValidationError
 
 log = logging.getLogger(__name__)

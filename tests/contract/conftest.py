@@ -32,8 +32,8 @@ from monolith.accounts.service import LocalAccounts
 from monolith.db import create_schema, make_engine, make_sessions
 from monolith.runs.service import LocalRuns
 from monolith.runs.sync import LocalRunsSync
-from shims.contracts.accounts import ACCOUNTS, RemoteAccounts
-from shims.contracts.runs import RUNS, RemoteRuns
+from contracts.accounts import ACCOUNTS, RemoteAccounts
+from contracts.runs import RUNS, RemoteRuns
 from shims.outcomes import Keyed, OutcomeStore
 from shims.sync import RemoteDataSync
 from shims.transport import HttpTransport, Reply, Transport, WsgiTransport

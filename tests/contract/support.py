@@ -12,8 +12,8 @@ from typing import Any
 
 from extracted.dataservice.app import create_app as create_dataservice
 from monolith import create_app as create_monolith
-from shims.contracts.accounts import Profile, SignUp, UserRecord
-from shims.contracts.runs import RunInput
+from contracts.accounts import Profile, SignUp, UserRecord
+from contracts.runs import RunInput
 from support import FAST_HASH
 
 PASSWORD = "correct-horse-9"

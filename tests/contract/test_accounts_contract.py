@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
-from shims.contracts import MAX_ID
-from shims.contracts.accounts import Profile, SignUp, StravaLink, UserRecord
+from contracts import MAX_ID
+from contracts.accounts import Profile, SignUp, StravaLink, UserRecord
 from shims.errors import Conflict, NotFound, Unauthorized, ValidationError
 from tests.contract.support import PASSWORD, unique_email
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import gevent
 
-from shims.contracts.accounts import Profile, SignUp
-from shims.contracts.runs import ImportCount
+from contracts.accounts import Profile, SignUp
+from contracts.runs import ImportCount
 from shims.errors import Conflict
 from tests.contract.support import RACERS, PASSWORD, run_input, unique_email
 

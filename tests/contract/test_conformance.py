@@ -14,8 +14,8 @@ import pytest
 from monolith.accounts.service import LocalAccounts
 from monolith.runs.service import LocalRuns
 from monolith.runs.sync import LocalRunsSync
-from shims.contracts.accounts import ACCOUNTS, RemoteAccounts
-from shims.contracts.runs import RUNS, RemoteRuns
+from contracts.accounts import ACCOUNTS, RemoteAccounts
+from contracts.runs import RUNS, RemoteRuns
 from shims.sync import SYNC, RemoteDataSync
 
 PAIRS = [(ACCOUNTS, LocalAccounts, RemoteAccounts), (RUNS, LocalRuns, RemoteRuns),

@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 
 from shims import idempotency
-from shims.contracts.runs import RUNS, RunRecord
+from contracts.runs import RUNS, RunRecord
 from shims.errors import IdempotencyKeyReused, NotFound
 from tests.contract.support import RACERS, run_input
 from tests.contract.test_concurrency_contract import race

@@ -30,9 +30,9 @@ from monolith.accounts.service import LocalAccounts
 from monolith.db import create_schema, make_engine, make_sessions
 from monolith.reports.service import LocalReports
 from monolith.runs.service import LocalRuns
-from shims.contracts.accounts import Profile, RemoteAccounts, SignUp, UserRecord
-from shims.contracts.reports import DayDistance, MonthlyReport, RemoteReports
-from shims.contracts.runs import RemoteRuns, RunInput
+from contracts.accounts import Profile, RemoteAccounts, SignUp, UserRecord
+from contracts.reports import DayDistance, MonthlyReport, RemoteReports
+from contracts.runs import RemoteRuns, RunInput
 from shims.errors import NotFound, ValidationError
 from shims.transport import HttpTransport, WsgiTransport
 

@@ -7,8 +7,8 @@ import datetime as dt
 
 import pytest
 
-from shims.contracts import MAX_ID
-from shims.contracts.runs import ImportCount, RunInput, RunRecord
+from contracts import MAX_ID
+from contracts.runs import ImportCount, RunInput, RunRecord
 from shims.errors import NotFound, ValidationError
 from tests.contract.support import run_input
 

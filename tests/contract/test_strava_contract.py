@@ -39,9 +39,9 @@ from monolith.db import create_schema, make_engine, make_sessions
 from monolith.runs.service import LocalRuns
 from monolith.strava.client import StravaClient
 from monolith.strava.service import LocalStravaImport
-from shims.contracts.accounts import Profile, RemoteAccounts, SignUp, UserRecord
-from shims.contracts.runs import RemoteRuns
-from shims.contracts.strava import ImportResult, RemoteStravaImport
+from contracts.accounts import Profile, RemoteAccounts, SignUp, UserRecord
+from contracts.runs import RemoteRuns
+from contracts.strava import ImportResult, RemoteStravaImport
 from shims.errors import NotFound, UpstreamError
 from shims.transport import HttpTransport, WsgiTransport
 from stravadev.app import create_app as create_stravadev

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from shims.contracts import MAX_ID
+from contracts import MAX_ID
 from shims.errors import Conflict, NotFound, ValidationError
 from shims.ids import new_id
 from shims.sync import Applied, Backlog, PendingChange, RowChange, RowKey, TableDigest

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from shims.contracts.accounts import ACCOUNTS
-from shims.contracts.runs import RUNS, RunInput
+from contracts.accounts import ACCOUNTS
+from contracts.runs import RUNS, RunInput
 from shims.errors import ValidationError
 from shims.sync import SYNC
 from tests.contract.support import PASSWORD, unique_email

@@ -13,7 +13,7 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from support import PASSWORD, assert_error, basic_auth
 from monolith.auth import TOKEN_SALT
 from monolith.wiring import features
-from shims.contracts.runs import RunInput
+from contracts.runs import RunInput
 
 ADMIN_PASSWORD = "admin-password-1"
 

@@ -212,7 +212,7 @@ def remote_app(tmp_path, dataservice):
 @pytest.fixture
 def remote_runner(remote_app):
     """A runner on both sides (signed up in dualwrite), then the runs feature remote."""
-    from shims.contracts.accounts import Profile, SignUp
+    from contracts.accounts import Profile, SignUp
 
     control().store.set("runs", "dualwrite", actor="test")
     user = features().accounts.sign_up(SignUp(email=f"{uuid.uuid4().hex[:8]}@example.com",

@@ -5,7 +5,7 @@ import datetime as dt
 import pytest
 
 from monolith.wiring import features
-from shims.contracts.races import PlannedRunInput, RaceInput
+from contracts.races import PlannedRunInput, RaceInput
 from support import assert_error
 
 RACE = {"name": "Paris Marathon", "date": "2027-04-04", "distance": 42195, "location": "Paris"}

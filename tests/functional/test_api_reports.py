@@ -5,7 +5,7 @@ import datetime as dt
 import pytest
 
 from monolith.wiring import features
-from shims.contracts.runs import RunInput
+from contracts.runs import RunInput
 from support import assert_error
 
 

@@ -5,7 +5,7 @@ import datetime as dt
 import pytest
 
 from monolith.wiring import features
-from shims.contracts.races import PlannedRunInput, RaceInput
+from contracts.races import PlannedRunInput, RaceInput
 from tests.conftest import PASSWORD
 
 IN_TEN_WEEKS = dt.date.today() + dt.timedelta(weeks=10)

@@ -7,8 +7,8 @@ import pytest
 
 from monolith.reports.html import distance_chart, nice_ceiling
 from monolith.wiring import features
-from shims.contracts.reports import DayDistance
-from shims.contracts.runs import RunInput
+from contracts.reports import DayDistance
+from contracts.runs import RunInput
 from tests.conftest import PASSWORD
 
 

@@ -5,7 +5,7 @@ import datetime as dt
 import pytest
 
 from monolith.wiring import features
-from shims.contracts.runs import RunInput
+from contracts.runs import RunInput
 from tests.conftest import PASSWORD
 
 GOOD = {"name": "Morning loop", "distance": "10000", "start_date": "2026-11-02T07:30",

@@ -17,9 +17,9 @@ from extracted.dataservice.app import create_app as create_dataservice
 from extracted.reports.app import create_app as create_reports
 from extracted.stravaimport.app import create_app as create_stravaimport
 from shims.contract import ContractSpec
-from shims.contracts.accounts import Profile, RemoteAccounts, SignUp
-from shims.contracts.reports import REPORTS
-from shims.contracts.strava import STRAVA
+from contracts.accounts import Profile, RemoteAccounts, SignUp
+from contracts.reports import REPORTS
+from contracts.strava import STRAVA
 from shims.transport import WsgiTransport
 from support import LOOPBACK, FAST_HASH, PASSWORD, SessionTokens, free_port
 

@@ -4,10 +4,10 @@ import datetime as dt
 
 import pytest
 
-from shims.contracts import MAX_ID, possible_id
-from shims.contracts.accounts import Profile, SignUp
-from shims.contracts.races import PlannedRunInput, RaceInput
-from shims.contracts.runs import RunInput
+from contracts import MAX_ID, possible_id
+from contracts.accounts import Profile, SignUp
+from contracts.races import PlannedRunInput, RaceInput
+from contracts.runs import RunInput
 from shims.errors import ValidationError
 from shims.wire import to_wire
 

@@ -15,8 +15,8 @@ from monolith.models import Base, Run, User
 from monolith.runs.service import LocalRuns
 from monolith.runs.sync import RUNS, USERS, LocalRunsSync
 from scripts import data
-from shims.contracts.accounts import Profile, SignUp
-from shims.contracts.runs import RunInput
+from contracts.accounts import Profile, SignUp
+from contracts.runs import RunInput
 from shims.mirror import Channel
 from shims.sql import make_engine
 

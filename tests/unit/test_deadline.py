@@ -16,7 +16,7 @@ from flask import Flask, jsonify
 from extracted.reports.app import create_app as create_reports
 from shims import deadline
 from shims.breaker import CircuitBreaker
-from shims.contracts.runs import RUNS, RemoteRuns, RunInput, RunRecord
+from contracts.runs import RUNS, RemoteRuns, RunInput, RunRecord
 from shims.errors import DeadlineExceeded, TransportError, ValidationError
 from shims.flags.cache import FlagCache
 from shims.flags.model import FeatureInfo, Flag, FlagSnapshot

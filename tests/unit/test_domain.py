@@ -8,8 +8,8 @@ from monolith.races.service import MAX_PLAN_WEEKS, plan_schedule
 from monolith.reports.service import summarise
 from monolith.runs.service import month_bounds
 from monolith.strava.service import LocalStravaImport, activity_to_run
-from shims.contracts.accounts import StravaLink
-from shims.contracts.runs import ImportCount, RunRecord
+from contracts.accounts import StravaLink
+from contracts.runs import ImportCount, RunRecord
 from shims.errors import NotFound, UpstreamError
 
 

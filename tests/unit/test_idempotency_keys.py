@@ -8,7 +8,7 @@ import gevent
 import pytest
 
 from shims import idempotency
-from shims.contracts.runs import RUNS, RunInput
+from contracts.runs import RUNS, RunInput
 from shims.errors import ValidationError
 
 ADD_RUN, DELETE_RUN = RUNS.method("add_run"), RUNS.method("delete_run")

@@ -17,8 +17,8 @@ from monolith.models import Run, User
 from monolith.runs.service import LocalRuns
 from monolith.runs.sync import LocalRunsSync
 from shims import outbox
-from shims.contracts.accounts import Profile, SignUp
-from shims.contracts.runs import RunInput
+from contracts.accounts import Profile, SignUp
+from contracts.runs import RunInput
 from shims.errors import NotFound, TransportError
 from shims.mirror import LOCAL, REMOTE, Channel, Lease, MirrorApplier, active_targets
 from shims.sql import make_engine

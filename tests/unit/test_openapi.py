@@ -8,11 +8,11 @@ import re
 import pytest
 
 from contract_types import contract_dataclasses
-from shims.contracts.accounts import ACCOUNTS
-from shims.contracts.races import RACES
-from shims.contracts.reports import REPORTS
-from shims.contracts.runs import RUNS
-from shims.contracts.strava import STRAVA
+from contracts.accounts import ACCOUNTS
+from contracts.races import RACES
+from contracts.reports import REPORTS
+from contracts.runs import RUNS
+from contracts.strava import STRAVA
 from shims.openapi import ERROR_SCHEMA, openapi_document, schema_for
 from shims.sync import SYNC
 

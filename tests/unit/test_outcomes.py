@@ -18,8 +18,8 @@ from monolith.accounts.service import LocalAccounts
 from monolith.db import create_schema, make_engine, make_sessions
 from monolith.runs.service import LocalRuns
 from shims import idempotency
-from shims.contracts.accounts import Profile, SignUp
-from shims.contracts.runs import RUNS, RunInput
+from contracts.accounts import Profile, SignUp
+from contracts.runs import RUNS, RunInput
 from shims.errors import IdempotencyKeyReused, NotFound, UpstreamError
 from shims.outcomes import Keyed, Outcome, OutcomeStore
 from support import FAST_HASH, ROOT, ManualClock

@@ -24,7 +24,7 @@ from shims.errors import (
 from shims.flags.cache import FlagCache
 from shims.flags.model import FeatureInfo, Flag, FlagSnapshot
 from shims.metrics import TurnoutMetrics
-from shims.contracts.runs import RUNS, ImportCount, RunInput, RunRecord, RemoteRuns
+from contracts.runs import RUNS, ImportCount, RunInput, RunRecord, RemoteRuns
 from shims.router import OutcomeUnknown, Router, ServiceUnavailable, Sides, make_breaker
 from shims.shadow import ShadowRunner
 from shims.transport import HttpTransport

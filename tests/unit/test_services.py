@@ -10,9 +10,9 @@ from monolith.accounts.service import LocalAccounts
 from monolith.db import create_schema, make_engine, make_sessions
 from monolith.races.service import LocalRaces
 from monolith.runs.service import LocalRuns
-from shims.contracts.accounts import Profile, SignUp
-from shims.contracts.races import PlannedRunInput, RaceInput
-from shims.contracts.runs import RunInput
+from contracts.accounts import Profile, SignUp
+from contracts.races import PlannedRunInput, RaceInput
+from contracts.runs import RunInput
 from shims.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationError
 
 PASSWORD = "correct-horse-9"

@@ -10,17 +10,17 @@ from typing import Any
 import pytest
 
 from contract_types import contract_dataclasses
-from shims.contracts.accounts import ACCOUNTS, Profile, SignUp, StravaLink, UserRecord
-from shims.contracts.races import (
+from contracts.accounts import ACCOUNTS, Profile, SignUp, StravaLink, UserRecord
+from contracts.races import (
     RACES,
     PlannedRunInput,
     PlannedRunRecord,
     RaceInput,
     RaceRecord,
 )
-from shims.contracts.reports import REPORTS, DayDistance, MonthlyReport
-from shims.contracts.runs import RUNS, ImportCount, RunInput, RunRecord
-from shims.contracts.strava import STRAVA, ImportResult
+from contracts.reports import REPORTS, DayDistance, MonthlyReport
+from contracts.runs import RUNS, ImportCount, RunInput, RunRecord
+from contracts.strava import STRAVA, ImportResult
 from shims.errors import ValidationError
 from shims.sync import (SYNC, Applied, Backlog, PendingChange, RowChange, RowKey,
                          TableDigest)

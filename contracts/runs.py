@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from shims import fields
 from shims.contract import describe, read, write
-from shims.contracts import MAX_ID
+from contracts import MAX_ID
 from shims.remote import RemoteClient
 
 RUN_FIELDS = ("name", "distance", "start_date", "elapsed_time", "average_heartrate",
