@@ -5,16 +5,56 @@ run at the same time, and it only ever *receives* the primary's outcome: the
 primary path never waits for it, never sees its errors and never reads its
 answer. It has its own timeout, and a cap on how many may be in flight at once
 so a slow shadow side cannot pile up greenlets in the worker.
+
+**Context.** A new greenlet starts with none of the request's context variables, so
+Flask's `current_app` (and with it Flask-SQLAlchemy's `db.session`) would be missing
+on the shadow side. When a shadow starts inside an app context, the runner keeps the
+app and the shadow side runs inside a *fresh* `app.app_context()` of it, pushed in
+the shadow greenlet and popped when its call ends: fresh, because the request's own
+context is torn down when the request ends, maybe before the shadow runs, and
+Flask-SQLAlchemy scopes its session to the app context (so the shadow gets its own
+session, removed at the pop). Without an app context (a CLI, a plain test) nothing
+is pushed. Anything else the shadow side needs (a tenant id, a request-scoped
+object) comes from `context`: one factory, or a list of them, each called with no
+argument when the shadow starts, in the request's greenlet, where the request's
+state is still readable; each returns a context manager, entered in the shadow
+greenlet (inside the app context, in list order) around the shadow call::
+
+    def tenant() -> ContextManager:
+        tenant_id = g.tenant_id                 # read now, in the request
+        return tenants.bound(tenant_id)         # entered later, in the shadow
+
+    ShadowRunner("profiles", metrics, sink, context=tenant)
+
+A factory that raises skips that shadow (counted and logged as a `shadow_error`);
+the request never sees it.
+
+**Errors.** Every `shadow_error` is logged as a `shadow_error` event at WARNING
+naming the feature, method, exception type and message. Its traceback is attached
+(`exc_info`) once per method and exception type every `error_log_interval` seconds:
+a broken shadow side fails on every read, and a traceback per read would flood the
+log and cost the serving worker the formatting, while the one-line events still
+show the rate.
+
+**Observing.** `drain(timeout)` waits until every shadow started so far has finished
+(a test harness calls it before a test ends: a test that never yields to the gevent
+hub would otherwise compare nothing), and listeners (`listener=`, `add_listener`)
+receive a `ShadowOutcome` for every result the metric counts, a mismatch with its
+`Mismatch`, an error with its exception. `ShadowRecorder` is a listener that keeps
+them, so a harness can fail a test on any mismatch.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import gevent
+from flask import Flask, current_app, has_app_context
 from gevent.event import AsyncResult
 from gevent.lock import BoundedSemaphore
 
@@ -26,6 +66,10 @@ from shims.metrics import TurnoutMetrics
 from shims.wire import to_wire
 
 log = logging.getLogger("turnout.shadow")
+
+ContextFactory = Callable[[], AbstractContextManager[Any]]
+# Results that mean the two sides did not agree, or the shadow side could not say.
+PROBLEMS = frozenset({"mismatch", "shadow_error", "shadow_timeout"})
 
 
 @dataclass(frozen=True)
@@ -42,16 +86,73 @@ class MismatchSink(Protocol):
     def record(self, mismatch: Mismatch) -> None: ...
 
 
+@dataclass(frozen=True)
+class ShadowOutcome:
+    """What became of one shadow: `result` is the metric's label (match, mismatch,
+    shadow_error, shadow_timeout, skipped_busy, skipped_<reason>)."""
+
+    feature: str
+    method: str
+    result: str
+    mismatch: Mismatch | None = None
+    error: BaseException | None = None
+
+    @property
+    def problem(self) -> bool:
+        return self.result in PROBLEMS
+
+    def __str__(self) -> str:
+        detail = ""
+        if self.mismatch is not None:
+            detail = " at " + ", ".join(self.mismatch.differences)
+        elif self.error is not None:
+            detail = f": {type(self.error).__name__}: {self.error}"
+        return f"{self.feature} {self.method}: {self.result}{detail}"
+
+
+class ShadowListener(Protocol):
+    def __call__(self, outcome: ShadowOutcome) -> None: ...
+
+
+class ShadowRecorder:
+    """A listener that keeps every outcome, for a test harness: attach it, run the test,
+    `drain`, then fail on `problems()` (as Scientist's `raise_on_mismatches` does)."""
+
+    def __init__(self) -> None:
+        self.outcomes: list[ShadowOutcome] = []
+
+    def __call__(self, outcome: ShadowOutcome) -> None:
+        self.outcomes.append(outcome)
+
+    def problems(self) -> list[ShadowOutcome]:
+        return [outcome for outcome in self.outcomes if outcome.problem]
+
+    def clear(self) -> None:
+        self.outcomes.clear()
+
+
 class ShadowRunner:
     def __init__(self, feature: str, metrics: TurnoutMetrics, sink: MismatchSink | None = None, *,
                  timeout: float = 2.0, max_in_flight: int = 100,
-                 ignore: frozenset[str] = frozenset()):
+                 ignore: frozenset[str] = frozenset(),
+                 context: ContextFactory | Sequence[ContextFactory] | None = None,
+                 listener: ShadowListener | None = None,
+                 error_log_interval: float = 60.0):
+        """`context`: factories of the context managers the shadow call runs in (see the
+        module's docstring); `listener`: told every outcome; `error_log_interval`: seconds
+        between two tracebacks of the same method and exception type."""
         self.feature = feature
         self._metrics = metrics
         self._sink = sink
         self._timeout = timeout
         self._ignore = ignore
         self._slots = BoundedSemaphore(max_in_flight)
+        self._contexts: tuple[ContextFactory, ...] = (
+            () if context is None else (context,) if callable(context) else tuple(context))
+        self._listeners: list[ShadowListener] = [] if listener is None else [listener]
+        self._error_log_interval = error_log_interval
+        self._traceback_logged: dict[tuple[str, str], float] = {}
+        self._in_flight: set[gevent.Greenlet] = set()
 
     def start(self, method: MethodSpec, primary_side: str,
               shadow_call: Callable[[], Any]) -> AsyncResult | None:
@@ -59,35 +160,85 @@ class ShadowRunner:
         if not self._slots.acquire(blocking=False):
             self._count(method, "skipped_busy")
             return None
+        try:
+            app, contexts = _current_app(), [factory() for factory in self._contexts]
+        except Exception as error:  # a hook's bug must not reach the request
+            self._slots.release()
+            self._failed(method, error)
+            return None
         primary_outcome = AsyncResult()
-        greenlet = gevent.spawn(self._run, method, primary_side, shadow_call, primary_outcome)
-        greenlet.link(lambda _: self._slots.release())
+        greenlet = gevent.spawn(self._run, method, primary_side,
+                                lambda: _within(app, contexts, shadow_call), primary_outcome)
+        self._in_flight.add(greenlet)
+        greenlet.link(self._finished)
         return primary_outcome
 
     def skip(self, method: MethodSpec, reason: str) -> None:
         """A shadow the router chose not to run (e.g. its service's breaker is open)."""
         self._count(method, "skipped_" + reason)
 
+    def drain(self, timeout: float) -> int:
+        """Waits, yielding to the hub, at most `timeout` seconds until every shadow started
+        so far (and any started meanwhile) has finished and reported; returns how many are
+        still running (0 when all have)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            running = [greenlet for greenlet in self._in_flight if not greenlet.dead]
+            left = deadline - time.monotonic()
+            if not running or left <= 0:
+                return len(running)
+            gevent.joinall(running, timeout=left)
+
+    def add_listener(self, listener: ShadowListener) -> Callable[[], None]:
+        """Tells `listener` every outcome from now on; returns what detaches it."""
+        self._listeners.append(listener)
+
+        def detach() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+        return detach
+
+    def _finished(self, greenlet: gevent.Greenlet) -> None:
+        self._in_flight.discard(greenlet)
+        self._slots.release()
+
     def _run(self, method: MethodSpec, primary_side: str, shadow_call: Callable[[], Any],
              primary_outcome: AsyncResult) -> None:
         try:
             with gevent.Timeout(self._timeout):
-                shadow = _outcome(shadow_call)
-        except gevent.Timeout:
-            self._count(method, "shadow_timeout")
+                shadow, error = _classified(shadow_call)
+        except gevent.Timeout as timeout:
+            self._count(method, "shadow_timeout", error=timeout)
             return
-        if shadow.get("unexpected"):
-            self._count(method, "shadow_error")
+        if error is not None:
+            self._failed(method, error)
             return
         primary = primary_outcome.get()  # set by the router right after the primary returns
         if primary is None:  # the primary call was interrupted: there is no answer to compare
             return
         found = tuple(differences(primary, shadow, self._ignore))
-        self._count(method, "mismatch" if found else "match")
-        if found:
-            self._report(Mismatch(feature=self.feature, method=method.qualified_name,
-                                  primary_side=primary_side, primary=primary, shadow=shadow,
-                                  differences=found))
+        if not found:
+            self._count(method, "match")
+            return
+        mismatch = Mismatch(feature=self.feature, method=method.qualified_name,
+                            primary_side=primary_side, primary=primary, shadow=shadow,
+                            differences=found)
+        self._count(method, "mismatch", mismatch=mismatch)
+        self._report(mismatch)
+
+    def _failed(self, method: MethodSpec, error: Exception) -> None:
+        self._count(method, "shadow_error", error=error)
+        key = (method.qualified_name, type(error).__name__)
+        now = time.monotonic()
+        last = self._traceback_logged.get(key)
+        with_traceback = last is None or now - last >= self._error_log_interval
+        if with_traceback:
+            self._traceback_logged[key] = now
+        event(_Traceback(log, error if with_traceback else None), "shadow_error",
+              logging.WARNING, feature=self.feature, method=method.qualified_name,
+              error_type=type(error).__name__, error=str(error),
+              traceback="attached" if with_traceback else
+              f"omitted: logged for this error less than {self._error_log_interval:g}s ago")
 
     def _report(self, mismatch: Mismatch) -> None:
         event(log, "shadow_mismatch", logging.WARNING, feature=mismatch.feature,
@@ -100,20 +251,63 @@ class ShadowRunner:
             except Exception as exc:  # recording must never break anything
                 event(log, "mismatch_not_recorded", logging.ERROR, error=repr(exc))
 
-    def _count(self, method: MethodSpec, result: str) -> None:
+    def _count(self, method: MethodSpec, result: str, *, mismatch: Mismatch | None = None,
+               error: BaseException | None = None) -> None:
         self._metrics.shadow.labels(self.feature, method.qualified_name, result).inc()
+        if not self._listeners:
+            return
+        outcome = ShadowOutcome(self.feature, method.qualified_name, result, mismatch, error)
+        for listener in tuple(self._listeners):
+            try:
+                listener(outcome)
+            except Exception as exc:  # a listener runs in a shadow or a request: never break it
+                event(log, "shadow_listener_failed", logging.ERROR, feature=self.feature,
+                      error=repr(exc))
+
+
+class _Traceback(logging.LoggerAdapter):
+    """Hands `error` to the logger as `exc_info`, so `event`'s one JSON line carries the
+    traceback without `event` needing to know about it."""
+
+    def __init__(self, logger: logging.Logger, error: BaseException | None):
+        super().__init__(logger, {})
+        self._error = error
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        if self._error is not None:
+            kwargs["exc_info"] = self._error
+        return msg, kwargs
+
+
+def _current_app() -> Flask | None:
+    """The app of the calling request (the object, not the proxy, which only resolves in
+    the greenlet that pushed it), or None outside any app context."""
+    return current_app._get_current_object() if has_app_context() else None  # type: ignore[attr-defined]
+
+
+def _within(app: Flask | None, contexts: list[AbstractContextManager[Any]],
+            call: Callable[[], Any]) -> Any:
+    """The shadow's answer in wire form, computed in a fresh app context of `app` and the
+    hooks' contexts: wire conversion too, since it may read lazily loaded state."""
+    with ExitStack() as stack:
+        if app is not None:
+            stack.enter_context(app.app_context())
+        for context in contexts:
+            stack.enter_context(context)
+        return to_wire(call())
 
 
 def outcome_of(call: Callable[[], Any]) -> dict[str, Any]:
-    return _outcome(call)
+    return _classified(lambda: to_wire(call()))[0]
 
 
-def _outcome(call: Callable[[], Any]) -> dict[str, Any]:
-    """An answer in comparable form: the result, or the contract error it raised.
-    Two sides refusing the same call with the same error is a match."""
+def _classified(call: Callable[[], Any]) -> tuple[dict[str, Any], Exception | None]:
+    """An answer in comparable form: the result, or the contract error it raised, and
+    the unexpected exception if there was one. Two sides refusing the same call with the
+    same error is a match."""
     try:
-        return {"result": to_wire(call())}
+        return {"result": call()}, None
     except ContractError as error:
-        return {"error": error.code}
+        return {"error": error.code}, None
     except Exception as error:  # transport failure or bug on the shadow side
-        return {"unexpected": type(error).__name__}
+        return {"unexpected": type(error).__name__}, error
