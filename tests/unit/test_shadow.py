@@ -6,13 +6,22 @@ other"; asynchronous results are awaited by polling with a deadline.
 
 from __future__ import annotations
 
+import json
+import logging
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any, Protocol
 
 import gevent
 import pytest
+from flask import Flask, current_app, g, has_app_context, jsonify
+from flask.globals import app_ctx
+from sqlalchemy import create_engine, text
+from sqlalchemy.orm import scoped_session, sessionmaker
 
 from shims.contract import describe, read, write
 from shims.errors import DeadlineExceeded, Forbidden, NotFound, TransportError
@@ -20,7 +29,7 @@ from shims.flags.cache import FlagCache
 from shims.flags.model import FeatureInfo, Flag, FlagSnapshot
 from shims.metrics import TurnoutMetrics
 from shims.router import Router, Sides, make_breaker
-from shims.shadow import Mismatch, ShadowRunner
+from shims.shadow import Mismatch, ShadowOutcome, ShadowRecorder, ShadowRunner
 
 FEATURE = "notes"
 RESULTS = ("match", "mismatch", "shadow_error", "shadow_timeout", "skipped_busy")
@@ -52,9 +61,12 @@ class FakeNotes:
         self.calls = 0
         self.delay = 0.0
         self.fail: Exception | None = None
+        self.probe: Callable[[], None] | None = None
 
     def get(self, user_id: int) -> Note:
         self.calls += 1
+        if self.probe is not None:  # a test looks at the context the call runs in
+            self.probe()
         if self.delay:
             gevent.sleep(self.delay)
         if self.fail is not None:
@@ -87,17 +99,19 @@ class Sink:
 
 
 def build(mode: str = "shadow", *, timeout: float = 1.0, max_in_flight: int = 100,
-          ignore: frozenset[str] = frozenset({"created_at"}), sink: Any = None):
-    local, remote = FakeNotes("local"), FakeNotes("remote")
+          ignore: frozenset[str] = frozenset({"created_at"}), sink: Any = None,
+          local: Any = None, **options: Any):
+    """`options` go to the ShadowRunner (context, listener, error_log_interval)."""
+    local, remote = local or FakeNotes("local"), FakeNotes("remote")
     metrics = TurnoutMetrics()
     sink = Sink() if sink is None else sink
+    runner = ShadowRunner(FEATURE, metrics, sink, timeout=timeout, max_in_flight=max_in_flight,
+                          ignore=ignore, **options)
     router = Router(FeatureInfo(FEATURE), NOTES, Sides(local, remote),
                     flags=FlagCache(FlagSource(mode), refresh_interval=0),
-                    breaker=make_breaker(FEATURE, metrics), metrics=metrics,
-                    shadow=ShadowRunner(FEATURE, metrics, sink, timeout=timeout,
-                                        max_in_flight=max_in_flight, ignore=ignore))
+                    breaker=make_breaker(FEATURE, metrics), metrics=metrics, shadow=runner)
     return SimpleNamespace(router=router, local=local, remote=remote, metrics=metrics,
-                           sink=sink, sides={"local": local, "remote": remote})
+                           sink=sink, runner=runner, sides={"local": local, "remote": remote})
 
 
 def counted(t, result: str) -> float:
@@ -335,3 +349,334 @@ def test_an_interrupted_primary_frees_its_shadow_slot():
 
     wait_for(read_and_compare, timeout=1.0)  # the one slot is free again
     assert counted(t, "mismatch") == 0  # the interrupted call had nothing to compare
+
+
+# --- the app context and the hooks' contexts ----------------------------------------------
+
+class SqlNotes:
+    """A local side written as a Flask-SQLAlchemy app writes it: `session` is one SQLAlchemy
+    session per app context (Flask-SQLAlchemy's own scope function), removed when that
+    context is torn down; outside an app context it raises "Working outside of application
+    context", as `db.session` does."""
+
+    def __init__(self, app: Flask, url: str):
+        self.engine = create_engine(url)
+        self.session = scoped_session(sessionmaker(self.engine),
+                                      scopefunc=lambda: id(app_ctx._get_current_object()))
+        self.removed = 0
+        self.seen_marker: list[Any] = []
+        app.teardown_appcontext(self._remove)
+        with self.engine.begin() as connection:
+            connection.execute(text("create table notes (id integer, user_id integer, "
+                                    "text varchar, created_at varchar)"))
+
+    def _remove(self, _error: BaseException | None) -> None:
+        self.removed += 1
+        self.session.remove()
+
+    def add(self, row: Note) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(text("insert into notes values (:id, :user_id, :text, "
+                                    ":created_at)"), vars(row))
+
+    def get(self, user_id: int) -> Note:
+        self.seen_marker.append(g.get("marker"))  # the request's `g`, if it leaked in
+        found = self.session.execute(text("select * from notes where user_id = :user_id"),
+                                     {"user_id": user_id}).one_or_none()
+        if found is None:
+            raise NotFound(f"no note for user {user_id}")
+        return Note(*found)
+
+    def save(self, user_id: int, text: str) -> Note:
+        raise AssertionError("writes are never shadowed")
+
+
+def serve_notes(app: Flask, router: Router) -> Flask:
+    @app.get("/notes/<int:user_id>")
+    def get_note(user_id: int):
+        g.marker = "the request's own"
+        return jsonify(vars(router.get(user_id=user_id)))
+    return app
+
+
+def test_a_shadow_side_using_a_session_scoped_to_the_app_context_works(tmp_path):
+    """The adopting team's Flask-SQLAlchemy failure: the local side shadows (live mode) and
+    needs an app context. It runs after the request has ended here (a test client never
+    yields to the hub), in a fresh context of the same app: its own session, removed after."""
+    app = Flask("notes_app")
+    notes = SqlNotes(app, f"sqlite:///{tmp_path / 'notes.db'}")
+    t = build("live", local=notes)
+    serve_notes(app, t.router)
+    notes.add(note())
+    t.remote.rows[7] = note()
+
+    assert app.test_client().get("/notes/7").json["text"] == "hello"
+    assert counts(t) == {}  # nothing yielded to the hub yet: the shadow has not run
+    assert notes.removed == 1  # the request's context is gone already
+
+    assert t.runner.drain(2.0) == 0
+    assert counts(t) == {"match": 1}
+    assert notes.seen_marker == [None]  # a fresh context, not the request's
+    assert notes.removed == 2  # the shadow's context was torn down, its session removed
+
+
+def test_without_an_app_context_the_shadow_runs_without_one():
+    """CLIs and plain tests have no app context: nothing is pushed, nothing fails."""
+    seen: list[bool] = []
+    t = build("live")
+    t.local.probe = lambda: seen.append(has_app_context())
+    t.local.rows[7] = t.remote.rows[7] = note()
+    t.router.get(user_id=7)
+    assert t.runner.drain(2.0) == 0
+    assert seen == [False]
+    assert counts(t) == {"match": 1}
+
+
+tenant: ContextVar[str | None] = ContextVar("tenant", default=None)
+
+
+@contextmanager
+def bound_tenant(value: str | None, entered: list[str], name: str) -> Iterator[None]:
+    entered.append(name)
+    token = tenant.set(value)
+    try:
+        yield
+    finally:
+        tenant.reset(token)
+        entered.append("/" + name)
+
+
+def test_hook_contexts_carry_request_state_into_the_shadow():
+    """Each factory runs when the shadow starts, in the request's greenlet (so it reads the
+    request's state); its context manager is entered in the shadow greenlet, in list order,
+    around the call only."""
+    entered: list[str] = []
+    factory_ran_in: list[Any] = []
+
+    def outer():
+        factory_ran_in.append(gevent.getcurrent())
+        return bound_tenant(tenant.get(), entered, "outer")
+
+    def inner():
+        return bound_tenant(tenant.get().upper(), entered, "inner")
+
+    t = build("live", context=[outer, inner])
+    seen: list[Any] = []
+    t.local.probe = lambda: seen.append((tenant.get(), list(entered)))
+    t.local.rows[7] = t.remote.rows[7] = note()
+    token = tenant.set("acme")
+    try:
+        t.router.get(user_id=7)
+    finally:
+        tenant.reset(token)
+    assert t.runner.drain(2.0) == 0
+    assert factory_ran_in == [gevent.getcurrent()]
+    assert seen == [("ACME", ["outer", "inner"])]  # the shadow greenlet has no "acme" of its own
+    assert entered == ["outer", "inner", "/inner", "/outer"]
+    assert counts(t) == {"match": 1}
+
+
+def test_hook_contexts_are_entered_inside_the_app_context():
+    seen: list[str] = []
+
+    @contextmanager
+    def app_name() -> Iterator[None]:
+        seen.append(current_app.name)
+        yield
+
+    t = build("live", context=app_name)  # a single factory, not in a list
+    t.local.rows[7] = t.remote.rows[7] = note()
+    app = serve_notes(Flask("notes_app"), t.router)
+    assert app.test_client().get("/notes/7").status_code == 200
+    assert t.runner.drain(2.0) == 0
+    assert seen == ["notes_app"]
+    assert counts(t) == {"match": 1}
+
+
+def test_a_failing_context_factory_skips_the_shadow_and_is_a_logged_shadow_error(caplog):
+    def broken():
+        raise LookupError("no tenant on this request")
+
+    t = build(context=broken)
+    t.local.rows[7] = t.remote.rows[7] = note(text="answer")
+    assert t.router.get(user_id=7).text == "answer"
+    assert t.runner.drain(2.0) == 0
+    assert t.remote.calls == 0
+    assert counts(t) == {"shadow_error": 1}
+    [logged] = shadow_errors(caplog)
+    assert logged["error_type"] == "LookupError"
+
+
+def test_a_context_failing_on_entry_is_a_shadow_error():
+    @contextmanager
+    def refuses() -> Iterator[None]:
+        raise RuntimeError("tenant database unreachable")
+        yield
+
+    t = build(context=refuses)
+    t.local.rows[7] = t.remote.rows[7] = note(text="answer")
+    assert t.router.get(user_id=7).text == "answer"
+    assert t.runner.drain(2.0) == 0
+    assert t.remote.calls == 0
+    assert counts(t) == {"shadow_error": 1}
+
+
+# --- the exception behind a shadow_error is logged ---------------------------------------
+
+def shadow_errors(caplog) -> list[dict[str, Any]]:
+    return [json.loads(r.getMessage()) | {"exc_info": r.exc_info} for r in caplog.records
+            if r.name == "turnout.shadow" and '"event": "shadow_error"' in r.getMessage()]
+
+
+def test_every_shadow_error_is_logged_with_its_exception(caplog):
+    caplog.set_level(logging.WARNING, logger="turnout.shadow")
+    t = build()
+    t.local.rows[7] = note()
+    t.remote.fail = RuntimeError("bug on the shadow side")
+    t.router.get(user_id=7)
+    assert t.runner.drain(2.0) == 0
+    [logged] = shadow_errors(caplog)
+    assert logged["feature"] == FEATURE
+    assert logged["method"] == "notes.get"
+    assert logged["error_type"] == "RuntimeError"
+    assert logged["error"] == "bug on the shadow side"
+    _type, error, traceback = logged["exc_info"]
+    assert error is t.remote.fail and traceback is not None
+    assert [r.levelno for r in caplog.records if "shadow_error" in r.getMessage()] == [
+        logging.WARNING]
+
+
+def test_a_repeated_error_is_logged_each_time_with_its_traceback_once_per_interval(caplog):
+    """A broken shadow side fails on every read: a line each time, one traceback a minute
+    per method and exception type."""
+    caplog.set_level(logging.WARNING, logger="turnout.shadow")
+    t = build()
+    t.local.rows[7] = note()
+    t.remote.fail = RuntimeError("bug")
+    for _ in range(3):
+        t.router.get(user_id=7)
+    t.runner.drain(2.0)
+    t.remote.fail = TransportError("connection refused")  # another type: its own traceback
+    t.router.get(user_id=7)
+    t.runner.drain(2.0)
+    logged = shadow_errors(caplog)
+    assert [(e["error_type"], e["exc_info"] is not None) for e in logged] == [
+        ("RuntimeError", True), ("RuntimeError", False), ("RuntimeError", False),
+        ("TransportError", True)]
+    assert logged[1]["traceback"].startswith("omitted")
+
+
+def test_with_no_interval_every_error_carries_its_traceback(caplog):
+    caplog.set_level(logging.WARNING, logger="turnout.shadow")
+    t = build(error_log_interval=0)
+    t.local.rows[7] = note()
+    t.remote.fail = RuntimeError("bug")
+    for _ in range(2):
+        t.router.get(user_id=7)
+    t.runner.drain(2.0)
+    assert [e["exc_info"] is not None for e in shadow_errors(caplog)] == [True, True]
+
+
+# --- drain and listeners: what a test harness uses ---------------------------------------
+
+def test_drain_makes_the_comparisons_of_a_test_that_never_yields():
+    t = build()
+    t.local.rows[7] = t.remote.rows[7] = note()
+    for _ in range(3):
+        t.router.get(user_id=7)  # in-memory sides: nothing here yields to the gevent hub
+    assert counts(t) == {}
+    assert t.runner.drain(2.0) == 0
+    assert counts(t) == {"match": 3}
+    assert t.runner.drain(0) == 0  # nothing left in flight
+
+
+def test_drain_returns_how_many_are_still_running_at_its_deadline():
+    t = build(timeout=5.0)
+    t.local.rows[7] = t.remote.rows[7] = note()
+    t.remote.delay = 0.5
+    t.router.get(user_id=7)
+    started = time.monotonic()
+    assert t.runner.drain(0.05) == 1
+    assert time.monotonic() - started < 0.4
+    assert t.runner.drain(2.0) == 0
+    assert counts(t) == {"match": 1}
+
+
+def test_drain_with_nothing_started_returns_at_once():
+    started = time.monotonic()
+    assert build().runner.drain(5.0) == 0
+    assert time.monotonic() - started < 0.1
+
+
+def test_a_mismatch_reaches_the_listener_with_its_details():
+    recorder = ShadowRecorder()
+    t = build(listener=recorder)
+    t.local.rows[7] = note(text="right")
+    t.remote.rows[7] = note(text="wrong")
+    t.router.get(user_id=7)
+    t.runner.drain(2.0)
+    [outcome] = recorder.problems()
+    assert outcome.result == "mismatch"
+    assert outcome.mismatch == t.sink.mismatches[0]
+    assert outcome.mismatch.differences == ("$.result.text",)
+    assert str(outcome) == "notes notes.get: mismatch at $.result.text"
+
+
+def test_every_counted_result_reaches_the_listener():
+    """match, shadow_error (with its exception), shadow_timeout and skipped_busy: each
+    outcome the metric counts, and only the failing ones are problems."""
+    recorder = ShadowRecorder()
+    t = build(timeout=0.1, max_in_flight=1, listener=recorder)
+    t.local.rows[7] = t.remote.rows[7] = note()
+    t.router.get(user_id=7)
+    t.runner.drain(2.0)
+
+    t.remote.fail = ValueError("garbage")
+    t.router.get(user_id=7)
+    t.runner.drain(2.0)
+
+    t.remote.fail, t.remote.delay = None, 1.0
+    t.router.get(user_id=7)
+    t.router.get(user_id=7)  # the only slot is taken
+    assert t.runner.drain(2.0) == 0
+
+    assert [o.result for o in recorder.outcomes] == [
+        "match", "shadow_error", "skipped_busy", "shadow_timeout"]
+    assert all(o.feature == FEATURE and o.method == "notes.get" for o in recorder.outcomes)
+    error = recorder.outcomes[1]
+    assert str(error) == "notes notes.get: shadow_error: ValueError: garbage"
+    assert isinstance(recorder.outcomes[3].error, gevent.Timeout)
+    assert [o.result for o in recorder.problems()] == ["shadow_error", "shadow_timeout"]
+    assert counts(t) == {"match": 1, "shadow_error": 1, "skipped_busy": 1, "shadow_timeout": 1}
+    recorder.clear()
+    assert recorder.outcomes == []
+
+
+def test_listeners_can_be_added_and_detached():
+    first, second = ShadowRecorder(), ShadowRecorder()
+    t = build(listener=first)
+    detach = t.runner.add_listener(second)
+    t.local.rows[7] = t.remote.rows[7] = note()
+    t.router.get(user_id=7)
+    t.runner.drain(2.0)
+    detach()
+    detach()  # twice is harmless
+    t.router.get(user_id=7)
+    t.runner.drain(2.0)
+    assert len(first.outcomes) == 2
+    assert len(second.outcomes) == 1
+
+
+def test_a_failing_listener_breaks_nothing(caplog):
+    def broken(outcome: ShadowOutcome) -> None:
+        raise RuntimeError("harness bug")
+
+    recorder = ShadowRecorder()
+    t = build(listener=broken, max_in_flight=1)
+    t.runner.add_listener(recorder)
+    t.local.rows[7] = t.remote.rows[7] = note()
+    assert t.router.get(user_id=7) == note()
+    assert t.router.get(user_id=7) == note()  # skipped_busy: told in the request's greenlet
+    assert t.runner.drain(2.0) == 0
+    assert [o.result for o in recorder.outcomes] == ["skipped_busy", "match"]
+    assert any("shadow_listener_failed" in r.getMessage() for r in caplog.records)
