@@ -25,7 +25,7 @@ from shims.flags.cache import FlagCache
 from shims.flags.model import MODES, FeatureInfo, Flag, FlagError, FlagSnapshot, validate_flag
 from shims.metrics import TurnoutMetrics
 from shims.router import Router, ServiceUnavailable, Sides, make_breaker
-from shims.shadow import ShadowRunner
+from shims.shadow import ShadowRecorder, ShadowRunner
 from shims.sync import Applied, Backlog, RowChange, RowKey
 from support import ManualClock
 
@@ -588,6 +588,21 @@ def test_shadow_read_is_not_sent_to_a_remote_whose_breaker_is_open_and_is_counte
     assert t.shadow.started == 0
     assert t.remote.calls == []
     assert comparisons(t, "skipped_breaker_open") == 1
+
+
+def test_a_shadow_skipped_by_the_breaker_reaches_the_shadow_listener():
+    """A test harness hears of the shadows the router did not run, not only of those run."""
+    recorder = ShadowRecorder()
+    t = build("shadow")
+    t.shadow.add_listener(recorder)
+    seed_both(t)
+    for _ in range(3):
+        t.breaker.record_failure()
+    t.router.get(user_id=7)
+    assert t.shadow.drain(1.0) == 0
+    assert [(o.method, o.result) for o in recorder.outcomes] == [
+        ("notes.get", "skipped_breaker_open")]
+    assert recorder.problems() == []
 
 
 @pytest.mark.parametrize("owns_data", [True, False])
