@@ -180,7 +180,11 @@ class ShadowRunner:
     def drain(self, timeout: float) -> int:
         """Waits, yielding to the hub, at most `timeout` seconds until every shadow started
         so far (and any started meanwhile) has finished and reported; returns how many are
-        still running (0 when all have)."""
+        still running (0 when all have).
+
+        A harness should drain after each request, not only when a test ends: a shadow
+        that has not run yet reads the state as it is when it runs, so a write later in
+        the same test would show as a mismatch."""
         deadline = time.monotonic() + timeout
         while True:
             running = [greenlet for greenlet in self._in_flight if not greenlet.dead]
