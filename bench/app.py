@@ -46,11 +46,11 @@ monolith.wiring.client_tokens = lambda settings, audience: TOKENS  # the only su
 
 from monolith.app import create_app  # noqa: E402
 from monolith.db import make_sessions  # noqa: E402
-from monolith.wiring import CONTROL_KEY, EXTENSION_KEY, start_appliers  # noqa: E402
+from shims.extension import EXTENSION_KEY  # noqa: E402
 
 configure_logging()
 app = create_app()
-start_appliers(app.extensions[CONTROL_KEY])  # as monolith/wsgi.py does
+app.extensions[EXTENSION_KEY].start_appliers()  # as monolith/wsgi.py does
 USER_ID = int(os.environ["BENCH_USER_ID"])
 YEAR, MONTH = 2024, 3
 DIRECT = LocalRuns(make_sessions(app.extensions["runnerly_engine"]))
@@ -65,7 +65,7 @@ def _answer(runs):
 
 @app.get("/bench/router/runs")
 def router_runs():
-    return _answer(app.extensions[EXTENSION_KEY].runs.list_runs(USER_ID, YEAR, MONTH))
+    return _answer(app.extensions[EXTENSION_KEY].routed.runs.list_runs(USER_ID, YEAR, MONTH))
 
 
 @app.get("/bench/direct/runs")

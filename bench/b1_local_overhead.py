@@ -164,14 +164,15 @@ def _micro(run_dir: str, user_id: int, quick: bool) -> dict:
     logging.disable(logging.CRITICAL)
     from monolith.app import create_app
     from monolith.runs.sync import RunsMirror
-    from monolith.wiring import CONTROL_KEY, EXTENSION_KEY, FEATURES
+    from monolith.wiring import FEATURES
+    from shims.extension import EXTENSION_KEY
     from contracts.runs import RUNS
     from shims.router import Router, Sides
     from shims.shadow import ShadowRunner
 
     app = create_app({"RUN_DIR": run_dir})
-    control = app.extensions[CONTROL_KEY]
-    router = app.extensions[EXTENSION_KEY].runs
+    control = app.extensions[EXTENSION_KEY].control
+    router = app.extensions[EXTENSION_KEY].routed.runs
     direct = router._sides.local  # the very LocalRuns the router calls
     year, month = BENCH_MONTH
 

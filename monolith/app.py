@@ -12,18 +12,9 @@ from flask_wtf.csrf import CSRFProtect
 from monolith import auth, errors, idempotent_api
 from monolith.config import load_config, read_or_create_secret
 from monolith.db import create_schema, make_engine, make_sessions
-from shims.ops import loopback_only
-from shims import deadline, trace
-from shims.admin import admin_blueprint
-from shims.auth import verifying_guard
-from contracts.accounts import ACCOUNTS
-from contracts.runs import RUNS
-from shims.health import health_blueprint
-from shims.metrics import metrics_blueprint
+from monolith.wiring import FEATURES_KEY, OUTCOMES, REGISTRY, SESSIONS, typed
+from shims.extension import Turnout
 from shims.outcomes import OutcomeStore
-from shims.service import rpc_blueprint
-from monolith.wiring import (CONTROL_KEY, EXTENSION_KEY, build_control, build_features,
-                             serving_flags)
 
 log = logging.getLogger(__name__)
 
@@ -40,23 +31,10 @@ def _blueprints():
     return html, api
 
 
-def _report_routes(app: Flask) -> None:
-    """Every response says which side answered each routed call (shims/trace.py)."""
-    app.before_request(trace.start)
-
-    @app.after_request
-    def add_route_header(response):
-        value = trace.header_value()
-        if value:
-            response.headers[trace.HEADER] = value
-        return response
-
-
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     settings = load_config(config)
     app = Flask(__name__)
     app.config.update(settings)
-    deadline.install(app, settings["REQUEST_DEADLINE"])  # first: every later hook within it
     if not app.config["SECRET_KEY"]:
         app.config["SECRET_KEY"] = read_or_create_secret(settings["RUN_DIR"])
 
@@ -67,12 +45,15 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["runnerly_engine"] = engine
     outcomes = OutcomeStore(engine, ttl=settings["IDEMPOTENCY_TTL"])
     outcomes.create_schema()
-    turnout = build_control(settings)
-    app.extensions[CONTROL_KEY] = turnout
-    app.extensions[EXTENSION_KEY] = build_features(settings, make_sessions(engine), engine,
-                                                   turnout, outcomes)
+    # First, so its request deadline covers every later hook. `serve`: the data contracts
+    # as the monolith routes them, for extracted services that read and write users and
+    # runs (Newman's "aggregate exposing monolith"): whatever the runs flag says, their
+    # calls land where the monolith's own calls would.
+    routed = Turnout().init_app(app, REGISTRY, settings=settings, engine=engine,
+                                extras={SESSIONS: make_sessions(engine), OUTCOMES: outcomes},
+                                authorize_admin=auth.admin_actor, serve=("accounts", "runs"))
+    app.extensions[FEATURES_KEY] = typed(routed)
 
-    _report_routes(app)
     csrf = CSRFProtect(app)
     auth.init_app(app)
     idempotent_api.init_app(app, outcomes)  # after auth: keys are scoped to the runner
@@ -83,19 +64,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.register_blueprint(blueprint)
     for blueprint in html:
         app.register_blueprint(blueprint)
-    # The data contracts as the monolith routes them, for extracted services that read and
-    # write users and runs (Newman's "aggregate exposing monolith"): whatever the runs flag
-    # says, their calls land where the monolith's own calls would.
-    routed = app.extensions[EXTENSION_KEY]
-    for blueprint in (rpc_blueprint([(ACCOUNTS, routed.accounts), (RUNS, routed.runs)],
-                                    observe=turnout.metrics.observe_served,
-                                    guard=verifying_guard(settings, "monolith")),
-                      health_blueprint("monolith", engine, lambda: serving_flags(turnout)),
-                      metrics_blueprint(turnout.metrics),
-                      admin_blueprint(turnout.store, turnout.flags, turnout.mismatches,
-                                      turnout.breakers, authorize=auth.admin_actor,
-                                      channels={"runs": routed.runs.channels})):
-        csrf.exempt(blueprint)
-        app.register_blueprint(blueprint)
-    loopback_only(app)
+    for blueprint in app.extensions["turnout"].blueprints:
+        csrf.exempt(blueprint)  # JSON from programs and operators, never a browser form
     return app

@@ -11,15 +11,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from shims import deadline, outcomes, remote
-from shims.auth import AUTH_DEFAULTS
-from shims.settings import ENV_PREFIX, ConfigError, load_settings
+from shims.defaults import kit_settings
+from shims.settings import ENV_PREFIX, ConfigError
 
 __all__ = ["ENV_PREFIX", "ConfigError", "load_config", "read_or_create_secret"]
 
 
+# Runnerly's own settings; the kit's (flags, breakers, shadow, remote calls, tokens,
+# deadlines) come from shims/defaults.py, with the services' URLs from the registry.
 DEFAULTS: dict[str, Any] = {
-    "RUN_DIR": "run",
     "DATABASE_URL": None,  # None: sqlite file monolith.db in RUN_DIR
     # None: read or create RUN_DIR/secret_key, shared by every worker (no secret in code)
     "SECRET_KEY": None,  # nosec B105
@@ -36,40 +36,19 @@ DEFAULTS: dict[str, Any] = {
     "WTF_CSRF_ENABLED": True,
     "MAX_CONTENT_LENGTH": 1024 * 1024,
     "TESTING": False,
-    # Turnout: flags, the data service, and the protection around remote calls.
-    "FLAGS_URL": None,  # None: sqlite file flags.db in RUN_DIR (shared by every process)
-    "FLAGS_REFRESH": 0.25,  # seconds between flag version checks in each worker
-    "DATASERVICE_URL": "http://127.0.0.1:5010",
-    "STRAVAIMPORT_URL": "http://127.0.0.1:5030",
-    "REPORTS_URL": "http://127.0.0.1:5040",
-    # Service-to-service tokens: with a client secret, every remote call carries a bearer
-    # token from the token dealer; the secret comes from the environment, never the code.
-    **AUTH_DEFAULTS,
-    "CLIENT_ID": "monolith",
-    "REMOTE_CONNECT_TIMEOUT": 0.5,
-    "REMOTE_READ_TIMEOUT": 5.0,
-    "REMOTE_POOL_SIZE": 200,  # connections per service per worker: one per in-flight call
-    **remote.DEFAULTS,  # a read's budget, retries included; how often a write is sent
-    **deadline.DEFAULTS,  # one time budget per request, for all its remote calls
-    **outcomes.DEFAULTS,  # how long a keyed write's outcome is kept and replayed
-    "BREAKER_FAILURES": 5,  # consecutive transport failures that open a feature's breaker
-    "BREAKER_RESET_SECONDS": 5.0,  # how long it stays open before one trial call
-    "SHADOW_TIMEOUT": 2.0,
-    "SHADOW_MAX_IN_FLIGHT": 100,
     "SHADOW_IGNORE": "created_at",  # fields allowed to differ between the two sides
-    "MIRROR_INTERVAL": 0.1,  # seconds between the mirror applier's looks at the outbox
 }
+
 
 def load_config(override: Mapping[str, Any] | None = None,
                 environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    config = load_settings(DEFAULTS, override, environ,
-                           positive=(*remote.DEFAULTS, *deadline.DEFAULTS, *outcomes.DEFAULTS))
+    from monolith.wiring import REGISTRY
+
+    config = kit_settings(REGISTRY, override, environ, app_defaults=DEFAULTS)
     run_dir = Path(config["RUN_DIR"])
     config["RUN_DIR"] = str(run_dir)
     if not config["DATABASE_URL"]:
         config["DATABASE_URL"] = f"sqlite:///{run_dir.resolve() / 'monolith.db'}"
-    if not config["FLAGS_URL"]:
-        config["FLAGS_URL"] = f"sqlite:///{run_dir.resolve() / 'flags.db'}"
     return config
 
 

@@ -10,9 +10,9 @@ from gevent import monkey
 monkey.patch_all()
 
 from monolith.app import create_app  # noqa: E402
-from monolith.wiring import CONTROL_KEY, start_appliers  # noqa: E402
+from shims.extension import EXTENSION_KEY  # noqa: E402
 from shims.logs import configure as configure_logging  # noqa: E402
 
 configure_logging()
 app = create_app()
-start_appliers(app.extensions[CONTROL_KEY])
+app.extensions[EXTENSION_KEY].start_appliers()  # serving workers drain the outbox

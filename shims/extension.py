@@ -1,0 +1,246 @@
+"""The composition root for any Flask monolith: `Turnout().init_app(app, registry)`.
+
+Given the app, its feature registry (shims/registry.py) and settings (shims/defaults.py),
+`init_app` builds, once per process:
+
+- the flag store and its in-memory cache, one breaker per feature with a remote side,
+  a shadow runner per routed contract, the mismatch log and the metrics;
+- each feature's implementations: its local side from the registry's factory, its remote
+  client over a pooled HTTP transport (with dealer tokens when this process has a client
+  secret), a `Router` between them, and, for a feature that owns data, the mirror
+  channels and the applier that drains its outbox;
+- on the app: one deadline per request (installed first, so every later hook runs within
+  it), the `X-Turnout-Route` header, `/healthz`, `/metrics`, the admin API under
+  `/_turnout/` (when the app says who is an admin) and `/rpc` for the contracts it
+  serves to its extracted services.
+
+It returns the routed contracts, by contract name; views call only those. Call it before
+registering the app's own hooks and blueprints. No I/O happens at import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Blueprint, Flask, current_app
+from sqlalchemy.engine import Engine
+
+from shims import deadline, trace
+from shims.admin import admin_blueprint
+from shims.auth import client_tokens, verifying_guard
+from shims.control import Control, add_applier, build_control, serving_flags, start_appliers
+from shims.defaults import kit_settings
+from shims.health import health_blueprint
+from shims.metrics import metrics_blueprint
+from shims.mirror import Channel, mirror_channels
+from shims.ops import loopback_only
+from shims.registry import Feature, Registry, Resources
+from shims.remote import client_options
+from shims.router import Router, Sides
+from shims.service import rpc_blueprint
+from shims.settings import ConfigError
+from shims.shadow import ShadowRunner
+from shims.sync import RemoteDataSync
+from shims.transport import Transport, transport_for
+
+EXTENSION_KEY = "turnout"
+
+
+class Routed(Mapping[str, Any]):
+    """The implementation each contract is answered by (a Router where the feature has a
+    remote side), by contract name; also as attributes: `routed.runs.list_runs(...)`."""
+
+    def __init__(self, implementations: dict[str, Any]):
+        self._implementations = implementations
+
+    def __getitem__(self, name: str) -> Any:
+        return self._implementations[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._implementations)
+
+    def __len__(self) -> int:
+        return len(self._implementations)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._implementations[name]
+        except KeyError:
+            raise AttributeError(f"no contract named {name!r}; routed: "
+                                 f"{', '.join(self._implementations)}") from None
+
+
+@dataclass
+class TurnoutState:
+    """What `init_app` built for one app, in `app.extensions["turnout"]`."""
+
+    registry: Registry
+    settings: dict[str, Any]
+    control: Control
+    routed: Routed
+    channels: dict[str, dict[str, Channel]] = field(default_factory=dict)
+    shadows: list[ShadowRunner] = field(default_factory=list)
+    # The kit's blueprints, for an app that must exempt them from its CSRF protection
+    # (they take JSON from programs, never a browser form).
+    blueprints: list[Blueprint] = field(default_factory=list)
+    transports: dict[str, Transport] = field(default_factory=dict)
+
+    def drain_shadows(self, timeout: float = 5.0) -> int:
+        """Wait until every shadow started so far has compared (tests; a plain test never
+        yields to the hub otherwise); the number still running at the timeout."""
+        return sum(runner.drain(timeout) for runner in self.shadows)
+
+    def start_appliers(self) -> None:
+        """Server workers only (the app's wsgi module): tests and CLIs drain themselves."""
+        start_appliers(self.control)
+
+
+class Turnout:
+    """The Flask extension. `authorize_admin()` raises the app's 401/403 or returns the
+    name the audit log records; without it the admin API is not mounted."""
+
+    def __init__(self, app: Flask | None = None, registry: Registry | None = None,
+                 **options: Any):
+        if app is not None:
+            if registry is None:
+                raise ConfigError("Turnout(app, registry): a registry is needed")
+            self.init_app(app, registry, **options)
+
+    def init_app(self, app: Flask, registry: Registry, *,
+                 settings: Mapping[str, Any] | None = None, engine: Engine | None = None,
+                 extras: Mapping[str, Any] | None = None,
+                 authorize_admin: Callable[[], str] | None = None,
+                 serve: Iterable[str] = (), name: str = "monolith",
+                 transports: Mapping[str, Transport] | None = None) -> Routed:
+        """`engine`: the monolith's database, needed by features that own data (their
+        outbox and mirror lease live there). `serve`: contract names this app answers on
+        `/rpc` for its services, as routed (an extracted service reaching users through the
+        monolith lands wherever the monolith's own calls would). `name`: this app's
+        service name, the audience of the tokens its `/rpc` accepts. `transports`: by
+        feature, what reaches its service instead of HTTP (e.g. a `WsgiTransport` to the
+        service app in the same process, as the pytest plugin does)."""
+        settings = dict(settings) if settings is not None else kit_settings(registry)
+        deadline.install(app, settings["REQUEST_DEADLINE"])  # first: later hooks within it
+        control = build_control(settings, registry.infos())
+        state = TurnoutState(registry=registry, settings=settings, control=control,
+                             routed=Routed({}), transports=dict(transports or {}))
+        state.routed = Routed(_build_features(state, engine, dict(extras or {})))
+        app.extensions[EXTENSION_KEY] = state
+        _report_routes(app)
+        state.blueprints = _blueprints(state, engine, name, list(serve), authorize_admin)
+        for blueprint in state.blueprints:
+            app.register_blueprint(blueprint)
+        loopback_only(app)
+        return state.routed
+
+
+def state() -> TurnoutState:
+    """The current app's Turnout (inside an app or request context)."""
+    return current_app.extensions[EXTENSION_KEY]
+
+
+def routed() -> Routed:
+    return state().routed
+
+
+def _build_features(state: TurnoutState, engine: Engine | None,
+                    extras: dict[str, Any]) -> dict[str, Any]:
+    implementations: dict[str, Any] = {}
+    for feature in state.registry:
+        resources = Resources(settings=state.settings, engine=engine,
+                              routed=Routed(dict(implementations)), extras=extras)
+        implementations.update(_build_feature(state, feature, resources))
+    return implementations
+
+
+def _build_feature(state: TurnoutState, feature: Feature,
+                   resources: Resources) -> dict[str, Any]:
+    locals_ = {b.spec.name: b.local(resources) for b in feature.bindings}
+    if feature.service is None:
+        return locals_
+    settings = state.settings
+    transport = state.transports.get(feature.name) or _transport(settings, feature)
+    sides_data: dict[str, Any] = {}
+    channels = None
+    if feature.data is not None:
+        if resources.engine is None:
+            raise ConfigError(f"feature {feature.name!r} owns data: init_app needs the "
+                              "monolith's engine (engine=...) for its outbox")
+        sides_data = {"local_sync": feature.data.local_sync(resources.engine),
+                      "remote_sync": RemoteDataSync(transport)}
+        channels = mirror_channels(feature.name, sides_data["local_sync"],
+                                   sides_data["remote_sync"])
+        state.channels[feature.name] = channels
+        add_applier(state.control, feature.name, channels, resources.engine,
+                    settings["MIRROR_INTERVAL"])
+    routers = {}
+    for binding in feature.bindings:
+        remote = binding.remote(transport, **client_options(settings))
+        shadow = _shadow_runner(state, feature)
+        routers[binding.spec.name] = Router(
+            feature.info, binding.spec,
+            Sides(local=locals_[binding.spec.name], remote=remote, **sides_data),
+            flags=state.control.flags, breaker=state.control.breakers[feature.name],
+            metrics=state.control.metrics, shadow=shadow,
+            mirror=feature.data.mirror if feature.data else None, channels=channels,
+            silent_for=settings["REMOTE_READ_TIMEOUT"])
+    return routers
+
+
+def _transport(settings: Mapping[str, Any], feature: Feature) -> Transport:
+    url = settings.get(feature.url_setting or "")
+    if not url:
+        raise ConfigError(f"feature {feature.name!r}: set TURNOUT_{feature.url_setting} to "
+                          f"the {feature.service} service's URL")
+    return transport_for(settings, url, client_tokens(settings, feature.service or ""))
+
+
+def _shadow_runner(state: TurnoutState, feature: Feature) -> ShadowRunner:
+    settings = state.settings
+    ignore = frozenset(f.strip() for f in settings["SHADOW_IGNORE"].split(",") if f.strip())
+    runner = ShadowRunner(feature.name, state.control.metrics, state.control.mismatches,
+                          timeout=settings["SHADOW_TIMEOUT"],
+                          max_in_flight=settings["SHADOW_MAX_IN_FLIGHT"], ignore=ignore,
+                          context=list(feature.shadow_context))
+    state.shadows.append(runner)
+    return runner
+
+
+def _report_routes(app: Flask) -> None:
+    """Every response says which side answered each routed call (shims/trace.py)."""
+    app.before_request(trace.start)
+
+    @app.after_request
+    def add_route_header(response):
+        value = trace.header_value()
+        if value:
+            response.headers[trace.HEADER] = value
+        return response
+
+
+def _blueprints(state: TurnoutState, engine: Engine | None, name: str, serve: list[str],
+                authorize_admin: Callable[[], str] | None) -> list[Blueprint]:
+    control, settings = state.control, state.settings
+    unknown = [contract for contract in serve if contract not in state.routed]
+    if unknown:
+        raise ConfigError(f"serve: no contract named {', '.join(unknown)}; known: "
+                          f"{', '.join(state.routed)}")
+    blueprints = [health_blueprint(name, engine, lambda: serving_flags(control)),
+                  metrics_blueprint(control.metrics)]
+    if serve:
+        guard = verifying_guard(settings, name) if settings["SERVICE_TOKENS"] else None
+        bindings = [(_spec_of(state.registry, contract), state.routed[contract])
+                    for contract in serve]
+        blueprints.append(rpc_blueprint(bindings, observe=control.metrics.observe_served,
+                                        guard=guard))
+    if authorize_admin is not None:
+        blueprints.append(admin_blueprint(control.store, control.flags, control.mismatches,
+                                          control.breakers, authorize=authorize_admin,
+                                          channels=state.channels))
+    return blueprints
+
+
+def _spec_of(registry: Registry, contract: str):
+    return next(b.spec for f in registry for b in f.bindings if b.spec.name == contract)
