@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from flask import Blueprint, Flask, current_app
 from sqlalchemy.engine import Engine
@@ -46,6 +46,26 @@ from shims.sync import RemoteDataSync
 from shims.transport import Transport, transport_for
 
 EXTENSION_KEY = "turnout"
+
+
+class InitHook(Protocol):
+    """Told about every `init_app` in this process: a test harness (shims/pytest_plugin.py)
+    uses it to serve remote sides in-process and to watch shadows, without the app's code
+    knowing. Production code has no hooks."""
+
+    def transports(self, app: Flask, registry: Registry,
+                   settings: Mapping[str, Any]) -> Mapping[str, Transport]: ...
+
+    def built(self, app: Flask, state: TurnoutState) -> None: ...
+
+
+_hooks: list[InitHook] = []
+
+
+def add_init_hook(hook: InitHook) -> Callable[[], None]:
+    """`hook` hears of every later `init_app`; returns what removes it."""
+    _hooks.append(hook)
+    return lambda: _hooks.remove(hook)
 
 
 class Routed(Mapping[str, Any]):
@@ -124,8 +144,11 @@ class Turnout:
         settings = dict(settings) if settings is not None else kit_settings(registry)
         deadline.install(app, settings["REQUEST_DEADLINE"])  # first: later hooks within it
         control = build_control(settings, registry.infos())
+        transports = dict(transports or {})
+        for hook in list(_hooks):
+            transports.update(hook.transports(app, registry, settings))
         state = TurnoutState(registry=registry, settings=settings, control=control,
-                             routed=Routed({}), transports=dict(transports or {}))
+                             routed=Routed({}), transports=transports)
         state.routed = Routed(_build_features(state, engine, dict(extras or {})))
         app.extensions[EXTENSION_KEY] = state
         _report_routes(app)
@@ -133,6 +156,8 @@ class Turnout:
         for blueprint in state.blueprints:
             app.register_blueprint(blueprint)
         loopback_only(app)
+        for hook in list(_hooks):
+            hook.built(app, state)
         return state.routed
 
 

@@ -14,6 +14,9 @@ from monolith import create_app  # noqa: E402
 from monolith.wiring import features  # noqa: E402
 from contracts.accounts import Profile, SignUp  # noqa: E402
 
+# pytester: the kit's pytest plugin is tested on a small suite of its own (test_pytest_plugin).
+pytest_plugins = ["pytester"]
+
 from support import (LOOPBACK, FAST_HASH, PASSWORD, SessionTokens, basic_auth,  # noqa: E402
                      write_session_jwks)
 
