@@ -117,10 +117,18 @@ class Feature:
 
 class Registry:
     """Every feature of one monolith, in build order: a feature's local side may use the
-    routed contracts of the features before it."""
+    routed contracts of the features before it.
 
-    def __init__(self, features: Iterable[Feature]):
+    `defaults`: the app's own settings its local sides read (each settable by a `TURNOUT_`
+    variable), in the monolith and in an extracted service alike. `service_setup(app)`:
+    what a service answering these contracts in its own process must bring up first, on
+    its Flask app (a team's `db.init_app(app)`, say); see shims/feature_service.py."""
+
+    def __init__(self, features: Iterable[Feature], *, defaults: Mapping[str, Any] | None = None,
+                 service_setup: Callable[[Any], None] | None = None):
         self.features: tuple[Feature, ...] = tuple(features)
+        self.defaults: dict[str, Any] = dict(defaults or {})
+        self.service_setup = service_setup
         _require_unique("feature", [f.name for f in self.features])
         _require_unique("contract", [b.spec.name for f in self.features for b in f.bindings])
 
@@ -138,8 +146,18 @@ class Registry:
         return {feature.name: feature.info for feature in self.features}
 
     def settings_defaults(self) -> dict[str, Any]:
-        """`<SERVICE>_URL` for each service, so `TURNOUT_<SERVICE>_URL` can set it."""
-        return {f.url_setting: f.url for f in self.features if f.url_setting}
+        """The app's defaults and `<SERVICE>_URL` for each service (`TURNOUT_<SERVICE>_URL`
+        sets it)."""
+        return {**self.defaults, **{f.url_setting: f.url for f in self.features
+                                    if f.url_setting}}
+
+    def feature(self, name: str) -> Feature:
+        """The feature called `name`, or a ConfigError listing the ones there are."""
+        try:
+            return self[name]
+        except KeyError:
+            raise ConfigError(f"unknown feature {name!r}; known features: "
+                              f"{', '.join(f.name for f in self.features)}") from None
 
 
 def _require_unique(what: str, names: list[str]) -> None:

@@ -25,20 +25,30 @@ from shims.service import Guard, install_json_errors, rpc_blueprint
 def service_app(name: str, settings: Mapping[str, Any],
                 bindings: Iterable[tuple[ContractSpec, Any]], *, title: str, description: str,
                 guard: Guard | None = None, engine: Engine | None = None,
-                health_details: Callable[[], dict[str, Any]] | None = None) -> Flask:
+                health_details: Callable[[], dict[str, Any]] | None = None,
+                setup: Callable[[Flask], None] | None = None) -> Flask:
     """A Flask app serving `bindings`; callers need a dealer token for audience `name`
-    (`guard` replaces that check only for tests that bring their own)."""
+    unless `SERVICE_TOKENS` is off (`guard` replaces that check only for tests that bring
+    their own). `setup(app)` brings up what the implementations need on this app (a team's
+    `db.init_app(app)`, say) before any route is added."""
     bindings = list(bindings)
     app = Flask(name)
     app.config.update(settings)
+    if setup is not None:
+        setup(app)
     deadline.install(app, settings["REQUEST_DEADLINE"])
     metrics = TurnoutMetrics()
     document = openapi_document(title, "1.0", [spec for spec, _ in bindings], description)
     app.register_blueprint(rpc_blueprint(bindings, observe=metrics.observe_served,
-                                         guard=guard or verifying_guard(settings, name)))
+                                         guard=guard or _token_guard(settings, name)))
     app.register_blueprint(health_blueprint(name, engine, health_details))
     app.register_blueprint(metrics_blueprint(metrics))
     app.add_url_rule("/openapi.json", "openapi", lambda: jsonify(document))
     install_json_errors(app)
     loopback_only(app)
     return app
+
+
+def _token_guard(settings: Mapping[str, Any], name: str) -> Guard | None:
+    """Dealer tokens, unless the team has not turned them on yet (docs/adopting.md)."""
+    return verifying_guard(settings, name) if settings.get("SERVICE_TOKENS", True) else None
