@@ -134,14 +134,18 @@ class Turnout:
                  authorize_admin: Callable[[], str] | None = None,
                  serve: Iterable[str] = (), name: str = "monolith",
                  transports: Mapping[str, Transport] | None = None) -> Routed:
-        """`engine`: the monolith's database, needed by features that own data (their
+        """`settings`: the kit's (shims/defaults.py); by default the `TURNOUT_*` keys of
+        `app.config`, then `TURNOUT_*` environment variables, then the defaults.
+        `engine`: the monolith's database, needed by features that own data (their
         outbox and mirror lease live there). `serve`: contract names this app answers on
         `/rpc` for its services, as routed (an extracted service reaching users through the
         monolith lands wherever the monolith's own calls would). `name`: this app's
         service name, the audience of the tokens its `/rpc` accepts. `transports`: by
         feature, what reaches its service instead of HTTP (e.g. a `WsgiTransport` to the
         service app in the same process, as the pytest plugin does)."""
-        settings = dict(settings) if settings is not None else kit_settings(registry)
+        if settings is None:  # as Flask extensions do: TURNOUT_* keys of app.config
+            settings = kit_settings(registry, _prefixed(app.config))
+        settings = dict(settings)
         deadline.install(app, settings["REQUEST_DEADLINE"])  # first: later hooks within it
         control = build_control(settings, registry.infos())
         transports = dict(transports or {})
@@ -159,6 +163,10 @@ class Turnout:
         for hook in list(_hooks):
             hook.built(app, state)
         return state.routed
+
+
+def _prefixed(config: Mapping[str, Any], prefix: str = "TURNOUT_") -> dict[str, Any]:
+    return {key[len(prefix):]: value for key, value in config.items() if key.startswith(prefix)}
 
 
 def state() -> TurnoutState:

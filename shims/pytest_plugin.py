@@ -12,8 +12,9 @@ built, without a line of the app changing:
   `@pytest.mark.turnout(profiles="remote")` marker overrides the command line for the
   apps built for that test);
 - `--turnout-service FEATURE=module:factory` serves the feature's remote side in this
-  process over WSGI (the factory is called with the monolith app's config, or with
-  nothing, and returns the service's app), `FEATURE=URL` by a real process;
+  process over WSGI (the factory is called with the monolith app's config and
+  `SERVICE_TOKENS` off, or with nothing, and returns the service's app), `FEATURE=URL`
+  by a real process;
 - shadows are drained after every request (a plain test never yields to gevent's hub,
   so they would otherwise never run, and a shadow left to run later would read what a
   later step of the test wrote), and once more when the test ends; a mismatch, or a
@@ -210,5 +211,7 @@ def _service_app(target: str, config: Any) -> Any:
         factory = getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError) as exc:
         raise pytest.UsageError(f"{SERVICE_OPTION} {target}: cannot load it ({exc})") from exc
-    takes_config = bool(inspect.signature(factory).parameters)
-    return factory(dict(config)) if takes_config else factory()
+    if not inspect.signature(factory).parameters:
+        return factory()
+    # In one process there is no token dealer to ask: the service takes calls without.
+    return factory({**dict(config), "SERVICE_TOKENS": False})
