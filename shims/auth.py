@@ -112,6 +112,21 @@ class ClientCredentials:
             return token
         return None
 
+    def _post(self, form: dict[str, str], auth: tuple[str, str]) -> requests.Response:
+        """One token request, sent again once if the connection dropped before any answer:
+        a kept-alive connection the dealer closed (a reload replaces its workers) fails the
+        first write on it. Asking for a token twice is harmless; a timeout is not retried,
+        since the dealer may just be slow."""
+        for attempt in (1, 2):
+            try:
+                return self._session.post(self.token_url, data=form, auth=auth,
+                                          headers={"Accept": "application/json"},
+                                          timeout=self._timeout)
+            except requests.ConnectionError as exc:
+                if attempt == 2 or isinstance(exc, requests.Timeout) or not _dropped(exc):
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def _fetch(self) -> str:
         form = {"grant_type": "client_credentials", "audience": self.audience}
         if self.scopes:
@@ -121,9 +136,7 @@ class ClientCredentials:
         where = f"the token dealer at {self.token_url}"
         started = self._clock()
         try:
-            response = self._session.post(self.token_url, data=form, auth=auth,
-                                          headers={"Accept": "application/json"},
-                                          timeout=self._timeout)
+            response = self._post(form, auth)
         except requests.Timeout:
             raise TransportError(f"{where} did not answer within {self._timeout[1]:g}s") \
                 from None
@@ -154,6 +167,12 @@ class ClientCredentials:
         log.info("token fetched for client %s, audience %s, valid %ss", self.client_id,
                  self.audience, lifetime)
         return token
+
+
+def _dropped(exc: requests.ConnectionError) -> bool:
+    """The server closed the connection without answering (not: refused, unreachable)."""
+    text = repr(exc)
+    return "RemoteDisconnected" in text or "Connection aborted" in text
 
 
 # --- the service's side -----------------------------------------------------------------

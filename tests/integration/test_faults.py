@@ -26,6 +26,8 @@ from scraped_metrics import runs_breaker
 from support import eventually
 
 from monolith.wiring import FEATURES
+from shims.auth import ClientCredentials
+from shims.errors import TransportError
 from shims.flags.store import SqlFlagStore
 
 pytestmark = pytest.mark.integration
@@ -525,17 +527,16 @@ class TokenFetches:
     def _loop(self) -> None:
         dealer = self.stack.url("TURNOUT_TOKENDEALER_PORT")
         secret = (self.stack.run_dir / "secrets" / "monolith").read_text().strip()
-        session = requests.Session()
+        # The callers' own client (kept-alive connections, as every worker's), a fresh token
+        # each time: a fetch that fails here would fail a worker's call.
+        tokens = ClientCredentials(f"{dealer}/oauth/token", "monolith", secret, "dataservice",
+                                   timeout=(CLIENT_TIMEOUT, CLIENT_TIMEOUT))
         while not self._stop:
             try:
-                response = session.post(f"{dealer}/oauth/token", auth=("monolith", secret),
-                                        timeout=CLIENT_TIMEOUT, data={
-                                            "grant_type": "client_credentials",
-                                            "audience": "dataservice"})
-                if response.status_code != 200 or "access_token" not in response.json():
-                    self.failures.append(f"{response.status_code} {response.text[:200]}")
-            except (requests.RequestException, ValueError) as exc:
-                self.failures.append(repr(exc))
+                tokens.invalidate()
+                tokens.token()
+            except TransportError as exc:
+                self.failures.append(exc.message)
             self.done += 1
             gevent.sleep(0.05)
 

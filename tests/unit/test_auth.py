@@ -125,6 +125,35 @@ def test_a_dealer_that_is_down_is_a_transport_error_without_the_secret(requests_
     assert raised.value.__cause__ is None and raised.value.__suppress_context__
 
 
+DROPPED = requests.ConnectionError("('Connection aborted.', RemoteDisconnected('Remote end "
+                                   "closed connection without response'))")
+
+
+def test_a_connection_the_dealer_dropped_unanswered_is_asked_again_once(requests_mock):
+    """A dealer reload closes kept-alive connections: the first request on one fails
+    before any answer. A token request is safe to send twice."""
+    requests_mock.post(TOKEN_URL, [{"exc": DROPPED}, {"json": token_answer("t9")}])
+    assert credentials().headers() == {"Authorization": "Bearer t9"}
+    assert requests_mock.call_count == 2
+
+
+def test_a_second_drop_is_a_transport_error(requests_mock):
+    requests_mock.post(TOKEN_URL, exc=DROPPED)
+    with pytest.raises(TransportError):
+        credentials().headers()
+    assert requests_mock.call_count == 2
+
+
+@pytest.mark.parametrize("failure", [requests.ConnectionError("Connection refused"),
+                                     requests.ConnectTimeout("slow"),
+                                     requests.ReadTimeout("slow")])
+def test_refused_and_timed_out_requests_are_not_sent_again(requests_mock, failure):
+    requests_mock.post(TOKEN_URL, exc=failure)
+    with pytest.raises(TransportError):
+        credentials().headers()
+    assert requests_mock.call_count == 1
+
+
 def test_a_refusal_is_a_transport_error_naming_the_error_not_the_secret(requests_mock):
     requests_mock.post(TOKEN_URL, status_code=401, json={
         "error": "invalid_client", "error_description": "client authentication failed"})
