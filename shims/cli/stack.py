@@ -149,8 +149,8 @@ def circusctl(endpoint: str, env: Mapping[str, str], *args: str, check: bool = T
     result = subprocess.run([_bin("circusctl"), "--endpoint", endpoint, "--timeout", "10",  # nosec B603
                              *args], env=env, capture_output=True, text=True, check=False)
     if check and result.returncode != 0:
-        detail = result.stderr.strip() or result.stdout.strip()
-        raise StackError(f"circusctl {' '.join(args)} failed: {detail}")
+        detail = (result.stderr.strip() or result.stdout.strip() or "no output").splitlines()[0]
+        raise StackError(f"circusctl {' '.join(args)} failed on {endpoint}: {detail}")
     return result.stdout
 
 
@@ -160,9 +160,13 @@ def circus_answers(endpoint: str, env: Mapping[str, str]) -> bool:
     return result.returncode == 0
 
 
-def stop(endpoint: str, env: Mapping[str, str]) -> None:
+def require_circus(endpoint: str, env: Mapping[str, str], hint: str = "") -> None:
     if not circus_answers(endpoint, env):
-        raise StackError(f"no circusd answers on {endpoint}")
+        raise StackError(f"no circusd answers on {endpoint}{hint}")
+
+
+def stop(endpoint: str, env: Mapping[str, str]) -> None:
+    require_circus(endpoint, env)
     circusctl(endpoint, env, "quit", "--waiting")
 
 

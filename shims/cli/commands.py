@@ -59,6 +59,7 @@ def cmd_status(args: argparse.Namespace, project) -> int:
     from shims.cli import stack
 
     env, circus = _stack(args, project)
+    stack.require_circus(circus.endpoint, env, " (start everything with `turnout up`)")
     print(stack.circusctl(circus.endpoint, env, "status").rstrip())
     rows = stack.status(circus.watchers)
     for row in rows:
