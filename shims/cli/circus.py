@@ -28,7 +28,7 @@ SOCKET_VARIABLE = re.compile(rf"\$\(circus\.sockets\.{_NAME}\)|\(\(circus\.socke
                              re.I)
 TCP = re.compile(r"^tcp://(?P<host>[^:/]+|\[[^\]]+\]):(?P<port>[^/]*)$")
 # Where a socket bound to every address is reached from this host.
-LOCAL_OF = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}  # nosec B104: a lookup
+LOCAL_OF = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}  # nosec B104: no bind, a lookup
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+
 # --- up, status, down ----------------------------------------------------------------------
 
 def _stack(args: argparse.Namespace, project, *, services: bool = False):
