@@ -103,7 +103,7 @@ def run(ctx) -> dict:
                 elapsed, probes = _wait_all(lines, mode, started)
                 direct.append({"mode": mode, "seconds": elapsed, "probes": probes})
             else:
-                subprocess.run([sys.executable, "-m", "scripts.cli", "flags", "set", "runs", mode,
+                subprocess.run([sys.executable, "-m", "shims.cli", "flags", "set", "runs", mode,
                                 "--actor", "bench"], cwd=ROOT, env=env, check=True,
                                capture_output=True, timeout=60)
                 cli_process.append(time.perf_counter() - started)

@@ -133,13 +133,15 @@ def copy_to_dataservice(run_dir: Path) -> None:
     """Copy every user and run, ids included, as `turnout data copy runs` would."""
     from monolith.db import create_schema, make_engine
     from monolith.runs.sync import LocalRunsSync
-    from scripts.data import copy
+    from monolith.wiring import REGISTRY
+    from shims.cli.data import copy
     from shims.mirror import Channel
 
     source = make_engine(f"sqlite:///{run_dir / 'monolith.db'}")
     target = make_engine(f"sqlite:///{run_dir / 'dataservice.db'}")
     create_schema(target)
-    copy(Channel("runs", "remote", LocalRunsSync(source), LocalRunsSync(target)))
+    copy(Channel("runs", "remote", LocalRunsSync(source), LocalRunsSync(target)),
+         REGISTRY["runs"].data.tables)
     source.dispose()
     target.dispose()
 

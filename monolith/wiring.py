@@ -24,6 +24,7 @@ from contracts.reports import REPORTS, RemoteReports, Reports
 from contracts.runs import RUNS, RemoteRuns, Runs
 from contracts.strava import STRAVA, RemoteStravaImport, StravaImport
 from monolith.accounts.service import LocalAccounts
+from monolith.db import create_schema
 from monolith.races.service import LocalRaces
 from monolith.reports.service import LocalReports
 from monolith.runs.service import LocalRuns
@@ -59,13 +60,30 @@ def _strava(r: Resources) -> LocalStravaImport:
                              days=r.settings["STRAVA_IMPORT_DAYS"])
 
 
+def _runs_sync(engine) -> LocalRunsSync:
+    """The `turnout` command may reach the database before the app ever ran on it: the
+    tables first (a no-op once they are there)."""
+    create_schema(engine)
+    return LocalRunsSync(engine)
+
+
+def _dataservice_sync(settings) -> LocalRunsSync:
+    """The data service's own database, reached directly, so `turnout flags set` and
+    `turnout data` work while its processes are down."""
+    from extracted.dataservice.app import database_sync  # it imports the monolith's models
+
+    return database_sync(settings)
+
+
 REGISTRY = Registry([
     Feature("runs", service="dataservice", url="http://127.0.0.1:5010",
             bindings=[Binding(ACCOUNTS, local=_accounts, remote=RemoteAccounts),
                       Binding(RUNS, local=lambda r: _keyed(LocalRuns(r.extras[SESSIONS]),
                                                             RUNS, r),
                               remote=RemoteRuns)],
-            data=DataPath(local_sync=LocalRunsSync, mirror=RunsMirror())),
+            data=DataPath(local_sync=_runs_sync, mirror=RunsMirror(),
+                          tables={"users": "user", "runs": "run"},
+                          service_sync=_dataservice_sync)),
     Feature("strava", service="stravaimport", url="http://127.0.0.1:5030",
             bindings=[Binding(STRAVA, local=_strava, remote=RemoteStravaImport)]),
     Feature("reports", service="reports", url="http://127.0.0.1:5040",

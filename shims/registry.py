@@ -67,10 +67,26 @@ class Binding:
 class DataPath:
     """How a feature that owns rows is kept in step across the two databases
     (docs/turnout.md §4): its rows in the monolith's database, and which rows a write
-    touched. The service side is reached over its `/rpc` sync contract."""
+    touched. The service side is reached over its `/rpc` sync contract.
+
+    `tables` names the tables `turnout data copy|verify` walk, each with the row kind
+    (`RowKey.entity`) its rows travel as, parents first: a copy moves them in this order,
+    so foreign keys hold at every step. `service_sync`, if given, reaches the service's
+    own database directly (settings in, a `DataSync` out): the `turnout` command then
+    moves stages, copies and verifies with the service's processes down; without it,
+    the command goes through the service's `/rpc`."""
 
     local_sync: Callable[[Engine], DataSync]
     mirror: Mirror
+    tables: Mapping[str, str] = field(default_factory=dict, hash=False)
+    service_sync: Callable[[Mapping[str, Any]], DataSync] | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tables", dict(self.tables))
+        for table, entity in self.tables.items():
+            if not (isinstance(table, str) and isinstance(entity, str) and table and entity):
+                raise ConfigError(f"DataPath tables: {table!r}: {entity!r} must map a table "
+                                  "name to the row kind its rows travel as, both words")
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
+from sqlalchemy.engine import Engine
 
 from monolith.accounts.service import LocalAccounts
 from monolith.models import Base, Run, User
@@ -50,6 +51,21 @@ def load_config(override: Mapping[str, Any] | None = None) -> dict[str, Any]:
     return config
 
 
+def create_schema(engine: Engine) -> None:
+    """Only the tables this service owns, and its outbox."""
+    create_tables(Base.metadata, engine, [User.__table__, Run.__table__])
+    create_tables(outbox.metadata, engine)
+
+
+def database_sync(settings: Mapping[str, Any]) -> LocalRunsSync:
+    """This service's rows on its own database, for the `turnout` command (the registry's
+    `DataPath.service_sync`): `settings` are the monolith's, sharing its run directory."""
+    config = load_config({"RUN_DIR": settings["RUN_DIR"]})
+    engine = make_engine(config["DATASERVICE_DATABASE_URL"], pool_size=2)
+    create_schema(engine)
+    return LocalRunsSync(engine)
+
+
 def create_app(config: Mapping[str, Any] | None = None, *, guard: Guard | None = None) -> Flask:
     """Every contract call needs a dealer token for audience "dataservice" (`guard`
     replaces that check only for tests that bring their own)."""
@@ -57,9 +73,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, guard: Guard | None =
     engine = make_engine(settings["DATASERVICE_DATABASE_URL"], pool_size=settings["DB_POOL_SIZE"],
                          max_overflow=settings["DB_MAX_OVERFLOW"],
                          pool_timeout=settings["DB_POOL_TIMEOUT"])
-    # Only the tables this service owns.
-    create_tables(Base.metadata, engine, [User.__table__, Run.__table__])
-    create_tables(outbox.metadata, engine)
+    create_schema(engine)
     store = OutcomeStore(engine, ttl=settings["IDEMPOTENCY_TTL"])
     store.create_schema()
     # Every change this service makes is recorded in its outbox, so the monolith's mirror

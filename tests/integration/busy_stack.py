@@ -33,8 +33,7 @@ from traffic import Traffic, sign_up  # noqa: E402
 
 
 def turnout(env: dict[str, str], *args: str) -> None:
-    config = ["--config", str(ROOT / "circus.ini")] if args[0] in ("up", "down") else []
-    subprocess.run([sys.executable, "-m", "scripts.cli", *args, *config], env=env, cwd=ROOT,
+    subprocess.run([sys.executable, "-m", "shims.cli", *args], env=env, cwd=ROOT,
                    check=True, timeout=180)
 
 
@@ -48,7 +47,8 @@ def main() -> int:
     env.update({name: str(free_port()) for name in PORT_NAMES})
     env.update(TURNOUT_RUN_DIR=str(run_dir), TURNOUT_PYTHON=sys.executable,
                PYTHONPATH=str(ROOT))
-    turnout(env, "demo-data")
+    subprocess.run([sys.executable, "-m", "scripts.demo_data"], env=env, cwd=ROOT, check=True,
+                   timeout=180)
     turnout(env, "up", "--wait", "120")
     try:
         url = f"http://127.0.0.1:{env['TURNOUT_MONOLITH_PORT']}"

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from support import ROOT, free_port
 
-STACK_COMMANDS = ("up", "status", "down")
 PORT_NAMES = ("TURNOUT_CIRCUS_PORT", "TURNOUT_CIRCUS_PUBSUB_PORT", "TURNOUT_CIRCUS_STATS_PORT",
               "TURNOUT_MONOLITH_PORT", "TURNOUT_DATASERVICE_PORT", "TURNOUT_TOKENDEALER_PORT",
               "TURNOUT_STRAVAIMPORT_PORT", "TURNOUT_REPORTS_PORT", "TURNOUT_STRAVA_PORT")
@@ -32,10 +31,15 @@ class Stack:
         return self.url("TURNOUT_MONOLITH_PORT")
 
     def turnout(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        config = ["--config", str(ROOT / "circus.ini")] if args[0] in STACK_COMMANDS else []
-        return subprocess.run([sys.executable, "-m", "scripts.cli", *args, *config],
-                              env=self.env, cwd=ROOT, capture_output=True, text=True,
-                              timeout=120, check=check)
+        """The `turnout` command on Runnerly's project file (turnout.toml at the root)."""
+        return self._run("-m", "shims.cli", *args, check=check)
+
+    def demo_data(self) -> subprocess.CompletedProcess:
+        return self._run("-m", "scripts.demo_data", check=True)
+
+    def _run(self, *args: str, check: bool) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, *args], env=self.env, cwd=ROOT,
+                              capture_output=True, text=True, timeout=120, check=check)
 
     def circusctl(self, *args: str) -> str:
         """circusctl against this stack's circusd; fails the test if circus refuses."""
@@ -79,7 +83,7 @@ def stack(tmp_path_factory, request):
                TURNOUT_PYTHON=sys.executable, PYTHONPATH=str(ROOT))
     env.update(getattr(request.module, "STACK_ENV", {}))
     stack = Stack(env=env, run_dir=run_dir)
-    stack.turnout("demo-data")
+    stack.demo_data()
     started = stack.turnout("up", "--wait", "60", check=False)
     if started.returncode != 0:
         _stop(stack)

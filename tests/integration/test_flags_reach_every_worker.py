@@ -72,7 +72,7 @@ def _seen_by_worker(url: str) -> tuple[int, str]:
 
 
 def _turnout(env: dict, *args: str) -> None:
-    subprocess.run([sys.executable, "-m", "scripts.cli", *args], env=env, cwd=ROOT,
+    subprocess.run([sys.executable, "-m", "shims.cli", *args], env=env, cwd=ROOT,
                    check=True, capture_output=True, timeout=60)
 
 

@@ -1,5 +1,6 @@
-"""The `turnout` command in-process: flags and data commands, and every bad input answered
-with exit code 2 and one line naming what was wrong, never a traceback."""
+"""The `turnout` command in-process on Runnerly's project file: flags and data commands, and
+every bad input answered with exit code 2 and one line naming what was wrong, never a
+traceback."""
 
 import os
 import shutil
@@ -10,8 +11,10 @@ import pytest
 from sqlalchemy import update
 
 from monolith.models import Run
-from scripts.cli import main
+from scripts import demo_data
+from shims.cli import main
 from shims.sql import make_engine
+from support import ROOT
 
 FAST_HASH = "pbkdf2:sha256:1000"
 
@@ -26,8 +29,11 @@ def run_dir(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def turnout(run_dir, capsys):
-    """Runs `turnout ARGS...`; returns (exit code, stdout, stderr)."""
+def turnout(run_dir, capsys, monkeypatch):
+    """Runs `turnout ARGS...` on Runnerly's turnout.toml; returns (exit code, stdout, stderr).
+    The command changes to the project's directory: put back after each test."""
+    monkeypatch.setenv("TURNOUT_PROJECT", str(ROOT / "turnout.toml"))
+    monkeypatch.chdir(ROOT)
 
     def run(*args):
         try:
@@ -335,11 +341,16 @@ def test_data_verify_on_empty_databases(turnout, run_dir):
                                 "runs   monolith       0  service       0  same"]
 
 
-def test_demo_data_then_copy_then_verify(turnout, run_dir):
-    code, out, err = turnout("demo-data")
-    assert (code, err) == (0, "")
+def seed_demo_data(capsys):
+    """Runnerly's own `python -m scripts.demo_data`; returns what it printed."""
+    assert demo_data.main() == 0
+    return capsys.readouterr().out
+
+
+def test_demo_data_then_copy_then_verify(turnout, run_dir, capsys):
+    out = seed_demo_data(capsys)
     assert "demo@runnerly.dev" in out
-    assert turnout("demo-data")[1].splitlines()[1] == "created: nothing (already seeded)"
+    assert seed_demo_data(capsys).splitlines()[1] == "created: nothing (already seeded)"
 
     code, out, _ = turnout("data", "verify", "runs", "--settle", "0.2")
     assert code == 3  # the demo rows wait in the monolith's outbox: in flight, not different
@@ -356,8 +367,8 @@ def test_demo_data_then_copy_then_verify(turnout, run_dir):
     assert (run_dir / "dataservice.db").exists()
 
 
-def test_verify_fails_again_when_a_side_changes_and_copy_repairs_it(turnout, run_dir):
-    turnout("demo-data")
+def test_verify_fails_again_when_a_side_changes_and_copy_repairs_it(turnout, run_dir, capsys):
+    seed_demo_data(capsys)
     turnout("data", "copy", "runs")
     engine = make_engine(f"sqlite:///{run_dir / 'dataservice.db'}")
     with engine.begin() as connection:
@@ -370,16 +381,16 @@ def test_verify_fails_again_when_a_side_changes_and_copy_repairs_it(turnout, run
     assert turnout("data", "verify", "runs")[0] == 0
 
 
-def test_copy_from_the_service(turnout, run_dir):
-    turnout("demo-data")
+def test_copy_from_the_service(turnout, run_dir, capsys):
+    seed_demo_data(capsys)
     assert turnout("data", "copy", "runs")[0] == 0
     code, out, _ = turnout("data", "copy", "runs", "--from", "service")
     assert code == 0
     assert "\ncopied runs from the service: 6 rows in the snapshot" in out
 
 
-def test_copy_from_an_empty_service_deletes_nothing(turnout, run_dir):
-    turnout("demo-data")
+def test_copy_from_an_empty_service_deletes_nothing(turnout, run_dir, capsys):
+    seed_demo_data(capsys)
     code, out, _ = turnout("data", "copy", "runs", "--from", "service", "--settle", "0.2")
     assert code == 3  # the monolith's rows are still on their way to the service
     verified = [line for line in out.splitlines() if line.startswith("users")]

@@ -1,4 +1,4 @@
-"""`scripts.data` copy and verify between two SQLite databases, each behind LocalRunsSync:
+"""`shims.cli.data` copy and verify between two SQLite databases, each behind LocalRunsSync:
 copies that keep ids, never delete what they did not see deleted, never overwrite a newer
 write with an older snapshot, and a verify that tells rows in flight from real differences."""
 
@@ -14,14 +14,16 @@ from monolith.db import create_schema, make_sessions
 from monolith.models import Base, Run, User
 from monolith.runs.service import LocalRuns
 from monolith.runs.sync import RUNS, USERS, LocalRunsSync
-from scripts import data
 from contracts.accounts import Profile, SignUp
 from contracts.runs import RunInput
+from monolith.wiring import REGISTRY
+from shims.cli import data
 from shims.mirror import Channel
 from shims.sql import make_engine
 
 FAST_HASH = "pbkdf2:sha256:1000"
 WHEN = dt.datetime(2026, 5, 17, 7, 30)
+TABLES = REGISTRY["runs"].data.tables  # users, then runs
 
 
 class Side:
@@ -94,11 +96,11 @@ def link(source, target, name="remote") -> Channel:
 
 
 def copy(source, target):
-    return data.copy(link(source, target), catch_up_seconds=5)
+    return data.copy(link(source, target), TABLES, catch_up_seconds=5)
 
 
 def differences(monolith, service, settle_seconds=0.0):
-    return {d.table: d for d in data.verify(monolith.sync, service.sync,
+    return {d.table: d for d in data.verify(monolith.sync, service.sync, TABLES,
                                             settle_seconds=settle_seconds)}
 
 
@@ -338,7 +340,7 @@ def test_verify_reports_rows_still_in_flight_after_the_wait(monolith, service, s
 
 def test_the_report(monolith, service, seeded):
     copy(monolith, service)
-    assert data.report(data.verify(monolith.sync, service.sync)) == [
+    assert data.report(data.verify(monolith.sync, service.sync, TABLES)) == [
         "users  monolith       3  service       3  same",
         "runs   monolith       3  service       3  same"]
 
@@ -351,6 +353,6 @@ def test_the_report_shortens_long_lists(monolith, service):
             connection.execute(insert(RUNS).values(
                 id=1000 + n, user_id=user.id, name=f"run {n}", distance=1000.0, start_date=WHEN,
                 elapsed_time=300, average_speed=3.3, created_at=WHEN))
-    runs_line = data.report(data.verify(monolith.sync, service.sync), shown=10)[-1]
+    runs_line = data.report(data.verify(monolith.sync, service.sync, TABLES), shown=10)[-1]
     assert runs_line.strip().startswith("only in monolith: 1000, 1001")
     assert runs_line.endswith("(+5 more)")

@@ -5,7 +5,7 @@ import gevent
 import pytest
 from gevent.pywsgi import WSGIServer
 
-from scripts.stack import probe
+from shims.cli.stack import probe
 from support import free_port
 
 

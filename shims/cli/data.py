@@ -1,16 +1,17 @@
-"""`turnout data copy|verify FEATURE`: move a feature's rows between the monolith's database
-and its service's, and prove both hold the same rows.
+"""`turnout data copy|verify FEATURE`: move a feature's rows between the monolith's side and
+its service's, and prove both hold the same rows. Generic over `DataSync` (shims/sync.py):
+the rows are the tables the feature's `DataPath.tables` names.
 
-Both commands talk to the two databases directly, so they work whether or not the
-processes are running, and while traffic runs:
+Both commands work whether or not the processes are running (a side reached directly, by
+the registry's `local_sync` and `service_sync`, needs none), and while traffic runs:
 
-- `copy` is a snapshot plus a catch-up. It pages through every user, then every run,
-  of the source and applies each row as a versioned change (`shims/sync.py`): the target
-  keeps whatever it holds that is newer, so a write made on either side during the copy
-  is never overwritten by the snapshot's older state. Then it drains the source's outbox
-  until every change made before the copy started has landed. It deletes only rows the
-  source's outbox recorded as deleted (tombstones), never a row merely missing from the
-  snapshot.
+- `copy` is a snapshot plus a catch-up. It pages through every row of each row kind of the
+  source, parents first, and applies each row as a versioned change (`shims/sync.py`):
+  the target keeps whatever it holds that is newer, so a write made on either side during
+  the copy is never overwritten by the snapshot's older state. Then it drains the source's
+  outbox until every change made before the copy started has landed. It deletes only rows
+  the source's outbox recorded as deleted (tombstones), never a row merely missing from
+  the snapshot.
 - `verify` compares per-row checksums, then looks again at each row that differs: a row
   whose change is still on its way (pending in an outbox) is "in flight" and is given a
   few seconds to land; what still differs with nothing pending is a real difference.
@@ -19,21 +20,13 @@ processes are running, and while traffic runs:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from extracted.dataservice.app import load_config as load_service_config
-from monolith.config import load_config
-from monolith.db import create_schema
-from monolith.models import Base, Run, User
-from monolith.runs.sync import TABLES, LocalRunsSync
-from shims import outbox
 from shims.mirror import Channel
-from shims.sql import create_tables, make_engine
-from shims.sync import RowChange, RowKey, TableDigest
+from shims.sync import DataSync, RowChange, RowKey, TableDigest
 
 BATCH = 200  # keys per transaction: bounded memory, and a refused row costs one batch retry
-ENTITY_OF_TABLE = {"users": "user", "runs": "run"}
 Progress = Callable[[str], None]
 
 
@@ -60,27 +53,12 @@ class TableDifference:
         return not (self.only_in_monolith or self.only_in_service or self.differing)
 
 
-def both_sides() -> tuple[LocalRunsSync, LocalRunsSync]:
-    monolith = make_engine(load_config()["DATABASE_URL"], pool_size=2)
-    service = make_engine(load_service_config()["DATASERVICE_DATABASE_URL"], pool_size=2)
-    create_schema(monolith)
-    create_tables(Base.metadata, service, [User.__table__, Run.__table__])
-    create_tables(outbox.metadata, service)
-    return LocalRunsSync(monolith), LocalRunsSync(service)
-
-
-def channels() -> dict[str, Channel]:
-    """The runs feature's mirror, database to database: changes into each side."""
-    monolith, service = both_sides()
-    return {"remote": Channel("runs", "remote", monolith, service),
-            "local": Channel("runs", "local", service, monolith)}
-
-
-def copy(link: Channel, *, catch_up_seconds: float = 60.0,
+def copy(link: Channel, tables: Mapping[str, str], *, catch_up_seconds: float = 60.0,
          progress: Progress = lambda _: None) -> CopyResult:
-    """Snapshot every row of the source onto the target, users first, then catch up."""
+    """Snapshot every row of the source onto the target, one row kind after the other in
+    the order of `tables` (parents first: foreign keys hold at every step), then catch up."""
     started, result = time.time(), CopyResult()
-    for entity in ("user", "run"):  # parents first: foreign keys hold at every step
+    for entity in dict.fromkeys(tables.values()):
         after = 0
         while ids := link.source.keys(entity, after, BATCH):
             done = link.copy([RowKey(entity, i) for i in ids])
@@ -119,12 +97,14 @@ def catch_up(link: Channel, *, since: float, seconds: float) -> tuple[int, int]:
         time.sleep(0.05)
 
 
-def verify(monolith: LocalRunsSync, service: LocalRunsSync, *,
+def verify(monolith: DataSync, service: DataSync, tables: Mapping[str, str], *,
            settle_seconds: float = 5.0) -> list[TableDifference]:
-    """Differences between the two sides, rows still in flight told apart."""
-    first = [_compare(monolith.digest(table), service.digest(table)) for table in TABLES]
+    """Differences between the two sides in each of `tables` (table name -> the row kind
+    its rows travel as), rows still in flight told apart."""
+    first = [_compare(monolith.digest(table), service.digest(table)) for table in tables]
     deadline = time.monotonic() + settle_seconds
-    return [_settle(monolith, service, difference, deadline) for difference in first]
+    return [_settle(monolith, service, difference, tables[difference.table], deadline)
+            for difference in first]
 
 
 def _compare(left: TableDigest, right: TableDigest) -> TableDifference:
@@ -136,14 +116,13 @@ def _compare(left: TableDigest, right: TableDigest) -> TableDifference:
         differing=sorted(key for key in shared if left.checksums[key] != right.checksums[key]))
 
 
-def _settle(monolith: LocalRunsSync, service: LocalRunsSync, difference: TableDifference,
+def _settle(monolith: DataSync, service: DataSync, difference: TableDifference, entity: str,
             deadline: float) -> TableDifference:
     """Look again at each differing row until both sides agree on it or the time is up.
 
     A row whose versions differ on the two sides has a change that has not landed yet:
     it is in flight. Rows that differ under the same version (or none) are real
     differences: no change on its way will repair them."""
-    entity = ENTITY_OF_TABLE[difference.table]
     suspects = {*difference.only_in_monolith, *difference.only_in_service,
                 *difference.differing}
     in_flight: set[str] = set()
@@ -168,20 +147,23 @@ def _settle(monolith: LocalRunsSync, service: LocalRunsSync, difference: TableDi
         in_flight=sorted(in_flight))
 
 
-def _states(side: LocalRunsSync, keys: list[RowKey], entity: str) -> dict[int, RowChange]:
-    return {change.id: change for change in side.export(keys) if change.entity == entity}
+def _states(side: DataSync, keys: list[RowKey], entity: str) -> dict[int, RowChange]:
+    """Each key's state on one side; a key the side says nothing of is absent there."""
+    found = {change.id: change for change in side.export(keys) if change.entity == entity}
+    return {key.id: found.get(key.id, RowChange(entity, key.id, 0, None)) for key in keys}
 
 
 def report(differences: list[TableDifference], shown: int = 10) -> list[str]:
+    width = max([5, *(len(d.table) for d in differences)]) + 1
     lines = []
     for d in differences:
         state = "DIFFERENT" if not d.clean else "IN FLIGHT" if d.in_flight else "same"
-        lines.append(f"{d.table:<6} monolith {d.monolith_count:>7}  service {d.service_count:>7}"
-                     f"  {state}")
+        lines.append(f"{d.table:<{width}} monolith {d.monolith_count:>7}  service "
+                     f"{d.service_count:>7}  {state}")
         for label, ids in (("only in monolith", d.only_in_monolith),
                            ("only in service", d.only_in_service), ("differ", d.differing),
                            ("in flight (pending in an outbox)", d.in_flight)):
             if ids:
                 more = f" (+{len(ids) - shown} more)" if len(ids) > shown else ""
-                lines.append(f"       {label}: {', '.join(ids[:shown])}{more}")
+                lines.append(f"{' ' * (width + 1)}{label}: {', '.join(ids[:shown])}{more}")
     return lines

@@ -1,0 +1,176 @@
+"""Start, inspect and stop a project's processes under circusd.
+
+The processes are circus.ini's watchers (shims/cli/circus.py); each one that serves on a
+circus socket is healthy when `http://HOST:PORT/healthz` answers 200. circus.ini takes its
+ports, paths and sizes from environment variables (circus has no default syntax for
+`$(circus.env.X)`), so `turnout up` fills in what the user did not set: the kit's own
+three (`TURNOUT_HOME`, `TURNOUT_RUN_DIR`, `TURNOUT_PYTHON`), the project's `[env]`
+defaults, and `TURNOUT_<SERVICE>_URL` for each registry feature whose service is a watcher
+with a socket. Anyone may instead export the variables and run circusd themselves.
+"""
+
+from __future__ import annotations
+
+import errno
+import shutil
+import socket
+# Runs circusd/circusctl from this venv, fixed argv.
+import subprocess  # nosec B404
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from shims.cli.circus import CircusConfig, Socket, Watcher
+from shims.cli.project import Project, check_numbers, with_defaults
+from shims.settings import ENV_PREFIX
+
+# `turnout status` waits this long per process: a busy but working process must not read as
+# down. Startup polls with a short timeout instead, since it retries anyway.
+STATUS_TIMEOUT = 5.0
+HEALTH_PATH = "/healthz"
+
+
+class StackError(RuntimeError):
+    """The stack could not be started or reached; the message says what to do."""
+
+
+def environment(project: Project, environ: Mapping[str, str]) -> dict[str, str]:
+    """What circusd and its processes get: the environment, then the kit's own variables,
+    then the project's `[env]` defaults."""
+    env = dict(environ)
+    env.setdefault("TURNOUT_HOME", str(project.root))
+    env.setdefault("TURNOUT_RUN_DIR", str(project.root / "run"))
+    env["TURNOUT_RUN_DIR"] = str(Path(env["TURNOUT_RUN_DIR"]).resolve())
+    env.setdefault("TURNOUT_PYTHON", sys.executable)
+    where = project.file.path.name
+    env = with_defaults(env, project.file.env, where)
+    check_numbers(env, project.file.numeric, where)
+    return env
+
+
+def with_service_urls(env: dict[str, str], registry: Any, circus: CircusConfig) -> dict[str, str]:
+    """Each extracted service's URL where circus serves it, unless set: the monolith, its
+    services and this command then agree on every port from one place."""
+    for feature in registry:
+        watcher = circus.watcher(feature.service) if feature.service else None
+        if watcher is not None and watcher.url:
+            env.setdefault(ENV_PREFIX + feature.url_setting, watcher.url)
+    return env
+
+
+def _bin(name: str) -> str:
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.exists() else shutil.which(name)
+    if not found:
+        raise StackError(f"{name} is not installed; pip install the kit (it brings circus)")
+    return found
+
+
+def start(circus: CircusConfig, env: dict[str, str], *, wait: float = 60.0,
+          before_up: Callable[[Path], Any] | None = None) -> None:
+    run_dir = Path(env["TURNOUT_RUN_DIR"])
+    (run_dir / "logs").mkdir(parents=True, exist_ok=True)
+    if circus_answers(circus.endpoint, env):
+        other = f"set {circus.endpoint_variable}" if circus.endpoint_variable else \
+            f"change [circus] endpoint in {circus.path.name}"
+        raise StackError(f"a circusd already answers on {circus.endpoint}; "
+                         f"run `turnout down` first or {other}")
+    for sock in circus.sockets.values():
+        _require_free(sock, circus)
+    # Counters of a previous run must not add up with this one's (see shims/gunicorn_conf.py).
+    shutil.rmtree(run_dir / "metrics", ignore_errors=True)
+    if before_up is not None:
+        before_up(run_dir)  # e.g. the team's token secrets, which its processes read
+    started = subprocess.run([_bin("circusd"), "--daemon", "--pidfile",  # nosec B603
+                              str(run_dir / "circusd.pid"), str(circus.path)],
+                             env=env, check=False, cwd=env["TURNOUT_HOME"])
+    if started.returncode != 0:
+        raise StackError(f"circusd did not start (exit code {started.returncode}); see "
+                         f"{run_dir}/logs/circusd.log")
+    wait_healthy(circus.watchers, run_dir, wait)
+
+
+def _require_free(sock: Socket, circus: CircusConfig) -> None:
+    """circusd would fail to bind a taken port, and the process answering on it could pass
+    for ours: refused before anything starts."""
+    if sock.port is None:
+        return
+    how = f"set {sock.port_variable}" if sock.port_variable else \
+        f"change [socket:{sock.name}] in {circus.path.name}"
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(sock.host, sock.port,
+                                                             type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe_socket:
+            probe_socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe_socket.bind(address)
+    except socket.gaierror as exc:
+        raise StackError(f"[socket:{sock.name}] host {sock.host!r} does not resolve "
+                         f"({exc.strerror}); {how}") from None
+    except OSError as exc:
+        problem = "is in use" if exc.errno == errno.EADDRINUSE else \
+            f"cannot be bound ({exc.strerror})"
+        raise StackError(f"port {sock.port} of [socket:{sock.name}] {problem} on {sock.host}: "
+                         f"stop what holds it, or {how}") from None
+
+
+def wait_healthy(watchers: tuple[Watcher, ...], run_dir: Path, timeout: float) -> None:
+    """Bounded wait until every process with a socket answers /healthz with 200."""
+    deadline = time.monotonic() + timeout
+    pending = [w for w in watchers if w.url]
+    while pending and time.monotonic() < deadline:
+        pending = [w for w in pending if probe(w.url, timeout=1.0) is not None]
+        if pending:
+            time.sleep(0.2)
+    if pending:
+        names = ", ".join(w.name for w in pending)
+        raise StackError(f"not healthy after {timeout:.0f}s: {names}; see {run_dir}/logs/")
+
+
+def probe(url: str, *, timeout: float = STATUS_TIMEOUT) -> str | None:
+    """None when `url`/healthz answers 200, else what went wrong, in a few words."""
+    try:
+        response = requests.get(f"{url}{HEALTH_PATH}", timeout=timeout)
+    except requests.Timeout:
+        return f"no answer within {timeout:g} s"
+    except requests.ConnectionError:
+        return "refused the connection"
+    except requests.RequestException as exc:
+        return type(exc).__name__
+    if response.status_code == 200:
+        return None
+    return f"answered {response.status_code} {response.text[:120].strip()}"
+
+
+def circusctl(endpoint: str, env: Mapping[str, str], *args: str, check: bool = True) -> str:
+    result = subprocess.run([_bin("circusctl"), "--endpoint", endpoint, "--timeout", "10",  # nosec B603
+                             *args], env=env, capture_output=True, text=True, check=False)
+    if check and result.returncode != 0:
+        detail = (result.stderr.strip() or result.stdout.strip() or "no output").splitlines()[0]
+        raise StackError(f"circusctl {' '.join(args)} failed on {endpoint}: {detail}")
+    return result.stdout
+
+
+def circus_answers(endpoint: str, env: Mapping[str, str]) -> bool:
+    result = subprocess.run([_bin("circusctl"), "--endpoint", endpoint, "--timeout", "1",  # nosec B603
+                             "status"], env=env, capture_output=True, text=True, check=False)
+    return result.returncode == 0
+
+
+def require_circus(endpoint: str, env: Mapping[str, str], hint: str = "") -> None:
+    if not circus_answers(endpoint, env):
+        raise StackError(f"no circusd answers on {endpoint}{hint}")
+
+
+def stop(endpoint: str, env: Mapping[str, str]) -> None:
+    require_circus(endpoint, env)
+    circusctl(endpoint, env, "quit", "--waiting")
+
+
+def status(watchers: tuple[Watcher, ...]) -> list[tuple[str, str | None, str | None]]:
+    """(name, url, problem) per process; problem is None for a healthy one, and for one
+    with no socket to check (url None)."""
+    return [(w.name, w.url, probe(w.url) if w.url else None) for w in watchers]
