@@ -8,6 +8,8 @@
     turnout data copy|verify FEATURE             move and compare a feature's rows
                                                  (verify exits 1 on a difference, 3 while
                                                  rows are still in flight)
+    turnout new-service FEATURE --port N         write the feature's service, its wsgi
+                                                 module, its circus sections, a contract test
 
 Everything comes from the project file, turnout.toml (shims/cli/project.py): the app's
 feature registry, its settings, circus.ini. Every error is one line on stderr and exit
@@ -196,6 +198,38 @@ def _data_feature(args: argparse.Namespace, registry):
 
 # --- the parser ------------------------------------------------------------------------------
 
+def cmd_new_service(args: argparse.Namespace, project) -> int:
+    from shims.scaffold import plan_service, write_service
+
+    feature = project.registry.feature(args.feature)
+    plan = plan_service(feature, project.file.registry, project=project.root,
+                        circus_ini=project.circus_path(), port=args.port, package=args.package)
+    for path in write_service(plan):
+        print(f"wrote {path.relative_to(project.root)}")
+    print(f"\nNext: `turnout up`, then `turnout flags set {feature.name} shadow` (the monolith "
+          f"finds the service at TURNOUT_{feature.url_setting}, from its circus socket)")
+    return 0
+
+
+def _add_new_service_parser(commands) -> None:
+    new = commands.add_parser("new-service", help="write a feature's service app, its wsgi "
+                                                  "module, its circus sections and a contract "
+                                                  "test")
+    new.add_argument("feature", help="a feature of the registry, with a service name and "
+                                     "remote clients")
+    new.add_argument("--port", type=_port, required=True,
+                     help="the port circus gives the service's socket")
+    new.add_argument("--package", default=None,
+                     help="the service's Python package (default: <service>_service)")
+    new.set_defaults(func=cmd_new_service)
+
+
+def _port(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port from 1 to 65535, got {value!r}")
+    return int(value)
+
+
 def _add_flags_parser(commands) -> None:
     flags = commands.add_parser("flags", help="read and change the routing flags")
     actions = flags.add_subparsers(dest="action", required=True)
@@ -294,6 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
                              help="seconds to wait for every /healthz (default 60)")
     _add_flags_parser(commands)
     _add_data_parser(commands)
+    _add_new_service_parser(commands)
     return parser
 
 
