@@ -432,20 +432,6 @@ def test_a_change_leaves_the_whole_store_in_the_file(path, operator):
         Flag("runs", "live")
 
 
-def test_a_worker_booting_on_a_damaged_store_still_starts(path, operator, caplog):
-    from monolith.wiring import build_control
-
-    operator.set("runs", "remote", actor="ops")
-    path.write_bytes(b"garbage " * 4096)
-    caplog.set_level(logging.ERROR, logger="turnout")
-    control = build_control({"FLAGS_URL": f"sqlite:///{path}", "FLAGS_REFRESH": 0,
-                             "BREAKER_FAILURES": 5, "BREAKER_RESET_SECONDS": 5})
-    assert control.flags.flag("runs").mode == "local"  # nothing read yet: every feature local
-    assert control.flags.healthy is False
-    assert events(caplog, "flag_store_unreadable")[0]["at"] == "start-up"
-    control.store.engine.dispose()
-
-
 def test_a_read_overtaken_by_a_newer_one_is_not_installed():
     """On PostgreSQL a refresh's reads yield: the admin API's refresh_now may install a newer
     version meanwhile; the slower refresh must not then put its older snapshot back."""
