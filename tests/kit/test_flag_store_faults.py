@@ -12,7 +12,6 @@ older version, and reads the store again at the first look after the file is who
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shutil
 import sqlite3
