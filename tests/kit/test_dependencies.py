@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import ast
 import importlib.metadata as metadata
+import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -87,6 +89,20 @@ def test_what_the_kit_imports_is_declared_and_what_it_declares_is_used():
     assert not undeclared, f"imported but not in setup.py's install_requires: {undeclared}"
     unused = set(requirements) - set(imported_distributions()) - NOT_IMPORTED
     assert not unused, f"declared but never imported by {KIT_PACKAGES}: {sorted(unused)}"
+
+
+def test_importing_the_whole_kit_imports_no_runnerly_package():
+    """In a fresh interpreter, from the repository (where Runnerly can be found too)."""
+    script = ("import importlib, json, pkgutil, sys\n"
+              f"for package in {KIT_PACKAGES!r}:\n"
+              "    module = importlib.import_module(package)\n"
+              "    for found in pkgutil.walk_packages(module.__path__, package + '.'):\n"
+              "        importlib.import_module(found.name)\n"
+              "print(json.dumps(sorted({name.split('.')[0] for name in sys.modules})))")
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert not set(json.loads(done.stdout)) & RUNNERLY_PACKAGES
 
 
 def test_every_dependency_is_installed_in_a_version_it_allows():
