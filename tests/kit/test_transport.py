@@ -1,7 +1,7 @@
 """HttpTransport over real sockets: each way a call can fail is a TransportError that says what
 happened, whichever urllib3 the app runs (1.26 raises its errors while handling the socket's,
 2.x `from` it). The remote client's handling of these errors, on a fake pool, is in
-tests/unit/test_remote_client.py."""
+tests/kit/test_remote_client.py."""
 
 from __future__ import annotations
 
