@@ -10,22 +10,33 @@ setup(
     # `turnout` command and for gunicorn, which runs in circus's working_dir), never
     # installed into a team's environment.
     packages=find_packages(include=["shims", "shims.*"]),
+    # The kit's own dependencies, with loose floors that tests/lowest-constraints.txt pins
+    # and `tox -e lowest` tests (tests/kit/test_dependencies.py keeps the two equal): a
+    # legacy app keeps its Flask and SQLAlchemy. Floors above a library's first usable
+    # release say why. Runnerly's own (Flask-Login, Flask-WTF, psycopg) are in
+    # requirements.txt, which the README's commands install.
     install_requires=[
-        "Flask>=3.1,<4",
-        "Flask-Login>=0.6.3,<0.7",
-        "Flask-WTF>=1.2,<2",
-        "SQLAlchemy>=2.0,<3",
-        "requests>=2.32,<3",
-        "urllib3>=2.2,<3",
-        "gevent>=24",
-        "gunicorn[gevent]>=23",
-        "circus>=0.19,<0.20",
+        "Flask>=2.2",
+        "Werkzeug>=2.2",  # imported directly (shims/service.py, shims/transport.py)
+        # 1.4.0-1.4.3 warn "transaction already deassociated" when a keyed write rolls back
+        # inside its begin() block (shims/outcomes.py).
+        "SQLAlchemy>=1.4.4",
+        "requests>=2.25",  # the first to accept urllib3 1.26
+        "urllib3>=1.26",
+        # Older gevent loads its plugins through pkg_resources, which no longer finds
+        # current zope.interface releases; gunicorn's gevent extra asks for 24.10.1 anyway.
+        "gevent>=24.10.1",
+        # 25.1 is the first with --no-control-socket, which circus.ini's watchers pass.
+        "gunicorn[gevent]>=25.1",
+        # The `turnout` command's, not shims/'s: tox -e lowest installs, not exercises, them.
+        "circus>=0.19",
         "psutil>=5.9",
-        "tenacity>=8.2",
-        "prometheus-client>=0.20",
-        "psycopg[binary]>=3.2",
-        "PyJWT[crypto]>=2.10,<3",
-        "cryptography>=44",
+        "tenacity>=6.1",  # 6.0 uses asyncio.coroutine, gone in Python 3.11
+        "prometheus-client>=0.15",  # the first with the "livemax"/"livemin" gauge modes
+        # 2.4 fixes CVE-2022-29217; 2.10.0 matches issuers by substring (CVE-2024-53861).
+        "PyJWT[crypto]>=2.4,!=2.10.0",
     ],
     entry_points={"console_scripts": ["turnout = shims.cli:main"]},
+    # PostgreSQL for the flag store and services' databases: psycopg 3, whose SQLAlchemy
+    # dialect arrived in 2.0 (on 1.4 the kit's databases are SQLite; shims/sql.py says so).
 )

@@ -170,7 +170,9 @@ def _write_worth_retrying(error: BaseException) -> bool:
                                                                        DeadlineExceeded))
 
 
-def _no_time_left(_state: RetryCallState) -> bool:
+def _no_time_left(retry_state: RetryCallState) -> bool:
+    # tenacity before 7 passes a stop function the RetryCallState only if its parameter
+    # is named `retry_state` (otherwise: attempt number and seconds, the pre-5.0 way).
     left = deadline.remaining()
     return left is not None and left <= 0.01
 

@@ -3,7 +3,8 @@
 SQLite: WAL journalling (readers never block the writer), a busy timeout (a
 writer waits for the lock instead of failing at once) and foreign keys on.
 PostgreSQL: psycopg 3, which cooperates with gevent's patched sockets on its
-own (no psycogreen needed), with a pool sized for the worker's greenlets.
+own (no psycogreen needed), with a pool sized for the worker's greenlets; SQLAlchemy
+has its dialect from 2.0 on, so on 1.4 the kit's databases are SQLite.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy
 from sqlalchemy import MetaData, Table, create_engine, event
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import QueuePool, StaticPool
 
+from shims.compat import SQLALCHEMY_2
 from shims.settings import ConfigError
 
 IN_MEMORY = ("sqlite://", "sqlite:///:memory:")
@@ -36,9 +39,13 @@ def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 20,
     if url in IN_MEMORY:
         options["poolclass"] = StaticPool  # an in-memory database lives in its one connection
     else:
-        options.update(pool_size=pool_size, max_overflow=max_overflow,
+        # QueuePool named, not assumed: SQLAlchemy 1.4 gives a SQLite file a NullPool (a new
+        # connection per checkout), which refuses these options; 2.0 gives it a QueuePool.
+        options.update(poolclass=QueuePool, pool_size=pool_size, max_overflow=max_overflow,
                        pool_timeout=pool_timeout, pool_pre_ping=True)
-    engine = create_engine(url, **options)
+    # future=True: SQLAlchemy 1.4's 2.0-style engine (Connection.commit, no autocommit),
+    # the only kind 2.0 has, where the flag is accepted and changes nothing.
+    engine = create_engine(url, future=True, **options)
     if url.startswith("sqlite"):
         event.listen(engine, "connect", _tune_sqlite)
     return engine
@@ -88,7 +95,13 @@ def lock_for_writing(connection: Connection) -> None:
 def normalise_url(url: str) -> str:
     """`postgresql://` means psycopg 3 here, not SQLAlchemy's psycopg2 default."""
     if url.startswith("postgresql://") or url.startswith("postgres://"):
-        return "postgresql+psycopg://" + url.split("://", 1)[1]
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    if url.startswith("postgresql+psycopg://") and not SQLALCHEMY_2:
+        # psycopg2 would block every greenlet of the worker on each query (no psycogreen).
+        raise ConfigError(f"{make_url(url).render_as_string(hide_password=True)}: PostgreSQL "
+                          "needs SQLAlchemy 2.0 or newer (its psycopg 3 dialect); this "
+                          f"environment has SQLAlchemy {sqlalchemy.__version__}. Install "
+                          "turnout[postgres], or keep SQLite until the app upgrades.")
     return url
 
 

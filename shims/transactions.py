@@ -10,6 +10,11 @@ its own, and its `begin()` block becomes a SAVEPOINT (`join_transaction_mode=
 "create_savepoint"`): its rollback undoes its own work, its commit waits for the
 caller's. Session events (an `after_flush` writing outbox rows, say) ride along in
 the same transaction, since the writes still go through the Session.
+
+SQLAlchemy 1.4 has no `join_transaction_mode`: a session given a connection already in
+a transaction joins it for rollback only (its rollback would end the caller's transaction
+too). There the session opens the SAVEPOINT itself, before it first uses the connection,
+and 1.4 then commits or rolls back that SAVEPOINT as 2.0's "create_savepoint" does.
 """
 
 from __future__ import annotations
@@ -19,24 +24,33 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, Transaction
 from sqlalchemy.orm import Session, sessionmaker
+
+from shims.compat import SQLALCHEMY_2
 
 _joined: ContextVar[Connection | None] = ContextVar("turnout_joined_connection", default=None)
 
 
 class JoinableSession(Session):
+    _savepoint: Transaction | None = None  # SQLAlchemy 1.4 only: the one this session opened
+
     def get_bind(self, mapper: Any = None, **kw: Any) -> Any:
         connection = _joined.get()
         if connection is not None and connection.engine is self.bind:
+            if not SQLALCHEMY_2 and (self._savepoint is None or not self._savepoint.is_active):
+                self._savepoint = connection.begin_nested()
             return connection
         return super().get_bind(mapper, **kw)
 
 
 def joinable_sessions(engine: Engine) -> sessionmaker:
     # expire_on_commit=False: services convert rows to frozen dataclasses after commit.
-    return sessionmaker(engine, class_=JoinableSession, expire_on_commit=False,
-                        join_transaction_mode="create_savepoint")
+    if SQLALCHEMY_2:
+        return sessionmaker(engine, class_=JoinableSession, expire_on_commit=False,
+                            join_transaction_mode="create_savepoint")
+    # future=True: 1.4's 2.0-style Session (autobegin, commit as 2.0 does), 2.0's only kind.
+    return sessionmaker(engine, class_=JoinableSession, expire_on_commit=False, future=True)
 
 
 @contextmanager

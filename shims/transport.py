@@ -220,8 +220,9 @@ class WsgiTransport(_BearerTransport):
 
 
 def _os_reason(exc: BaseException) -> str:
-    """"Connection refused", say, from the OSError urllib3 raised its error from."""
-    cause = exc.__cause__
+    """"Connection refused", say, from the OSError behind urllib3's error: raised `from` it
+    by urllib3 2, while handling it (the context, no cause) by urllib3 1.26."""
+    cause = exc.__cause__ or exc.__context__
     if isinstance(cause, OSError) and cause.strerror:
         return cause.strerror
     return type(exc).__name__

@@ -1,4 +1,9 @@
-"""Shared fixtures. gevent patches first, exactly as the production workers do."""
+"""Shared fixtures. gevent patches first, exactly as the production workers do.
+
+The kit's own tests (tests/kit) run without the reference app, on the lowest versions the
+kit supports (tox -e lowest), where Runnerly's packages and dependencies are not installed:
+so this file imports Runnerly (monolith, contracts) only inside the fixtures that build it.
+"""
 
 from gevent import monkey
 
@@ -9,10 +14,6 @@ import uuid  # noqa: E402
 
 import pytest  # noqa: E402
 from webtest import TestApp  # noqa: E402
-
-from monolith import create_app  # noqa: E402
-from monolith.wiring import features  # noqa: E402
-from contracts.accounts import Profile, SignUp  # noqa: E402
 
 # pytester: the kit's pytest plugin is tested on a small suite of its own (test_pytest_plugin).
 pytest_plugins = ["pytester"]
@@ -43,6 +44,9 @@ def service_tokens():
 
 @pytest.fixture
 def app(tmp_path):
+    """The reference monolith, Runnerly, on a SQLite file of its own."""
+    from monolith import create_app
+
     app = create_app({
         "TESTING": True,
         "RUN_DIR": str(tmp_path),
@@ -65,6 +69,9 @@ def web(app):
 @pytest.fixture
 def make_user(app):
     """Create a runner (or an admin) through the Accounts contract; returns its UserRecord."""
+    from contracts.accounts import Profile, SignUp
+    from monolith.wiring import features
+
     counter = iter(range(1, 10_000))
 
     def make(email=None, *, admin=False, password=PASSWORD, **profile):
@@ -104,6 +111,13 @@ def service_or_skip(name: str, reason: str) -> None:
 @pytest.fixture
 def postgres_url():
     """A SQLAlchemy URL on the local PostgreSQL, in a schema of its own that is dropped after."""
+    from shims.compat import SQLALCHEMY_2
+
+    if not SQLALCHEMY_2:  # not a missing service: the kit's PostgreSQL backends need 2.0
+        import sqlalchemy
+
+        pytest.skip("PostgreSQL backends need SQLAlchemy 2.0 or newer (psycopg 3 dialect); "
+                    f"this environment has {sqlalchemy.__version__}")
     import psycopg
 
     base = os.environ.get("TURNOUT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")

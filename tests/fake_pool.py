@@ -13,7 +13,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from urllib3 import HTTPHeaderDict, Timeout
+from urllib3 import Timeout
+
+try:
+    from urllib3 import HTTPHeaderDict
+except ImportError:  # urllib3 1.26 keeps it in a module of its own
+    from urllib3._collections import HTTPHeaderDict
 from urllib3.exceptions import (ConnectTimeoutError, NewConnectionError, ProtocolError,
                                 ReadTimeoutError)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 import socket
 import time
-from collections.abc import Callable
-from contextlib import closing
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -194,3 +194,29 @@ class ManualClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+@contextmanager
+def another_worker_wins_the_race(metadata, url: str) -> Iterator[None]:
+    """Just before this process creates each table of `metadata`, another one creates it
+    first: what a gunicorn worker booting beside others on a fresh database meets."""
+    from sqlalchemy import event
+
+    from shims.sql import make_engine
+
+    rival = make_engine(url)
+    won: set[str] = set()
+
+    def create_it_first(table, connection, **_):
+        if table.name not in won:  # the rival's own CREATE fires this event too
+            won.add(table.name)
+            table.create(rival, checkfirst=True)
+
+    tables = list(metadata.tables.values())
+    for table in tables:
+        event.listen(table, "before_create", create_it_first)
+    yield
+    for table in tables:
+        event.remove(table, "before_create", create_it_first)
+    rival.dispose()
+    assert won, "the rival created no table: the race was not staged"

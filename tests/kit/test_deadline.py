@@ -7,22 +7,24 @@ from __future__ import annotations
 import datetime as dt
 import socket
 import time
+from typing import Protocol
 
 import gevent
 import pytest
 from fake_pool import FakePool
 from flask import Flask, jsonify
 
-from extracted.reports.app import create_app as create_reports
+from sample_runs import RUNS, RemoteRuns, RunInput, RunRecord
 from shims import deadline
 from shims.breaker import CircuitBreaker
-from contracts.runs import RUNS, RemoteRuns, RunInput, RunRecord
+from shims.contract import describe, read
 from shims.errors import DeadlineExceeded, TransportError, ValidationError
 from shims.flags.cache import FlagCache
 from shims.flags.model import FeatureInfo, Flag, FlagSnapshot
 from shims.metrics import TurnoutMetrics
 from shims.router import OutcomeUnknown, Router, ServiceUnavailable, Sides, make_breaker
 from shims.service import install_json_errors
+from shims.service_app import service_app
 from shims.shadow import ShadowRunner
 from shims.transport import HttpTransport
 
@@ -241,17 +243,36 @@ def test_with_the_budget_spent_reads_go_local_and_writes_are_refused_not_applied
 
 # --- a service honours the caller's budget ---------------------------------------------------
 
+class Totals(Protocol):
+    @read
+    def total_distance(self, user_id: int) -> float: ...
+
+
+TOTALS = describe(Totals, "totals")
+
+
+class LocalTotals:
+    """A service's implementation that reads another service's contract."""
+
+    def __init__(self, runs):
+        self.runs = runs
+
+    def total_distance(self, user_id: int) -> float:
+        return sum(run.distance for run in self.runs.list_runs(user_id, 2026, 5))
+
+
 def test_a_service_bounds_its_own_calls_by_the_callers_budget(pool):
-    """The reports service reads runs from the data contracts: a caller with 300 ms left
-    makes it give up on that read in 300 ms, and it says so to the next hop."""
-    pool.post(LIST_RUNS, json={"result": []})
-    reports = create_reports({"REQUEST_DEADLINE": 10.0},
-                             data_transport=HttpTransport(BASE, pool=pool),
-                             guard=lambda method: None)
-    answered = reports.test_client().post(
-        "/rpc/reports/monthly_report", json={"args": {"user_id": 3, "year": 2026, "month": 5}},
+    """A caller with 300 ms left makes the service give up on its own read in 300 ms, and it
+    says so to the next hop."""
+    pool.post(LIST_RUNS, json={"result": [RECORD_WIRE]})
+    runs = RemoteRuns(HttpTransport(BASE, pool=pool), retry_wait=0)
+    totals = service_app("totals", {"REQUEST_DEADLINE": 10.0}, [(TOTALS, LocalTotals(runs))],
+                         title="Totals", description="", guard=lambda method: None)
+    answered = totals.test_client().post(
+        "/rpc/totals/total_distance", json={"args": {"user_id": 3}},
         headers={deadline.HEADER: "300"})
-    assert answered.status_code == 200, answered.json
+    assert answered.status_code == 200, answered.get_json()
+    assert answered.get_json() == {"result": 8000.0}
     request = pool.last_request
     assert request.timeout[1] <= 0.3
     assert sent_budget(request) <= 0.3

@@ -8,11 +8,11 @@ import pytest
 from shims.flags.model import Flag
 from shims.mirror import LOCAL, REMOTE, Channel
 from shims.stages import MoveRefused, StageMover, gaining_sides, plan_move
-from tests.unit.test_mirror import Flaky, Side
+from notes_app import Flaky, Side
 
 
 def flag(mode: str, percent: float = 0.0) -> Flag:
-    return Flag("runs", mode, percent)
+    return Flag("notes", mode, percent)
 
 
 @pytest.mark.parametrize(("old", "new", "gaining"), [
@@ -34,7 +34,7 @@ def test_which_side_gains_authority(old, new, gaining):
 
 def test_local_straight_to_a_remote_authority_is_refused_with_what_to_run():
     plan = plan_move(flag("local"), flag("remote"))
-    assert "turnout data copy runs" in plan.refusal and "dualwrite" in plan.refusal
+    assert "turnout data copy notes" in plan.refusal and "dualwrite" in plan.refusal
     assert plan_move(flag("local"), flag("canary", 5)).refusal
     assert plan_move(flag("dualwrite"), flag("remote")).refusal is None
     assert plan_move(flag("remote"), flag("local")).refusal is None
@@ -44,13 +44,13 @@ def test_local_straight_to_a_remote_authority_is_refused_with_what_to_run():
 def sides(tmp_path):
     monolith, service = Side(tmp_path / "m.db"), Side(tmp_path / "s.db")
     yield monolith, service
-    monolith.engine.dispose()
-    service.engine.dispose()
+    monolith.close()
+    service.close()
 
 
 def mover(monolith, service, flags, *, target=None, wait=2.0):
-    channels = {REMOTE: Channel("runs", REMOTE, monolith.sync, target or service.sync),
-                LOCAL: Channel("runs", LOCAL, service.sync, monolith.sync)}
+    channels = {REMOTE: Channel("notes", REMOTE, monolith.sync, target or service.sync),
+                LOCAL: Channel("notes", LOCAL, service.sync, monolith.sync)}
     said = []
 
     def set_flag():
@@ -63,19 +63,19 @@ def mover(monolith, service, flags, *, target=None, wait=2.0):
 
 def test_going_back_from_remote_brings_the_services_writes_home_first(sides):
     monolith, service = sides
-    ada = service.user("ada@example.com")
-    service.run(ada, "acknowledged in remote")
+    ada = service.author("ada@example.com")
+    service.note(ada, "acknowledged in remote")
     flags = []
     move, _ = mover(monolith, service, flags)
     move.move(plan_move(flag("remote"), flag("local")))
     assert flags == ["set"]
-    assert monolith.names() == {"acknowledged in remote"}
+    assert monolith.texts() == {"acknowledged in remote"}
     assert service.sync.backlog().entries == 0
 
 
 def test_a_move_whose_backlog_cannot_be_delivered_is_refused_and_nothing_moves(sides):
     monolith, service = sides
-    monolith.run(monolith.user("ada@example.com"))
+    monolith.note(monolith.author("ada@example.com"))
     target = Flaky(service.sync)
     target.down = True
     flags = []
@@ -88,7 +88,7 @@ def test_a_move_whose_backlog_cannot_be_delivered_is_refused_and_nothing_moves(s
 
 def test_force_moves_at_once_without_draining(sides):
     monolith, service = sides
-    monolith.run(monolith.user("ada@example.com"))
+    monolith.note(monolith.author("ada@example.com"))
     flags = []
     move, _ = mover(monolith, service, flags)
     move.move(plan_move(flag("local"), flag("remote")), force=True)
@@ -97,7 +97,7 @@ def test_force_moves_at_once_without_draining(sides):
 
 def test_a_refused_row_blocks_the_move_after_the_wait_with_progress(sides, monkeypatch):
     monolith, service = sides
-    monolith.run(monolith.user("ada@example.com"))
+    monolith.note(monolith.author("ada@example.com"))
     flags = []
     move, said = mover(monolith, service, flags, wait=0.0)
 
@@ -117,12 +117,12 @@ def test_the_drain_after_the_move_never_refuses(sides):
     """Once the flag moved, a failing drain is reported; the applier keeps trying."""
     monolith, service = sides
     target = Flaky(service.sync)
-    ada = monolith.user("ada@example.com")
-    channels = {REMOTE: Channel("runs", REMOTE, monolith.sync, target),
-                LOCAL: Channel("runs", LOCAL, service.sync, monolith.sync)}
+    ada = monolith.author("ada@example.com")
+    channels = {REMOTE: Channel("notes", REMOTE, monolith.sync, target),
+                LOCAL: Channel("notes", LOCAL, service.sync, monolith.sync)}
 
     def set_flag_while_a_write_is_in_flight():
-        monolith.run(ada, "written by a worker still on the old flag")
+        monolith.note(ada, "written by a worker still on the old flag")
         target.down = True
         return flag("live")
 

@@ -184,10 +184,10 @@ def test_a_malformed_registry_is_refused_naming_what_is_wrong(build, message):
 
 
 def test_load_registry_finds_an_apps_registry_by_import_path():
-    loaded = load_registry("tests.unit.test_extension:registry")
+    loaded = load_registry("tests.kit.test_extension:registry")
     assert [f.name for f in loaded] == ["greetings"]
     for path, message in (("nocolon", "must look like"), ("no.such.module:x", "cannot import"),
-                          ("tests.unit.test_extension:nothing", "has no 'nothing'"),
-                          ("tests.unit.test_extension:GREETINGS", "not a shims.registry")):
+                          ("tests.kit.test_extension:nothing", "has no 'nothing'"),
+                          ("tests.kit.test_extension:GREETINGS", "not a shims.registry")):
         with pytest.raises(ConfigError, match=message):
             load_registry(path)

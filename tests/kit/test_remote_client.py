@@ -1,6 +1,6 @@
 """The remote client over HttpTransport, against a fake urllib3 pool (tests/fake_pool.py):
 decoding, error mapping, timeouts, the read retry, the keyed write retry, and the router's
-breaker in front of it."""
+breaker in front of it; on an app's own contract (tests/kit/sample_runs.py)."""
 
 import datetime as dt
 import json
@@ -24,10 +24,10 @@ from shims.errors import (
 from shims.flags.cache import FlagCache
 from shims.flags.model import FeatureInfo, Flag, FlagSnapshot
 from shims.metrics import TurnoutMetrics
-from contracts.runs import RUNS, ImportCount, RunInput, RunRecord, RemoteRuns
 from shims.router import OutcomeUnknown, Router, ServiceUnavailable, Sides, make_breaker
 from shims.shadow import ShadowRunner
 from shims.transport import HttpTransport
+from sample_runs import RUNS, ImportCount, RemoteRuns, RunInput, RunRecord
 from support import ManualClock
 
 BASE = "http://data.test"

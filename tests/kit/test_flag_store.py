@@ -3,7 +3,7 @@ schema creation, versions, the audit log, the kill switch, refusals and corrupt 
 
 The stores here run on a stopped clock, so versions are START, START + 1, ...: a version is
 the time of the change in milliseconds, or one more than the version before, whichever is
-greater (tests/unit/test_flag_store_faults.py has the moving clock)."""
+greater (tests/kit/test_flag_store_faults.py has the moving clock)."""
 
 import datetime as dt
 import sqlite3
