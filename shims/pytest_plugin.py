@@ -15,11 +15,12 @@ built, without a line of the app changing:
   process over WSGI (the factory is called with the monolith app's config and
   `SERVICE_TOKENS` off, or with nothing, and returns the service's app), `FEATURE=URL`
   by a real process;
-- shadows are drained after every request (a plain test never yields to gevent's hub,
-  so they would otherwise never run, and a shadow left to run later would read what a
-  later step of the test wrote), and once more when the test ends; a mismatch, or a
-  shadow side that failed or timed out, fails the test naming each difference, as
-  GitHub Scientist's `raise_on_mismatches` does (`--turnout-allow-mismatch` only counts);
+- each shadow compares before its routed call returns (a plain test never yields to
+  gevent's hub, so it would otherwise never run, and a shadow left to run later would
+  read what a later step of the test wrote), and every shadow is drained after each
+  request and when the test ends; a mismatch, or a shadow side that failed or timed out,
+  fails the test naming each difference, as GitHub Scientist's `raise_on_mismatches`
+  does (`--turnout-allow-mismatch` only counts);
 - the summary says how many comparisons were made, so "shadow passed" cannot mean
   "nothing was compared".
 
@@ -138,6 +139,7 @@ class Harness:
     def built(self, app, state) -> None:
         for runner in state.shadows:
             runner.add_listener(self.recorder)
+            runner.synchronous = True  # each shadow compares before its call returns
         self.states = [ref for ref in self.states if ref() is not None] + [weakref.ref(state)]
         self._apply(state, self.test_modes)
 

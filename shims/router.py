@@ -161,6 +161,7 @@ class Router:
         except Exception as error:
             if primary_outcome is not None:
                 primary_outcome.set(outcome_of(_raise(error)))
+                self._shadow.primary_done()
             raise
         except BaseException:  # interrupted (a caller's timeout, a killed greenlet)
             if primary_outcome is not None:
@@ -171,6 +172,7 @@ class Router:
             # would only inflate the match rate.
             primary_outcome.set(outcome_of(lambda: result) if served_by == route.primary
                                 else None)
+            self._shadow.primary_done()
         if route.mirror_to is not None:
             self._mirror_write(route, method, arguments, result)
         return result

@@ -153,6 +153,7 @@ class ShadowRunner:
         self._error_log_interval = error_log_interval
         self._traceback_logged: dict[tuple[str, str], float] = {}
         self._in_flight: set[gevent.Greenlet] = set()
+        self.synchronous = False  # see primary_done
 
     def start(self, method: MethodSpec, primary_side: str,
               shadow_call: Callable[[], Any]) -> AsyncResult | None:
@@ -172,6 +173,14 @@ class ShadowRunner:
         self._in_flight.add(greenlet)
         greenlet.link(self._finished)
         return primary_outcome
+
+    def primary_done(self) -> None:
+        """Called by the router once the primary's outcome is set. A test harness sets
+        `synchronous`: the shadow then finishes before the routed call returns, so it reads
+        what the primary read, never what a later step of the test wrote. In production the
+        call returns at once and the shadow goes on in its greenlet."""
+        if self.synchronous:
+            self.drain(self._timeout + 1.0)
 
     def skip(self, method: MethodSpec, reason: str) -> None:
         """A shadow the router chose not to run (e.g. its service's breaker is open)."""

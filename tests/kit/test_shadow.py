@@ -590,6 +590,18 @@ def test_drain_makes_the_comparisons_of_a_test_that_never_yields():
     assert t.runner.drain(0) == 0  # nothing left in flight
 
 
+def test_a_synchronous_runner_compares_before_the_call_returns_what_the_primary_read():
+    """A test harness's mode: a write right after a read can no longer leak into the
+    read's shadow (the shadow runs before the read returns, not at the next drain)."""
+    t = build()
+    t.runner.synchronous = True
+    t.local.rows[7] = t.remote.rows[7] = note()
+    t.router.get(user_id=7)
+    assert counts(t) == {"match": 1}  # no drain, no yield in the test
+    t.local.rows[7] = t.remote.rows[7] = note(text="changed after the read")
+    assert t.runner.drain(0) == 0 and counts(t) == {"match": 1}
+
+
 def test_drain_returns_how_many_are_still_running_at_its_deadline():
     t = build(timeout=5.0)
     t.local.rows[7] = t.remote.rows[7] = note()
