@@ -35,6 +35,8 @@ setup(
         "prometheus-client>=0.15",  # the first with the "livemax"/"livemin" gauge modes
         # 2.4 fixes CVE-2022-29217; 2.10.0 matches issuers by substring (CVE-2024-53861).
         "PyJWT[crypto]>=2.4,!=2.10.0",
+        # The token dealer's keys (shims/tokendealer/keys.py); 42.0.4 fixes CVE-2024-26130.
+        "cryptography>=42.0.4",
     ],
     entry_points={"console_scripts": ["turnout = shims.cli:main"]},
     # PostgreSQL for the flag store and services' databases: psycopg 3, whose SQLAlchemy

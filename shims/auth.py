@@ -1,5 +1,5 @@
 """Service-to-service tokens: the caller's side (`ClientCredentials`) and the callee's
-(`TokenVerifier`), both talking to the token dealer (extracted/tokendealer).
+(`TokenVerifier`), both talking to the token dealer (shims/tokendealer).
 
 A caller fetches an RS256-signed JWT from the dealer with the OAuth2 client-credentials
 grant and sends it as `Authorization: Bearer ...` on every call; the token is cached

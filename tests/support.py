@@ -29,7 +29,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-# --- Service-to-service tokens (shims/auth.py, extracted/tokendealer) -------------------
+# --- Service-to-service tokens (shims/auth.py, shims/tokendealer) -------------------
 
 TOKEN_ISSUER = "turnout-tokendealer"
 TOKEN_NOW = 1_800_000_000.0  # a fixed "now" for tests that inject a clock
@@ -135,12 +135,12 @@ class DealerSetup:
 
 
 def dealer_setup(directory: Path) -> DealerSetup:
-    """A keys directory and clients file for `extracted.tokendealer` (every client may call
+    """A keys directory and clients file for `shims.tokendealer` (every client may call
     every audience with every scope), and a JWKS file that also holds the session key."""
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-    from extracted.tokendealer.clients import write_clients_file
-    from extracted.tokendealer.keys import ensure_key
+    from shims.tokendealer.clients import write_clients_file
+    from shims.tokendealer.keys import ensure_key
 
     keys_dir, clients = directory / "keys", directory / "clients.json"
     kid = ensure_key(keys_dir)

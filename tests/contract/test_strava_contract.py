@@ -218,7 +218,7 @@ def http_services(tmp_path_factory) -> Iterator[HttpServices]:
     run_dir = tmp_path_factory.mktemp("strava-http")
     data_port, strava_port, importer_port, down_port, closed_port, dealer_port = free_ports(6)
     auth = dealer_setup(run_dir)
-    dealer = launch("tokendealer", "extracted.tokendealer.wsgi:app", dealer_port, run_dir,
+    dealer = launch("tokendealer", "shims.tokendealer.wsgi:app", dealer_port, run_dir,
                      **auth.dealer_env)
     data = launch("dataservice", "extracted.dataservice.wsgi:app", data_port, run_dir,
                   TURNOUT_RUN_DIR=str(run_dir), TURNOUT_PASSWORD_HASH_METHOD=FAST_HASH,

@@ -16,9 +16,9 @@ import pytest
 from flask import Flask
 from webtest import TestApp
 
-from extracted.tokendealer.app import create_app
-from extracted.tokendealer.clients import hash_secret, read_clients, write_clients_file
-from extracted.tokendealer.keys import (
+from shims.tokendealer.app import create_app
+from shims.tokendealer.clients import hash_secret, read_clients, write_clients_file
+from shims.tokendealer.keys import (
     KeyringError,
     list_kids,
     load_key,
@@ -303,7 +303,7 @@ def test_the_first_use_creates_one_private_key(dealer):
 
 def test_workers_starting_together_make_one_key(tmp_path):
     keys_dir = tmp_path / "keys"
-    code = "import sys; from extracted.tokendealer.keys import ensure_key; " \
+    code = "import sys; from shims.tokendealer.keys import ensure_key; " \
            "print(ensure_key(sys.argv[1]))"
     workers = [subprocess.Popen([sys.executable, "-c", code, str(keys_dir)], cwd=ROOT,
                                 stdout=subprocess.PIPE, text=True) for _ in range(4)]

@@ -11,7 +11,7 @@ Rotation, with no restart (every worker reloads when the directory's listing cha
   3. `retire_key(dir, old_kid)`: it leaves the JWKS (services drop it when their cached
      copy expires, TokenVerifier's cache_seconds).
 
-From a shell: `python -m extracted.tokendealer.keys {list,rotate,retire KID} KEYS_DIR`.
+From a shell: `python -m shims.tokendealer.keys {list,rotate,retire KID} KEYS_DIR`.
 """
 
 from __future__ import annotations
@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import sys
 
-    parser = argparse.ArgumentParser(prog="python -m extracted.tokendealer.keys",
+    parser = argparse.ArgumentParser(prog="python -m shims.tokendealer.keys",
                                      description="Manage the token dealer's signing keys.")
     parser.add_argument("action", choices=["list", "rotate", "retire"])
     parser.add_argument("keys_dir")

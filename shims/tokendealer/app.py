@@ -30,8 +30,8 @@ import jwt
 from flask import Flask, Response, jsonify, request
 from prometheus_client import Counter
 
-from extracted.tokendealer.clients import ClientRegistry
-from extracted.tokendealer.keys import ALGORITHM, KeyRing
+from shims.tokendealer.clients import ClientRegistry
+from shims.tokendealer.keys import ALGORITHM, KeyRing
 from shims.ops import loopback_only
 from shims.metrics import TurnoutMetrics, metrics_blueprint
 from shims.service import install_json_errors

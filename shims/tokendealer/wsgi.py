@@ -4,7 +4,7 @@ from gevent import monkey
 
 monkey.patch_all()
 
-from extracted.tokendealer.app import create_app  # noqa: E402
+from shims.tokendealer.app import create_app  # noqa: E402
 from shims.logs import configure as configure_logging  # noqa: E402
 
 configure_logging()

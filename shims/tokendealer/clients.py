@@ -9,7 +9,7 @@ plain hash is enough; no password stretching is needed):
 `write_clients_file` makes one with fresh secrets and hands the plain secrets back, once,
 for the operator to give each process (e.g. TURNOUT_CLIENT_SECRET).
 
-From a shell: `python -m extracted.tokendealer.clients write CLIENTS_FILE POLICY_JSON`
+From a shell: `python -m shims.tokendealer.clients write CLIENTS_FILE POLICY_JSON`
 where POLICY_JSON is `{"<client_id>": {"<audience>": ["<scope>", ...]}}`; it prints the
 secrets as JSON on stdout.
 """
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import sys
 
-    parser = argparse.ArgumentParser(prog="python -m extracted.tokendealer.clients",
+    parser = argparse.ArgumentParser(prog="python -m shims.tokendealer.clients",
                                      description="Write the token dealer's clients file.")
     parser.add_argument("action", choices=["write"])
     parser.add_argument("clients_file")
