@@ -65,6 +65,9 @@ class CircusConfig:
     watchers: tuple[Watcher, ...]
     sockets: dict[str, Socket] = field(default_factory=dict, hash=False)
     endpoint_variable: str | None = None  # the variable its port came from, for messages
+    # Whether [circus] says where circusd logs; without it circusd writes to the stdout it
+    # was started with, and dies when that pipe or terminal goes (turnout up then logs it).
+    logs_itself: bool = False
 
     def watcher(self, name: str) -> Watcher | None:
         return next((w for w in self.watchers if w.name == name), None)
@@ -86,7 +89,8 @@ def read_circus(path: Path, env: Mapping[str, str]) -> CircusConfig:
     return CircusConfig(path=path, endpoint=circus.get("endpoint", DEFAULT_ENDPOINT),
                         watchers=watchers, sockets=sockets,
                         endpoint_variable=_variable_in(parser.get("circus", "endpoint",
-                                                                  fallback="")))
+                                                                  fallback="")),
+                        logs_itself="logoutput" in circus)
 
 
 def _parse(path: Path) -> configparser.RawConfigParser:

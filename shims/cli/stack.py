@@ -85,7 +85,11 @@ def start(circus: CircusConfig, env: dict[str, str], *, wait: float = 60.0,
     shutil.rmtree(run_dir / "metrics", ignore_errors=True)
     if before_up is not None:
         before_up(run_dir)  # e.g. the team's token secrets, which its processes read
-    started = subprocess.run([_bin("circusd"), "--daemon", "--pidfile",  # nosec B603
+    # A daemon circusd with no [circus] logoutput keeps writing to our stdout and dies of
+    # a broken pipe once this command has exited (seen when up ran under a program that
+    # captured its output): give it the run directory's log instead.
+    logs = [] if circus.logs_itself else ["--log-output", str(run_dir / "logs" / "circusd.log")]
+    started = subprocess.run([_bin("circusd"), "--daemon", *logs, "--pidfile",  # nosec B603
                               str(run_dir / "circusd.pid"), str(circus.path)],
                              env=env, check=False, cwd=env["TURNOUT_HOME"])
     if started.returncode != 0:

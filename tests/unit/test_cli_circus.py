@@ -84,6 +84,14 @@ def test_watchers_in_the_files_order_each_with_the_socket_it_serves_on(tmp_path)
     assert config.watcher("worker") is worker and config.watcher("nope") is None
 
 
+def test_whether_circusd_logs_itself(tmp_path):
+    """Without [circus] logoutput, `turnout up` gives circusd a log file: a daemon writing to
+    the stdout of a command that has exited dies of a broken pipe."""
+    assert circus(tmp_path).logs_itself is False
+    with_log = CIRCUS_INI.replace("check_delay = 1", "check_delay = 1\nlogoutput = /tmp/c.log")
+    assert circus(tmp_path, with_log).logs_itself is True
+
+
 def test_the_endpoint_and_where_its_port_comes_from(tmp_path):
     config = circus(tmp_path)
     assert config.endpoint == "tcp://127.0.0.1:6555"
