@@ -83,6 +83,11 @@ def service(config):
 
 def rude_service(config):
     return service({"WORDING": "go away {name}"})
+
+
+def served():
+    """The service as its own process serves it (gunicorn "greet_app:served()")."""
+    return service({"WORDING": "hello {name}"})
 '''
 
 CONFTEST = '''
@@ -190,3 +195,35 @@ def test_bad_options_are_refused_naming_them(suite, options, message):
     assert result.ret != 0
     result.stdout.fnmatch_lines([message]) if "registry" in message or "load" in message \
         else result.stderr.fnmatch_lines([message])
+
+
+def test_the_remote_side_can_be_a_real_process(suite):
+    """--turnout-service FEATURE=URL: the suite calls a service running on its own."""
+    import subprocess  # nosec B404
+    import sys
+    import time
+
+    import requests
+    from support import free_port
+
+    port = free_port()
+    server = subprocess.Popen(  # nosec B603
+        [sys.executable, "-m", "gunicorn", "-k", "gevent", "-w", "1", "--no-control-socket",
+         "-b", f"127.0.0.1:{port}", "greet_app:served()"], cwd=suite.path,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+                break
+            except requests.RequestException:  # still booting
+                assert time.monotonic() < deadline and server.poll() is None, "no service"
+                time.sleep(0.2)
+        result = run(suite, "--turnout-mode", "greetings=shadow",
+                     "--turnout-service", f"greetings=http://127.0.0.1:{port}")
+        result.assert_outcomes(passed=3)
+        result.stdout.fnmatch_lines(["*shadow outcomes: 3 match*"])
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
