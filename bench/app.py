@@ -22,7 +22,7 @@ import os  # noqa: E402
 import requests  # noqa: E402
 from requests.adapters import HTTPAdapter  # noqa: E402
 
-import monolith.wiring  # noqa: E402
+import shims.extension  # noqa: E402
 from monolith.runs.service import LocalRuns  # noqa: E402
 from monolith.web import json_response  # noqa: E402
 from shims.logs import configure as configure_logging  # noqa: E402
@@ -42,7 +42,8 @@ class StaticTokens:
 
 
 TOKENS = StaticTokens(os.environ["BENCH_TOKEN"])
-monolith.wiring.client_tokens = lambda settings, audience: TOKENS  # the only substitution
+# the only substitution: the composition root's token source
+shims.extension.client_tokens = lambda settings, audience: TOKENS
 
 from monolith.app import create_app  # noqa: E402
 from monolith.db import make_sessions  # noqa: E402
