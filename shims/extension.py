@@ -43,7 +43,7 @@ from shims.service import rpc_blueprint
 from shims.settings import ConfigError
 from shims.shadow import ShadowRunner
 from shims.sync import RemoteDataSync
-from shims.transport import Transport, transport_for
+from shims.transport import HttpTransport, Transport, transport_for
 
 EXTENSION_KEY = "turnout"
 
@@ -194,7 +194,7 @@ def _build_feature(state: TurnoutState, feature: Feature,
     if feature.service is None:
         return locals_
     settings = state.settings
-    transport = state.transports.get(feature.name) or _transport(settings, feature)
+    transport = state.transports.get(feature.name) or service_transport(settings, feature)
     sides_data: dict[str, Any] = {}
     channels = None
     if feature.data is not None:
@@ -222,7 +222,9 @@ def _build_feature(state: TurnoutState, feature: Feature,
     return routers
 
 
-def _transport(settings: Mapping[str, Any], feature: Feature) -> Transport:
+def service_transport(settings: Mapping[str, Any], feature: Feature) -> HttpTransport:
+    """HTTP to the feature's service at `<SERVICE>_URL`, with dealer tokens when this
+    process has a client secret: the monolith's routers and the `turnout` command alike."""
     url = settings.get(feature.url_setting or "")
     if not url:
         raise ConfigError(f"feature {feature.name!r}: set TURNOUT_{feature.url_setting} to "

@@ -17,8 +17,8 @@ built, without a line of the app changing:
   by a real process;
 - each shadow compares before its routed call returns (a plain test never yields to
   gevent's hub, so it would otherwise never run, and a shadow left to run later would
-  read what a later step of the test wrote), and every shadow is drained after each
-  request and when the test ends; a mismatch, or a shadow side that failed or timed out,
+  read what a later step of the test wrote), and any still running when the test ends
+  are drained then; a mismatch, or a shadow side that failed or timed out,
   fails the test naming each difference, as GitHub Scientist's `raise_on_mismatches`
   does (`--turnout-allow-mismatch` only counts);
 - the summary says how many comparisons were made, so "shadow passed" cannot mean
@@ -142,10 +142,6 @@ class Harness:
             runner.synchronous = True  # each shadow compares before its call returns
         self.states = [ref for ref in self.states if ref() is not None] + [weakref.ref(state)]
         self._apply(state, self.test_modes)
-
-        @app.teardown_request
-        def drain_shadows(_error) -> None:
-            state.drain_shadows(self.drain_seconds)
 
     # --- pytest hooks ---------------------------------------------------------------------
 

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from shims.auth import client_tokens
 from shims.cli.project import Project
+from shims.extension import service_transport
 from shims.mirror import Channel, mirror_channels
 from shims.registry import Feature
 from shims.settings import ConfigError
 from shims.sql import make_engine
 from shims.sync import DataSync, RemoteDataSync
-from shims.transport import transport_for
 
 
 class DataSides:
@@ -49,12 +48,7 @@ class DataSides:
         settings = self._project.settings
         if feature.data.service_sync is not None:
             return feature.data.service_sync(settings)
-        url = settings.get(feature.url_setting)
-        if not url:
-            raise ConfigError(f"feature {feature.name!r}: set TURNOUT_{feature.url_setting} "
-                              f"to the {feature.service} service's URL")
-        tokens = client_tokens(settings, feature.service)
-        return RemoteDataSync(transport_for(settings, url, tokens))
+        return RemoteDataSync(service_transport(settings, feature))
 
     def close(self) -> None:
         for engine in self._engines.values():

@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 
 import pytest
+import requests
+from support import free_port
 
 BOOKSHOP = Path(__file__).resolve().parents[2] / "examples" / "bookshop"
 COMPARED = {"shadow", "live"}
@@ -104,10 +106,6 @@ def test_service_tokens_are_turned_on_later_without_a_code_change(tmp_path):
     """Configuration only: the kit's token dealer as a watcher, a before_up hook writing
     who may call whom, the bookshop's secret file, SERVICE_TOKENS no longer off. The
     bookshop's and the catalog service's code stay as they are."""
-    import requests
-
-    from support import free_port
-
     project = tmp_path / "bookshop"
     shutil.copytree(BOOKSHOP, project, ignore=shutil.ignore_patterns(
         "__pycache__", ".pytest_cache", "run", "*.db"))
