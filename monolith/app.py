@@ -9,7 +9,9 @@ from typing import Any
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 
-from monolith import auth, errors, idempotent_api
+from monolith import auth, errors, headers, idempotent_api
+from monolith.accounts import throttle
+from monolith.accounts.grants import SESSION, TOKEN, Grants
 from monolith.config import load_config, read_or_create_secret
 from monolith.db import create_schema, make_engine, make_sessions
 from monolith.wiring import FEATURES_KEY, OUTCOMES, REGISTRY, SESSIONS, typed
@@ -35,6 +37,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     settings = load_config(config)
     app = Flask(__name__)
     app.config.update(settings)
+    app.config["REMEMBER_COOKIE_SECURE"] = settings["SESSION_COOKIE_SECURE"]
     if not app.config["SECRET_KEY"]:
         app.config["SECRET_KEY"] = read_or_create_secret(settings["RUN_DIR"])
 
@@ -55,9 +58,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions[FEATURES_KEY] = typed(routed)
 
     csrf = CSRFProtect(app)
-    auth.init_app(app)
+    auth.init_app(app, Grants(engine, {SESSION: settings["SESSION_MAX_LIFETIME"],
+                                       TOKEN: settings["API_TOKEN_MAX_LIFETIME"]}))
+    throttle.init_app(app)  # before any hook reads current_user (basic auth checks a password)
     idempotent_api.init_app(app, outcomes)  # after auth: keys are scoped to the runner
     errors.init_app(app)
+    headers.init_app(app)
     html, api = _blueprints()
     for blueprint in api:
         csrf.exempt(blueprint)  # the API authenticates each request; no cookies, no CSRF

@@ -1,9 +1,11 @@
 """Who is asking: session login for HTML, bearer tokens or basic auth for the JSON API.
 
 Flask-Login keeps the browser session. API tokens are signed with the app's
-secret (itsdangerous, shipped with Flask) and expire; they carry only the user
-id, so every request still loads the user and a deleted user's token dies
-with the account.
+secret (itsdangerous, shipped with Flask) and expire; they carry the user id, so
+every request still loads the user and a deleted user's token dies with the
+account. Both a session and a token also carry a grant id (accounts/grants.py):
+the login stands only while its grant does, so logout and "log out everywhere"
+end it on the server, and a renewed token keeps its grant's absolute expiry.
 """
 
 from __future__ import annotations
@@ -14,16 +16,20 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from flask import Flask, current_app, g, request
-from flask_login import LoginManager, UserMixin, current_user
+from flask import Flask, current_app, g, request, session
+from flask.sessions import SecureCookieSessionInterface
+from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
+from monolith.accounts.grants import SESSION, TOKEN, Grants, LiveGrant
 from monolith.wiring import features
 from contracts.accounts import UserRecord
 from shims.errors import Forbidden, NotFound, Unauthorized
 
 # A namespace for signatures, not a key.
 TOKEN_SALT = "runnerly-api-token"  # nosec B105
+GRANTS_KEY = "runnerly_grants"  # app.extensions
+SESSION_GRANT = "_grant"  # the browser session's key holding its grant id
 
 
 class LoggedInUser(UserMixin):
@@ -64,7 +70,17 @@ class _LoginManager(LoginManager):
         return super()._load_user()
 
 
-def init_app(app: Flask) -> None:
+class _SessionCookies(SecureCookieSessionInterface):
+    """Flask's signed session cookie, `Secure` whenever the request came over TLS (or
+    SESSION_COOKIE_SECURE says the site is always served so, behind a TLS proxy)."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return bool(super().get_cookie_secure(app) or request.is_secure)
+
+
+def init_app(app: Flask, grants: Grants) -> None:
+    app.extensions[GRANTS_KEY] = grants
+    app.session_interface = _SessionCookies()
     manager = _LoginManager()
     manager.login_view = "accounts_html.login"
     manager.login_message = "Log in to see that page."
@@ -79,10 +95,54 @@ def _forget_previous_user() -> None:
     # holding one app context across requests (tests, scripts) would otherwise see one
     # request's credentials answer for the next; identity is strictly per request.
     g.pop("_login_user", None)
+    g.pop("runnerly_token_grant", None)
 
 
-def issue_token(user_id: int) -> str:
-    return _serializer().dumps({"uid": user_id})
+def _grants() -> Grants:
+    return current_app.extensions[GRANTS_KEY]
+
+
+def log_in(user: UserRecord) -> None:
+    """A browser session for `user`, on a grant of its own that logout can end."""
+    login_user(LoggedInUser(user))
+    session[SESSION_GRANT] = _grants().open(user.id, SESSION).id
+
+
+def log_out() -> None:
+    """Ends this browser session on the server too: a copy of its cookie no longer works."""
+    grant_id = session.pop(SESSION_GRANT, None)
+    if isinstance(grant_id, str):
+        _grants().end(grant_id)
+    logout_user()
+
+
+def log_out_everywhere(user_id: int) -> int:
+    """Every browser session and API token of the runner; how many were ended."""
+    session.pop(SESSION_GRANT, None)
+    return _grants().end_all(user_id)
+
+
+def current_token_grant() -> LiveGrant | None:
+    """The grant of the bearer token this API request came with (None for basic auth)."""
+    return g.get("runnerly_token_grant")
+
+
+def issue_token(user_id: int) -> tuple[str, int]:
+    """A bearer token and its lifetime in seconds. A token presented to get this one passes
+    its grant on (renewal never outlives the first login); otherwise a new login begins."""
+    grant = current_token_grant()
+    if grant is None or grant.user_id != user_id:
+        grant = _grants().open(user_id, TOKEN)
+    token = _serializer().dumps({"uid": user_id, "gid": grant.id})
+    return token, min(current_app.config["API_TOKEN_MAX_AGE"], grant.seconds_left())
+
+
+def revoke_current_token() -> bool:
+    grant = current_token_grant()
+    if grant is None:
+        return False
+    _grants().end(grant.id)
+    return True
 
 
 def _serializer() -> URLSafeTimedSerializer:
@@ -91,7 +151,10 @@ def _serializer() -> URLSafeTimedSerializer:
 
 def _load_session_user(user_id: str) -> LoggedInUser | None:
     try:
-        return LoggedInUser(features().accounts.get_user(int(user_id)))
+        uid = int(user_id)
+        if _grants().live(session.get(SESSION_GRANT), uid) is None:
+            return None  # logged out (here or everywhere), expired, or from before grants
+        return LoggedInUser(features().accounts.get_user(uid))
     except (NotFound, ValueError):
         return None  # the account was deleted: the session simply ends
 
@@ -113,12 +176,17 @@ def _load_api_user(req: Any) -> LoggedInUser | None:
 def _user_for_token(token: str) -> UserRecord:
     try:
         payload = _serializer().loads(token, max_age=current_app.config["API_TOKEN_MAX_AGE"])
-        user_id = int(payload["uid"])
+        user_id, grant_id = int(payload["uid"]), payload["gid"]
     except SignatureExpired:
         raise Unauthorized("the API token has expired; ask POST /api/tokens for a new one") \
             from None
     except (BadSignature, KeyError, TypeError, ValueError):
         raise Unauthorized("the API token is not valid") from None
+    grant = _grants().live(grant_id, user_id)
+    if grant is None:
+        raise Unauthorized("the API token was revoked or its login has reached its maximum "
+                           "lifetime; log in again (POST /api/tokens with your password)")
+    g.runnerly_token_grant = grant
     try:
         return features().accounts.get_user(user_id)
     except NotFound:

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from monolith.accounts import throttle
 from shims.defaults import kit_settings
 from shims.settings import ENV_PREFIX, ConfigError
 
@@ -31,8 +32,18 @@ DEFAULTS: dict[str, Any] = {
     "DB_POOL_TIMEOUT": 10.0,
     # A hash algorithm name, not a secret.
     "PASSWORD_HASH_METHOD": "scrypt",  # nosec B105
-    # A lifetime in seconds.
+    # Lifetimes in seconds. One token lives API_TOKEN_MAX_AGE; renewing it with itself
+    # gives a new one on the same login, which ends API_TOKEN_MAX_LIFETIME after the
+    # password was given. A browser login ends SESSION_MAX_LIFETIME after it began.
     "API_TOKEN_MAX_AGE": 86400,  # nosec B105
+    "API_TOKEN_MAX_LIFETIME": 7 * 86400,  # nosec B105
+    "SESSION_MAX_LIFETIME": 7 * 86400,
+    # Cookies: never sent on cross-site subrequests or posts; `Secure` whenever the request
+    # came over TLS, and always when this says the site is served over TLS (behind a proxy).
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "REMEMBER_COOKIE_SAMESITE": "Lax",
+    "SESSION_COOKIE_SECURE": False,
+    **throttle.DEFAULTS,
     "WTF_CSRF_ENABLED": True,
     "MAX_CONTENT_LENGTH": 1024 * 1024,
     "TESTING": False,

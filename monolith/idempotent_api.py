@@ -6,8 +6,9 @@ the same key, and it is applied once. Two layers make that true:
 1. Here, the response: keys are scoped to the authenticated runner (or, for sign-up and
    token requests, to the client's address), so one runner's key never meets another's.
    A repeat answers the first response (status, body, Content-Type; with
-   `Idempotent-Replayed: true`) without running the view; the same key on another request
-   (method, path, query or JSON body) is refused with 422 naming the header. Responses
+   `Idempotent-Replayed: true` and `Cache-Control: no-store`) without running the view;
+   the same key on another request (method, path, query or JSON body) is refused with 422
+   naming the header. Responses
    below 500, but a 401, are kept (shims/outcomes.py, `IDEMPOTENCY_TTL`).
 2. Beneath, each write the view makes: the request's key scope (shims/idempotency.py)
    gives every contract write a key derived from the client's. A local write commits its
@@ -155,4 +156,9 @@ def _replay(kept: Outcome) -> Response:
     else:
         del response.headers["Content-Type"]  # a 204 has none
     response.headers[REPLAYED] = "true"
+    # Only status, body and Content-Type are kept, so the first answer's caching headers
+    # are gone; a write's answer is never to be cached, and a replayed token answer holds
+    # a credential (RFC 6749 5.1).
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
     return response

@@ -102,3 +102,21 @@ class PlannedRun(Base):
     date: Mapped[dt.date] = mapped_column(Date)
     distance: Mapped[float] = mapped_column(Float)
     description: Mapped[str] = mapped_column(String(200), default="")
+
+
+class Grant(Base):
+    """One login: a browser session or an API token's lineage, revocable on the server.
+
+    Deleting the row ends the login everywhere it is used; `expires_at` is absolute, counted
+    from the login itself, so renewing a token never stretches it. Only the monolith keeps
+    these (the accounts feature may be served remotely; who is logged in here is not its
+    business), and a request costs one primary-key lookup.
+    """
+
+    __tablename__ = "grants"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "session" or "token"
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime, index=True)

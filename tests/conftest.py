@@ -55,6 +55,7 @@ def app(tmp_path):
         "PASSWORD_HASH_METHOD": FAST_HASH,
         "STRAVA_URL": "http://strava.test",
         "FLAGS_REFRESH": 0.0,  # flag changes apply on the next call, no waiting in tests
+        "RATELIMIT_STORAGE_URI": "memory://",  # one process; each test counts from zero
     })
     with app.app_context():
         yield app

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app
+from flask import Blueprint, Response
 from flask_login import current_user
 
-from monolith.auth import api_admin_required, api_login_required, issue_token
+from monolith.auth import (api_admin_required, api_login_required, issue_token,
+                           log_out_everywhere, revoke_current_token)
 from monolith.web import json_body, json_response, no_content
 from monolith.wiring import features
 from shims import fields
 from contracts.accounts import PROFILE_FIELDS, Profile, SignUp
-from shims.errors import Conflict
+from shims.errors import Conflict, ValidationError
 
 bp = Blueprint("accounts_api", __name__, url_prefix="/api")
 
@@ -23,7 +24,8 @@ def sign_up():
 
 @bp.post("/tokens")
 def create_token():
-    """Basic auth or a JSON body with email and password; answers a bearer token."""
+    """Basic auth or a JSON body with email and password; answers a bearer token. A bearer
+    token may renew itself, but only up to its login's maximum lifetime."""
     if current_user.is_authenticated:
         user_id = current_user.id
     else:
@@ -32,8 +34,34 @@ def create_token():
         # min_length=1: a short password is simply wrong here (401), not malformed (400).
         password = fields.password(data, min_length=1)
         user_id = features().accounts.authenticate(fields.email(data), password).id
-    return json_response({"token": issue_token(user_id), "token_type": "Bearer",  # nosec B105
-                          "expires_in": current_app.config["API_TOKEN_MAX_AGE"]}, 201)
+    token, expires_in = issue_token(user_id)
+    return no_store(json_response({"token": token, "token_type": "Bearer",  # nosec B105
+                                   "expires_in": expires_in}, 201))
+
+
+@bp.delete("/tokens")
+@api_login_required
+def revoke_token():
+    """Revokes the bearer token this request carries, and every renewal of its login."""
+    if not revoke_current_token():
+        raise ValidationError("send the bearer token to revoke in the Authorization header",
+                              field="Authorization")
+    return no_content()
+
+
+@bp.delete("/me/logins")
+@api_login_required
+def end_every_login():
+    """Log out everywhere: every browser session and API token of the runner ends."""
+    log_out_everywhere(current_user.id)
+    return no_content()
+
+
+def no_store(response: Response) -> Response:
+    """A credential must not be kept by a browser or proxy cache (RFC 6749 5.1)."""
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return response
 
 
 @bp.get("/me")

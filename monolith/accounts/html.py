@@ -13,9 +13,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_required
 
-from monolith.auth import LoggedInUser
+from monolith.auth import log_in, log_out, log_out_everywhere
 from monolith.wiring import features
 from shims import fields
 from contracts.accounts import PROFILE_FIELDS, Profile, SignUp, UserRecord
@@ -93,7 +93,7 @@ def signup():
         user = features().accounts.sign_up(SignUp.parse(request.form))
     except FORM_ERRORS as error:
         return render_form("accounts/signup.html", request.form, error)
-    login_user(LoggedInUser(user))
+    log_in(user)
     flash(f"Welcome to Runnerly, {user.display_name}!", "success")
     return redirect(_home_page())
 
@@ -109,7 +109,7 @@ def login():
         user = _authenticate(request.form)
     except (ValidationError, Unauthorized) as error:
         return render_form("accounts/login.html", request.form, error)
-    login_user(LoggedInUser(user))
+    log_in(user)
     flash(f"Welcome back, {user.display_name}.", "success")
     return redirect(next_url or _home_page())
 
@@ -124,8 +124,19 @@ def _authenticate(form: Mapping[str, Any]) -> UserRecord:
 
 @bp.post("/logout")
 def logout():
-    logout_user()
+    log_out()
     flash("You are logged out.", "success")
+    return redirect(url_for(".index"))
+
+
+@bp.post("/logout/everywhere")
+@login_required
+def logout_everywhere():
+    """Ends every browser session and API token of the runner, this one included."""
+    ended = log_out_everywhere(current_user.id)
+    log_out()
+    flash(f"You are logged out everywhere ({ended} login{'s' if ended != 1 else ''} ended).",
+          "success")
     return redirect(url_for(".index"))
 
 

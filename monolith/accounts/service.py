@@ -5,17 +5,19 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
-from werkzeug.security import check_password_hash, generate_password_hash
-
+from monolith.accounts.passwords import check_password, hash_password
 from monolith.models import User
 from contracts import possible_id
 from contracts.accounts import PROFILE_FIELDS, Profile, SignUp, StravaLink, UserRecord
 from shims.errors import Conflict, NotFound, Unauthorized, ValidationError
 from shims.wire import checked
 
-# Checked when the email is unknown, so a wrong email costs as long as a wrong password
-# (no account enumeration by timing).
-_DUMMY_HASH = generate_password_hash("not-a-real-password", method="pbkdf2:sha256:1000")
+# One answer for a wrong password and an unknown email (no account enumeration by the
+# message; passwords.check_password makes them cost the same, too).
+WRONG_CREDENTIALS = "email or password is wrong"
+# Sign-up cannot hide that an email is taken (the account is not created), but it need not
+# announce it: the same words whoever asks, and the monolith throttles the answers.
+EMAIL_UNAVAILABLE = "this email cannot be used for a new account; if it is yours, log in"
 
 
 def user_record(user: User) -> UserRecord:
@@ -36,28 +38,29 @@ class LocalAccounts:
         # Hashed before this session's transaction: scrypt's ~100 ms of CPU need not run
         # inside it. (A keyed write's outer transaction still holds SQLite's write lock
         # through it: shims/outcomes.py takes the lock at BEGIN.)
-        password_hash = generate_password_hash(request.password, method=self._hash_method)
+        # On a worker thread under gevent (passwords.py): other greenlets run meanwhile.
+        password_hash = hash_password(request.password, self._hash_method)
         with self._sessions.begin() as session:
             if session.scalar(select(User.id).where(User.email == request.email)):
-                raise Conflict(f"an account with email {request.email} already exists",
-                               field="email")
+                raise Conflict(EMAIL_UNAVAILABLE, field="email")
             user = User(email=request.email, is_admin=is_admin, password_hash=password_hash,
                         **_profile_columns(request.profile))
             session.add(user)
             try:
                 session.flush()
             except IntegrityError as exc:  # a concurrent sign-up won the race
-                raise Conflict(f"an account with email {request.email} already exists",
-                               field="email") from exc
+                raise Conflict(EMAIL_UNAVAILABLE, field="email") from exc
             return user_record(user)
 
     def authenticate(self, email: str, password: str) -> UserRecord:
         with self._sessions() as session:
             user = session.scalar(select(User).where(User.email == email.strip().lower()))
-            stored = user.password_hash if user else _DUMMY_HASH
-            if not check_password_hash(stored, password) or user is None:
-                raise Unauthorized("email or password is wrong")
-            return user_record(user)
+            record = user_record(user) if user else None
+            stored = user.password_hash if user else None
+        # Outside the session: no pooled connection is held while the hash is checked.
+        if not check_password(stored, password, self._hash_method) or record is None:
+            raise Unauthorized(WRONG_CREDENTIALS)
+        return record
 
     def get_user(self, user_id: int) -> UserRecord:
         with self._sessions() as session:

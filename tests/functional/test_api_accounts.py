@@ -99,7 +99,7 @@ def test_sign_up_refuses_nan_in_a_number_field(web):
 def test_sign_up_refuses_a_duplicate_email_whatever_its_case(web, runner):
     response = web.post_json("/api/users", {"email": "RUNNER@example.com", "password": PASSWORD},
                              expect_errors=True)
-    assert_error(response, 409, field="email", mentions=["already exists"])
+    assert_error(response, 409, field="email", mentions=["cannot be used"])
     assert emails() == ["runner@example.com"]
 
 

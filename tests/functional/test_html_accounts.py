@@ -71,7 +71,7 @@ def test_signup_refuses_bad_input_and_writes_nothing(web, values, message):
 def test_signup_with_a_taken_email_is_a_conflict(web, make_user):
     make_user("taken@example.com")
     res = fill_signup(web, email="taken@example.com").submit(status=409)
-    assert "already exists" in res.text
+    assert "cannot be used" in res.text
     assert user_count() == 1
 
 
@@ -250,7 +250,7 @@ def test_admin_creates_a_user(web, admin):
 @pytest.mark.parametrize(("values", "status", "message"), [
     ({"email": "bad", "password": PASSWORD}, 400, "email must be an email address"),
     ({"email": "new@example.com", "password": ""}, 400, "password is required"),
-    ({"email": "admin@example.com", "password": PASSWORD}, 409, "already exists"),
+    ({"email": "admin@example.com", "password": PASSWORD}, 409, "cannot be used"),
 ])
 def test_admin_create_user_refusals(web, admin, values, status, message):
     form = web.get("/admin/users").forms["create-user"]
