@@ -17,9 +17,9 @@ from typing import Any, TypeVar
 from werkzeug.security import check_password_hash, generate_password_hash
 
 T = TypeVar("T")
-# A handful of threads: the two cores are the real limit, and a queue in front of the
-# pool is fairer than a hundred threads fighting over them.
-POOL_SIZE = 4
+# As many threads as cores: hashing cannot go faster than the cores allow, and more
+# threads would only crowd out the loop's own thread when a storm of logins arrives.
+POOL_SIZE = os.cpu_count() or 2
 _DUMMY_PASSWORD = "not-a-real-password"  # nosec B105 - hashed, compared, never accepted
 _dummy_hashes: dict[str, str] = {}
 _pool: Any = None
