@@ -70,7 +70,9 @@ def run(ctx) -> dict:
     idle = spread([m["idle"]["p50_ms"] for m in measured])
     during = spread([m["during"]["p50_ms"] for m in measured])
     during_p99 = spread([m["during"]["p99_ms"] for m in measured])
-    ratios = spread([m["during"]["p50_ms"] / m["idle"]["p50_ms"] for m in measured])
+    # No probe answered in the window (the loop was stalled throughout): an infinite ratio.
+    ratios = spread([m["during"]["p50_ms"] / m["idle"]["p50_ms"]
+                     if m["during"]["p50_ms"] is not None else float("inf") for m in measured])
     storm_statuses: dict[str, int] = {}
     for m in measured:
         for status, count in m["storm"]["statuses"].items():
@@ -92,11 +94,12 @@ def run(ctx) -> dict:
         "ratios": ratios, "ratio": round(ratio, 2), "storm_statuses": storm_statuses,
         "storm_rps": spread([m["storm"]["rps"] for m in measured]),
         "baseline_desc": f"idle /healthz p50 {idle['median']:.2f} ms",
-        "measured": f"/healthz p50 {during['median']:.2f} ms during the storm "
+        "measured": f"/healthz p50 {fmt(during['median'], 2)} ms during the storm "
                     f"({ratio:.1f}x idle); {answered} wrong logins answered",
         "target": f"p50 during <= {TARGET_RATIO:g}x idle and <= {TARGET_P50_MS:g} ms; every "
                   "storm answer a 401",
-        "pass": ratio <= TARGET_RATIO and during["median"] <= TARGET_P50_MS and storm_ok
+        "pass": ratio <= TARGET_RATIO and (during["median"] or float("inf")) <= TARGET_P50_MS
+        and storm_ok
         and not probe_bad,
         "raw": measured,
     }
@@ -127,4 +130,5 @@ def render(r: dict) -> str:
 def markdown(r: dict) -> str:
     return markdown_table(HEADER, _rows(r)) + (
         f"\n\n/healthz p50 during the storm / idle: **{r['ratio']:.1f}x** "
-        f"({r['during_p50_ms']['median']:.2f} ms vs {r['idle_p50_ms']['median']:.2f} ms).")
+        f"({fmt(r['during_p50_ms']['median'], 2)} ms vs "
+        f"{fmt(r['idle_p50_ms']['median'], 2)} ms).")
