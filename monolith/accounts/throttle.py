@@ -69,10 +69,19 @@ def init_app(app: Flask) -> Limiter:
                                                 "address",
                                                 config["SIGNUP_TAKEN_LIMIT_PER_ADDRESS"])),
     ]
-    return Limiter(get_remote_address, app=app, application_limits=limits,
-                   storage_uri=config["RATELIMIT_STORAGE_URI"],
+    uri = config["RATELIMIT_STORAGE_URI"]
+    return Limiter(get_remote_address, app=app, application_limits=limits, storage_uri=uri,
+                   storage_options=_storage_options(uri),
                    key_prefix=config["RATELIMIT_KEY_PREFIX"], strategy="moving-window",
                    headers_enabled=True, in_memory_fallback_enabled=True)
+
+
+def _storage_options(uri: str) -> dict[str, Any]:
+    # A Redis that stops answering must cost a login a second, not a hung worker: the
+    # fallback to memory needs the call to fail first.
+    if uri.startswith(("redis://", "rediss://", "redis+")):
+        return {"socket_connect_timeout": 1.0, "socket_timeout": 1.0}
+    return {}
 
 
 def _message(what: str, limit: str) -> str:

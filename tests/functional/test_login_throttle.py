@@ -161,3 +161,15 @@ def test_workers_sharing_redis_share_the_count(tmp_path, redis_url):
     for web in (one, two, one):
         assert token_request(web, email, "wrong-password").status_int == 401
     assert_throttled(token_request(two, email, PASSWORD), ["for this email"])
+
+
+def test_an_unreachable_redis_falls_back_to_counting_in_memory(tmp_path):
+    from support import free_port
+
+    app = make_app(tmp_path, RATELIMIT_STORAGE_URI=f"redis://127.0.0.1:{free_port()}")
+    web = TestApp(app, extra_environ=LOOPBACK)
+    email = "runner@example.com"
+    web.post_json("/api/users", {"email": email, "password": PASSWORD})
+    for _ in range(3):
+        assert token_request(web, email, "wrong-password").status_int == 401
+    assert_throttled(token_request(web, email, PASSWORD), ["for this email"])
