@@ -10,7 +10,8 @@ logins always in flight (one core hashes ~3 scrypts a second, so a login waits s
 the queue: that is the storm's cost, paid by the guesser, not by /healthz). The throttle is
 raised so the storm is never cut short by 429s (tests/functional/test_login_throttle.py
 proves the throttle). Before the
-fix, scrypt ran on the loop and 4 such logins held /healthz for a median 888 ms.
+fix, scrypt ran on the loop: here /healthz answered 3 probes in the window, p50 3.9 s
+(548x idle); with the hashing threads at the loop's own priority, 15.9x.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from bench.servers import Server
 
 ID = "B11"
 STORM = 16
-TARGET_RATIO = 10.0  # /healthz p50 during the storm over idle p50
+TARGET_RATIO = 3.0  # /healthz p50 during the storm over idle p50 (measured ~1.3x)
 TARGET_P50_MS = 100.0  # and never above the issue's absolute bound
 
 
@@ -82,7 +83,7 @@ def run(ctx) -> dict:
     probe_bad += sum(sum(m[p]["errors"].values()) for m in measured for p in ("idle", "during"))
     # Every storm answer a 401 (scrypt ran; nothing throttled), each client answered.
     answered = sum(m["storm"]["all_completed"] for m in measured)
-    storm_ok = set(storm_statuses) == {"401"} and storm_statuses["401"] >= STORM * runs \
+    storm_ok = set(storm_statuses) == {"401"} and answered >= STORM * runs \
         and not any(m["storm"]["errors"] for m in measured)
     ratio = ratios["median"]
     result = {
