@@ -103,17 +103,23 @@ def _grants() -> Grants:
 
 
 def log_in(user: UserRecord) -> None:
-    """A browser session for `user`, on a grant of its own that logout can end."""
+    """A browser session for `user`, on a grant of its own that logout can end (a login
+    this browser held before ends: a copy of the old cookie must not outlive it)."""
+    _end_session_grant()
     login_user(LoggedInUser(user))
     session[SESSION_GRANT] = _grants().open(user.id, SESSION).id
 
 
 def log_out() -> None:
     """Ends this browser session on the server too: a copy of its cookie no longer works."""
+    _end_session_grant()
+    logout_user()
+
+
+def _end_session_grant() -> None:
     grant_id = session.pop(SESSION_GRANT, None)
     if isinstance(grant_id, str):
         _grants().end(grant_id)
-    logout_user()
 
 
 def log_out_everywhere(user_id: int) -> int:

@@ -15,15 +15,27 @@ def runner(make_user):
     return make_user("runner@example.com")
 
 
-def browser(app, user):
-    """A fresh browser, logged in through the login form. Each request gets an app context
-    of its own: the fixture's long-lived one would share Flask-WTF's cached CSRF token (in
-    `g`) between browsers, which real workers never do."""
+def new_browser(app):
+    """A browser of its own. Each request gets an app context of its own: the fixture's
+    long-lived one would share Flask-WTF's cached CSRF token (in `g`) between browsers,
+    which real workers never do."""
     def isolated(environ, start_response):
         with app.app_context():
             return app(environ, start_response)
 
-    web = TestApp(isolated, extra_environ=LOOPBACK)
+    return TestApp(isolated, extra_environ=LOOPBACK)
+
+
+def with_cookie(app, saved):
+    """Another browser holding only a copy of a session cookie (the attacker's)."""
+    web = new_browser(app)
+    web.set_cookie("session", saved)
+    return web
+
+
+def browser(app, user):
+    """A fresh browser, logged in through the login form."""
+    web = new_browser(app)
     form = web.get("/login").forms["login"]
     form["email"], form["password"] = user.email, PASSWORD
     assert form.submit().status_int == 302
@@ -45,10 +57,10 @@ def test_a_session_cookie_saved_before_logout_no_longer_works_after_it(app, runn
     web = browser(app, runner)
     saved = web.cookies["session"]
     csrf = web.get("/profile").forms["profile"]["csrf_token"].value
+    assert not logged_out(with_cookie(app, saved))  # the copy works while the login stands
     web.post("/logout", {"csrf_token": csrf})
     assert logged_out(web)
-    web.set_cookie("session", saved)  # the attacker's copy of the cookie
-    assert logged_out(web)
+    assert logged_out(with_cookie(app, saved))
 
 
 def test_logging_out_one_browser_leaves_the_others_logged_in(app, runner):
@@ -143,3 +155,13 @@ def test_token_answers_are_not_cached_even_when_replayed(web, runner):
     for answer in (first, replay):
         assert answer.headers["Cache-Control"] == "no-store"
         assert answer.headers["Pragma"] == "no-cache"
+
+
+def test_logging_in_again_ends_the_browsers_previous_login(app, runner, make_user):
+    web = browser(app, runner)
+    saved = web.cookies["session"]
+    other = make_user("other@example.com")
+    csrf = web.get("/profile").forms["profile"]["csrf_token"].value
+    web.post("/login", {"email": other.email, "password": PASSWORD, "csrf_token": csrf})
+    assert other.email in web.get("/profile").text
+    assert logged_out(with_cookie(app, saved))
