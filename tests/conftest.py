@@ -133,3 +133,16 @@ def postgres_url():
             yield f"{base}?options=-csearch_path%3D{schema}"
         finally:
             admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+def redis_url():
+    """The local Redis (login throttle counters), or a skip naming why it is absent."""
+    import redis
+
+    url = os.environ.get("TURNOUT_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        service_or_skip("Redis", f"{url} did not answer PING ({exc})")
+    return url

@@ -135,20 +135,6 @@ def test_other_requests_carry_no_rate_limit_headers(web, runner):
 
 # --- Redis: one count for every worker --------------------------------------------------
 
-@pytest.fixture
-def redis_url():
-    from conftest import service_or_skip
-
-    import redis
-
-    url = "redis://127.0.0.1:6379"
-    try:
-        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
-    except redis.RedisError as exc:
-        service_or_skip("Redis", f"{url} did not answer PING ({exc})")
-    return url
-
-
 def test_workers_sharing_redis_share_the_count(tmp_path, redis_url):
     prefix = f"test-{uuid.uuid4().hex}"  # this test's counters only
     first = make_app(tmp_path / "a", RATELIMIT_STORAGE_URI=redis_url,
