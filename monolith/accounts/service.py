@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
+
 from monolith.accounts.passwords import check_password, hash_password
 from monolith.models import User
 from contracts import possible_id
