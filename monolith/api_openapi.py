@@ -36,6 +36,14 @@ MAX_TEXT = 200  # fields.text's default: names, locations, descriptions, tokens
 BEARER = [{"bearerAuth": []}, {"basicAuth": []}]
 
 
+def _years(first: int, last: int) -> str:
+    """A regex of the years first..last: JSON Schema has no minimum for dates."""
+    return "(" + "|".join(str(year) for year in range(first, last + 1)) + ")"
+
+
+YEARS = _years(fields.FIRST_YEAR, fields.LAST_YEAR)
+
+
 def _text(max_length: int, *, required: bool) -> dict[str, Any]:
     """fields.text: surrounding whitespace is stripped before the length counts, and a
     required field must keep at least one character; a regex says exactly that."""
@@ -53,7 +61,7 @@ def _number(minimum: float, maximum: float, *, integer: bool = False,
 
 def _date(fmt: str, *, required: bool = True) -> dict[str, Any]:
     """fields.date / fields.timestamp: only the years every page can show."""
-    schema = {"type": "string", "format": fmt,
+    schema = {"type": "string", "format": fmt, "pattern": f"^{YEARS}-",
               "description": f"between the years {fields.FIRST_YEAR} and {fields.LAST_YEAR}"}
     return schema if required else {"anyOf": [schema, {"type": "null"}]}
 
@@ -72,7 +80,8 @@ PROFILE = {
     "rest_hr": _number(25, 120, integer=True, required=False),
     "vo2max": _number(10, 100, required=False),
 }
-EMAIL = {"type": "string", "format": "email", "maxLength": 254,
+# No "format": "email": the server checks this pattern, not RFC 5321.
+EMAIL = {"type": "string", "maxLength": 254,
          "pattern": fields.EMAIL_PATTERN.pattern}
 PASSWORD = {"type": "string", "minLength": 8, "maxLength": 200}
 SIGN_UP = _object({"email": EMAIL, "password": PASSWORD, **PROFILE}, ("email", "password"))
