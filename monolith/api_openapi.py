@@ -13,9 +13,13 @@ number would lose digits as a JSON number there); inputs accept either spelling.
 
 from __future__ import annotations
 
+import copy
+import functools
 from typing import Any
 
 from flask import Blueprint, jsonify
+
+from monolith import api_patterns
 
 from contracts import MAX_ID
 from contracts.accounts import UserRecord
@@ -36,20 +40,11 @@ MAX_TEXT = 200  # fields.text's default: names, locations, descriptions, tokens
 BEARER = [{"bearerAuth": []}, {"basicAuth": []}]
 
 
-def _years(first: int, last: int) -> str:
-    """A regex of the years first..last: JSON Schema has no minimum for dates."""
-    return "(" + "|".join(str(year) for year in range(first, last + 1)) + ")"
-
-
-YEARS = _years(fields.FIRST_YEAR, fields.LAST_YEAR)
-
-
 def _text(max_length: int, *, required: bool) -> dict[str, Any]:
-    """fields.text: surrounding whitespace is stripped before the length counts, and a
-    required field must keep at least one character; a regex says exactly that."""
-    inner = rf"\S([\s\S]{{0,{max_length - 2}}}\S)?"
-    pattern = rf"^\s*{inner}\s*$" if required else rf"^\s*({inner})?\s*$"
-    schema: dict[str, Any] = {"type": "string", "pattern": pattern}
+    schema = {"type": "string", "pattern": api_patterns.stripped_text(max_length,
+                                                                      required=required),
+              "description": f"surrounding whitespace is removed; then at most {max_length} "
+                             "characters" + ("" if required else " (empty or null: none)")}
     return schema if required else {"anyOf": [schema, {"type": "null"}]}
 
 
@@ -59,11 +54,19 @@ def _number(minimum: float, maximum: float, *, integer: bool = False,
     return schema if required else {"anyOf": [schema, {"type": "null"}]}
 
 
-def _date(fmt: str, *, required: bool = True) -> dict[str, Any]:
-    """fields.date / fields.timestamp: only the years every page can show."""
-    schema = {"type": "string", "format": fmt, "pattern": f"^{YEARS}-",
-              "description": f"between the years {fields.FIRST_YEAR} and {fields.LAST_YEAR}"}
+def _date(*, required: bool = True) -> dict[str, Any]:
+    schema = {"type": "string", "format": "date", "pattern": api_patterns.date(),
+              "description": f"YYYY-MM-DD, between the years {fields.FIRST_YEAR} and "
+                             f"{fields.LAST_YEAR}"}
     return schema if required else {"anyOf": [schema, {"type": "null"}]}
+
+
+def _timestamp() -> dict[str, Any]:
+    """No `format: date-time`: RFC 3339 demands an offset, and without one the API takes
+    the time as UTC."""
+    return {"type": "string", "pattern": api_patterns.timestamp(),
+            "description": "an ISO 8601 date-time, 2026-11-02T07:30:00, with an optional Z or "
+                           "offset (converted to UTC); without one it is taken as UTC"}
 
 
 def _object(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -81,26 +84,25 @@ PROFILE = {
     "vo2max": _number(10, 100, required=False),
 }
 # No "format": "email": the server checks this pattern, not RFC 5321.
-EMAIL = {"type": "string", "maxLength": 254,
-         "pattern": fields.EMAIL_PATTERN.pattern}
+EMAIL = {"type": "string", "maxLength": 254, "pattern": api_patterns.email()}
 PASSWORD = {"type": "string", "minLength": 8, "maxLength": 200}
 SIGN_UP = _object({"email": EMAIL, "password": PASSWORD, **PROFILE}, ("email", "password"))
 RUN_FIELDS = {
     "name": _text(MAX_TEXT, required=True),
     "distance": _number(1, MAX_DISTANCE_M),
-    "start_date": _date("date-time"),
+    "start_date": _timestamp(),
     "elapsed_time": _number(1, MAX_ELAPSED_S, integer=True),
     "average_heartrate": _number(20, 250, required=False),
     "total_elevation_gain": _number(0, 20000, required=False),
 }
 RUN_REQUIRED = ("name", "distance", "start_date", "elapsed_time")
-RACE = _object({"name": _text(MAX_TEXT, required=True), "date": _date("date"),
+RACE = _object({"name": _text(MAX_TEXT, required=True), "date": _date(),
                 "distance": _number(100, 1_000_000),
                 "location": _text(MAX_TEXT, required=False)}, ("name", "date", "distance"))
-PLANNED_RUN = _object({"date": _date("date"), "distance": _number(100, 1_000_000),
+PLANNED_RUN = _object({"date": _date(), "distance": _number(100, 1_000_000),
                        "description": _text(MAX_TEXT, required=False)}, ("date", "distance"))
 GENERATE_PLAN = _object({"runs_per_week": _number(1, 7, integer=True),
-                         "start": _date("date", required=False)}, ("runs_per_week",))
+                         "start": _date(required=False)}, ("runs_per_week",))
 MONTH_QUERY = [
     {"name": "year", "in": "query", "required": False,
      "schema": {"type": "integer", "minimum": fields.FIRST_YEAR, "maximum": fields.LAST_YEAR},
@@ -194,6 +196,12 @@ def operations() -> list[tuple[str, str]]:
 
 
 def api_document() -> dict[str, Any]:
+    """A fresh copy each time: callers may change theirs."""
+    return copy.deepcopy(_document())
+
+
+@functools.cache
+def _document() -> dict[str, Any]:
     components: dict[str, Any] = {"Error": ERROR_SCHEMA, "Id": WIRE_ID}
     records = {name: schema_for(cls, components) for name, cls in (
         ("UserRecord", UserRecord), ("RunRecord", RunRecord), ("RaceRecord", RaceRecord),
