@@ -7,7 +7,8 @@ import sys
 import pytest
 
 from monolith import api_patterns
-from monolith.api_openapi import PLANNED_RUN, RACE, RUN_FIELDS, RUN_REQUIRED, SIGN_UP, operations
+from monolith.api_openapi import (PLANNED_RUN, RACE, RUN_FIELDS, RUN_REQUIRED, SIGN_UP,
+                                  api_document, operations)
 from contracts.accounts import SignUp
 from contracts.races import PlannedRunInput, RaceInput
 from contracts.runs import RunInput
@@ -139,3 +140,8 @@ def test_required_fields_are_the_parsers():
     for name in RUN_REQUIRED:
         with pytest.raises(ValidationError):
             RunInput.parse({k: v for k, v in VALID_RUN.items() if k != name})
+
+
+def test_the_served_document_is_the_built_one(web):
+    """test_schemathesis_api fuzzes api_document() itself; this is what clients fetch."""
+    assert web.get("/api/openapi.json").json == api_document()
