@@ -83,10 +83,25 @@ PROFILE = {
     "rest_hr": _number(25, 120, integer=True, required=False),
     "vo2max": _number(10, 100, required=False),
 }
+
+
+def _rest_below_max(schema: dict[str, Any]) -> dict[str, Any]:
+    """Profile.parse refuses rest_hr >= max_hr. JSON Schema cannot compare two fields, but
+    both are integers whose ranges overlap in a few values, so one rule per value says it.
+    (A PATCH sending only one of them is compared with the stored other: state no
+    document can show.)"""
+    max_hr, rest_hr = PROFILE["max_hr"]["anyOf"][0], PROFILE["rest_hr"]["anyOf"][0]
+    rules = [{"if": {"properties": {"max_hr": {"const": value}}, "required": ["max_hr"]},
+              "then": {"properties": {"rest_hr": {"maximum": value - 1}}}}
+             for value in range(max_hr["minimum"], rest_hr["maximum"] + 1)]
+    return {**schema, "allOf": rules}
+
+
 # No "format": "email": the server checks this pattern, not RFC 5321.
 EMAIL = {"type": "string", "maxLength": 254, "pattern": api_patterns.email()}
 PASSWORD = {"type": "string", "minLength": 8, "maxLength": 200}
-SIGN_UP = _object({"email": EMAIL, "password": PASSWORD, **PROFILE}, ("email", "password"))
+SIGN_UP = _rest_below_max(_object({"email": EMAIL, "password": PASSWORD, **PROFILE},
+                                   ("email", "password")))
 RUN_FIELDS = {
     "name": _text(MAX_TEXT, required=True),
     "distance": _number(1, MAX_DISTANCE_M),
@@ -123,7 +138,8 @@ _ROUTES: dict[tuple[str, str], tuple] = {
                                                                     "maxLength": 200}},
                                       ("email", "password")), 201, "Token", (429,)),
     ("/api/me", "get"): ("the caller's account", BEARER, None, 200, "UserRecord", ()),
-    ("/api/me", "patch"): ("change the caller's profile", BEARER, _object(PROFILE), 200,
+    ("/api/me", "patch"): ("change the caller's profile", BEARER,
+                           _rest_below_max(_object(PROFILE)), 200,
                            "UserRecord", ()),
     ("/api/me/strava", "put"): ("link a Strava token", BEARER,
                                 _object({"strava_token": _text(MAX_TEXT, required=True)},
@@ -132,15 +148,17 @@ _ROUTES: dict[tuple[str, str], tuple] = {
     ("/api/admin/users", "get"): ("every account (admin)", BEARER, None, 200,
                                   ["UserRecord"], (403,)),
     ("/api/admin/users", "post"): ("create an account (admin)", BEARER,
-                                   _object({**SIGN_UP["properties"],
-                                            "is_admin": {"type": ["boolean", "null"]}},
-                                           ("email", "password")), 201, "UserRecord",
+                                   _rest_below_max(_object(
+                                       {**SIGN_UP["properties"],
+                                        "is_admin": {"type": ["boolean", "null"]}},
+                                       ("email", "password"))), 201, "UserRecord",
                                    (403, 409)),
     ("/api/admin/users/{user_id}", "get"): ("an account (admin)", BEARER, None, 200,
                                             "UserRecord", (403, 404)),
     ("/api/admin/users/{user_id}", "patch"): (
         "change an account's profile or admin right (admin)", BEARER,
-        _object({**PROFILE, "is_admin": {"type": ["boolean", "null"]}}), 200, "UserRecord",
+        _rest_below_max(_object({**PROFILE, "is_admin": {"type": ["boolean", "null"]}})), 200,
+        "UserRecord",
         (403, 404, 409)),
     ("/api/admin/users/{user_id}", "delete"): ("delete an account (admin)", BEARER, None,
                                                204, None, (403, 404, 409)),
@@ -179,6 +197,20 @@ _ROUTES: dict[tuple[str, str], tuple] = {
     ("/api/races/{race_id}/plan/{planned_id}", "delete"): ("delete a planned run", BEARER,
                                                            None, 204, None, (404, 409)),
     (DOCUMENT_PATH, "get"): ("this document", [], None, 200, "OpenAPI", ()),
+}
+# OpenAPI links: where the id a creation answers can be used next (clients and schemathesis's
+# stateful phase follow them). {source: (target paths, {path parameter: where its value is})}.
+_RUN, _RACE, _USER = "/api/runs/{run_id}", "/api/races/{race_id}", "/api/admin/users/{user_id}"
+_BY_ID = "$response.body#/id"
+_LINKS: dict[tuple[str, str], tuple[tuple[str, ...], dict[str, str]]] = {
+    ("/api/runs", "post"): ((_RUN,), {"run_id": _BY_ID}),
+    ("/api/races", "post"): ((_RACE, _RACE + "/join", _RACE + "/leave", _RACE + "/plan",
+                              _RACE + "/plan/generate"), {"race_id": _BY_ID}),
+    ("/api/races/{race_id}/plan", "post"): ((_RACE + "/plan/{planned_id}",),
+                                            {"race_id": "$response.body#/race_id",
+                                             "planned_id": _BY_ID}),
+    ("/api/users", "post"): ((_USER,), {"user_id": _BY_ID}),
+    ("/api/admin/users", "post"): ((_USER,), {"user_id": _BY_ID}),
 }
 _REASONS = {400: "invalid: malformed JSON, or a missing, mistyped, out-of-range or unknown "
                  "field (`field` names it)",
@@ -267,7 +299,26 @@ def _operation(path: str, method: str, summary: str, security: list, body: dict 
         # POST /api/tokens takes basic auth instead of a body: then the body is optional.
         operation["requestBody"] = {"required": {} not in security,
                                     "content": {"application/json": {"schema": body}}}
-    return operation
+    if (path, method) in _LINKS:
+        operation["responses"][str(status)]["links"] = _links(*_LINKS[path, method])
+    return {"operationId": operation_id(path, method), **operation}
+
+
+def operation_id(path: str, method: str) -> str:
+    """`get_runs_run_id` for GET /api/runs/{run_id}."""
+    words = path.removeprefix("/api/").replace("{", "").replace("}", "")
+    return f"{method}_{words.replace('/', '_').replace('.', '_')}"
+
+
+def _links(targets: tuple[str, ...], parameters: dict[str, str]) -> dict[str, Any]:
+    links = {}
+    for target in targets:
+        for method in sorted(method for path, method in _ROUTES if path == target):
+            needed = {name: value for name, value in parameters.items()
+                      if "{" + name + "}" in target}
+            links[operation_id(target, method)] = {"operationId": operation_id(target, method),
+                                                   "parameters": needed}
+    return links
 
 
 def _parameters(path: str, method: str) -> list[dict[str, Any]]:

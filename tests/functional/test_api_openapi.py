@@ -145,3 +145,17 @@ def test_required_fields_are_the_parsers():
 def test_the_served_document_is_the_built_one(web):
     """test_schemathesis_api fuzzes api_document() itself; this is what clients fetch."""
     assert web.get("/api/openapi.json").json == api_document()
+
+
+@pytest.mark.parametrize("max_hr,rest_hr", [(80, 79), (80, 80), (100, 120), (121, 120),
+                                            (120, 119), (120, 120), (250, 25), (None, 120)])
+def test_rest_hr_below_max_hr_as_the_parser_says(max_hr, rest_hr):
+    import jsonschema_rs  # schemathesis's validator: what it checks the document with
+
+    body = {**VALID_SIGN_UP, "max_hr": max_hr, "rest_hr": rest_hr}
+    try:
+        SignUp.parse(body)
+        parsed = True
+    except ValidationError:
+        parsed = False
+    assert jsonschema_rs.validator_for(SIGN_UP).is_valid(body) == parsed

@@ -11,6 +11,8 @@ that document. (schemathesis.pytest.from_fixture would load it from the app inst
 The CLI equivalent against a running monolith is in docs/api.md.
 """
 
+from pathlib import Path
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -18,17 +20,8 @@ from hypothesis import HealthCheck, settings
 from monolith.api_openapi import api_document
 from support import PASSWORD, basic_auth
 
-EXAMPLES = 25  # per operation and phase: enough for the boundaries, bounded in time
-CONFIG = schemathesis.Config.from_dict({
-    "seed": 10,
-    "generation": {"mode": "all", "max-examples": EXAMPLES, "deterministic": True},
-    # 422 is idempotency_key_reused: generated cases reuse small keys ("0") for different
-    # requests, and whether a key was used before is state no schema can describe.
-    "checks": {"enabled": True, "positive_data_acceptance": {"expected-statuses": [
-        "2xx", "3xx", "401", "403", "404", "409", "422", "429", "5xx"]}},
-    "phases": {"examples": {"enabled": True}, "coverage": {"enabled": True},
-               "fuzzing": {"enabled": True}, "stateful": {"enabled": False}},
-})
+WORKFLOWS = 40  # stateful scenarios, of up to 6 linked calls each
+CONFIG = schemathesis.Config.from_path(Path(__file__).parent.parent / "schemathesis-api.toml")
 
 
 class CurrentApp:
@@ -59,10 +52,27 @@ schema = schemathesis.openapi.from_dict(until_input_hardening(api_document()), c
 schema.app = CURRENT
 
 
+@schema.auth(refresh_interval=None)
+class DemoToken:
+    """The running test's bearer token, as schemathesis's own credentials: its auth checks
+    then know them valid, and probe the operation without them and with forged ones."""
+
+    token = None
+
+    def get(self, case, context):
+        return DemoToken.token
+
+    def set(self, case, token, context):
+        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {token}"}
+
+
 @pytest.fixture
 def api_token(web, make_user):
     user = make_user("demo@example.com", admin=True, first_name="Demo")
-    return web.post("/api/tokens", headers=basic_auth(user.email, PASSWORD)).json["token"]
+    answer = web.post("/api/tokens", headers=basic_auth(user.email, PASSWORD))
+    DemoToken.token = answer.json["token"]
+    yield DemoToken.token
+    DemoToken.token = None
 
 
 @pytest.fixture
@@ -78,7 +88,16 @@ def served(app):
 # it accumulates what earlier cases wrote.
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_api_conforms_to_its_document(case, served, api_token):
-    case.call_and_validate(headers={"Authorization": f"Bearer {api_token}"})
+    case.call_and_validate()
+
+
+def test_api_workflows(served, api_token):
+    """The stateful phase: chains of calls along the document's links (POST /api/runs, then
+    GET, PUT, PATCH or DELETE that very run), which random ids alone almost never reach."""
+
+    schema.as_state_machine().run(settings=settings(max_examples=WORKFLOWS, stateful_step_count=6,
+                                   derandomize=True, deadline=None, database=None,
+                                   suppress_health_check=list(HealthCheck)))
 
 
 def test_interim_wire_is_still_the_old_one(web, make_user, api_headers):
