@@ -1,8 +1,9 @@
 """schemathesis against the /api/ OpenAPI document, in-process over WSGI, as an admin.
 
-Every check on, positive and negative cases, every phase but the stateful one (examples,
-coverage: the boundaries of each limit, fuzzing), seeded and derandomized so a run is
-repeatable, bounded per operation so the whole file stays well under three minutes.
+Settings from tests/schemathesis-api.toml, which the CLI reads too (docs/api.md): every
+check on, positive and negative cases, derandomized so a run is repeatable, bounded so the
+whole file takes under three minutes. One test per operation runs the examples, coverage
+(the boundaries of each limit) and fuzzing phases; test_api_workflows the stateful one.
 
 The schema is built from `api_document()` (pure: no app, no I/O at import) so that each
 operation is its own test item; test_api_openapi proves /api/openapi.json serves exactly
