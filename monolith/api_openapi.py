@@ -343,8 +343,8 @@ def _responses(status: int, result: Any, body: dict | None, security: list,
     codes = {*errors, 400, 405}  # every operation parses a body, a query or a header
     if body is not None:
         codes |= {413}
-    if security:
-        codes |= {401, 503}
+    if security:  # basic auth is a login anywhere, throttled like POST /api/tokens
+        codes |= {401, 429, 503}
     if method != "get":
         codes |= {422}
     error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
