@@ -2,10 +2,11 @@
 
 Built, not written by hand: response schemas come from the contract record dataclasses
 through shims/openapi.py's `schema_for` (the same type hints `to_wire` serialises), the
-numeric limits from the constants the parsers use, and every route of the app must have
-an operation here (tests/unit compare it with `app.url_map`), so a new route without
+numeric limits from the constants the parsers use, and text and date patterns from
+monolith/api_patterns.py. Every route of the app must have an operation here
+(tests/functional/test_api_openapi.py compares `app.url_map`), so a new route without
 documentation fails a test instead of drifting. Request limits that only exist inside a
-`parse` method are repeated here once; a test checks each bound against that parser.
+`parse` method are repeated here once; the same tests check each bound against that parser.
 
 Ids are described as they go out to JavaScript clients: strings of digits (a 63-bit
 number would lose digits as a JSON number there); inputs accept either spelling.
