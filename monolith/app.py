@@ -9,7 +9,7 @@ from typing import Any
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 
-from monolith import auth, errors, headers, idempotent_api
+from monolith import api_openapi, auth, errors, headers, idempotent_api
 from monolith.accounts import throttle
 from monolith.accounts.grants import SESSION, TOKEN, Grants
 from monolith.config import load_config, read_or_create_secret
@@ -29,7 +29,8 @@ def _blueprints():
     from monolith.strava import api as strava_api, html as strava_html
 
     html = [accounts_html.bp, runs_html.bp, strava_html.bp, reports_html.bp, races_html.bp]
-    api = [accounts_api.bp, runs_api.bp, strava_api.bp, reports_api.bp, races_api.bp]
+    api = [accounts_api.bp, runs_api.bp, strava_api.bp, reports_api.bp, races_api.bp,
+           api_openapi.bp]
     return html, api
 
 

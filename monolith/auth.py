@@ -133,10 +133,10 @@ def current_token_grant() -> LiveGrant | None:
     return g.get("runnerly_token_grant")
 
 
-def issue_token(user_id: int) -> tuple[str, int]:
-    """A bearer token and its lifetime in seconds. A token presented to get this one passes
-    its grant on (renewal never outlives the first login); otherwise a new login begins."""
-    grant = current_token_grant()
+def issue_token(user_id: int, *, renewal: bool = False) -> tuple[str, int]:
+    """A bearer token and its lifetime in seconds. A renewal passes the presented token's
+    grant on (it never outlives the first login); otherwise a new login begins."""
+    grant = current_token_grant() if renewal else None
     if grant is None or grant.user_id != user_id:
         grant = _grants().open(user_id, TOKEN)
     token = _serializer().dumps({"uid": user_id, "gid": grant.id})

@@ -63,6 +63,8 @@ def init_app(app: Flask, store: OutcomeStore) -> None:
     def replay_or_open_scope() -> Response | None:
         if request.method not in WRITES or not is_api_path(request.path):
             return None
+        if request.routing_exception is not None:
+            return None  # no such route or method: its 404/405 must not be replaced by a 422
         key = idempotency.parse(request.headers.get(idempotency.HEADER))
         if key is None:
             return None

@@ -9,6 +9,7 @@ from gevent import monkey
 
 monkey.patch_all()
 
+import importlib.util  # noqa: E402
 import os  # noqa: E402
 import uuid  # noqa: E402
 
@@ -17,6 +18,10 @@ from webtest import TestApp  # noqa: E402
 
 # pytester: the kit's pytest plugin is tested on a small suite of its own (test_pytest_plugin).
 pytest_plugins = ["pytester"]
+# schemathesis's plugin, only now that gevent has patched ssl (pytest.ini keeps pytest from
+# loading it earlier); absent where schemathesis is not installed (tox -e lowest).
+if importlib.util.find_spec("schemathesis"):
+    pytest_plugins.append("schemathesis.pytest.plugin")
 
 from support import (LOOPBACK, FAST_HASH, PASSWORD, SessionTokens, basic_auth,  # noqa: E402
                      write_session_jwks)

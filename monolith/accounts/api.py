@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, request
 from flask_login import current_user
 
 from monolith.auth import (api_admin_required, api_login_required, issue_token,
@@ -25,8 +25,10 @@ def sign_up():
 @bp.post("/tokens")
 def create_token():
     """Basic auth or a JSON body with email and password; answers a bearer token. A bearer
-    token may renew itself, but only up to its login's maximum lifetime."""
-    if current_user.is_authenticated:
+    token sent alone renews itself, but only up to its login's maximum lifetime; a body,
+    when sent, names the credentials (and is checked) and begins a new login."""
+    renewal = current_user.is_authenticated and not request.get_data(cache=True).strip()
+    if renewal:
         user_id = current_user.id
     else:
         data = json_body()
@@ -34,7 +36,7 @@ def create_token():
         # min_length=1: a short password is simply wrong here (401), not malformed (400).
         password = fields.password(data, min_length=1)
         user_id = features().accounts.authenticate(fields.email(data), password).id
-    token, expires_in = issue_token(user_id)
+    token, expires_in = issue_token(user_id, renewal=renewal)
     return no_store(json_response({"token": token, "token_type": "Bearer",  # nosec B105
                                    "expires_in": expires_in}, 201))
 
