@@ -18,3 +18,13 @@ if [ ! -f "$stamp" ] || [ requirements.txt -nt "$stamp" ] || [ setup.py -nt "$st
   .venv/bin/python -m pip install --quiet -r requirements.txt -e .
   touch "$stamp"
 fi
+# Run as root, `turnout up` starts every process as an unprivileged user (TURNOUT_APP_USER,
+# default turnout; docs/operations.md): create it once. It must be able to read this checkout.
+if [ "$(id -u)" = 0 ]; then
+  APP_USER=${TURNOUT_APP_USER:-turnout}
+  if ! id -u "$APP_USER" >/dev/null 2>&1; then
+    echo "==> creating the system user $APP_USER, which every process runs as"
+    useradd --system --user-group --no-create-home --home-dir /nonexistent \
+      --shell /usr/sbin/nologin "$APP_USER"
+  fi
+fi

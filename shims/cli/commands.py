@@ -50,7 +50,8 @@ def cmd_up(args: argparse.Namespace, project) -> int:
     from shims.cli import stack
 
     env, circus = _stack(args, project, services=True)
-    stack.start(circus, env, wait=args.wait, before_up=project.hook("before_up"))
+    stack.start(circus, env, wait=args.wait, before_up=project.hook("before_up"),
+                before_up_path=project.file.hooks.get("before_up"))
     for name, url, _ in stack.status(circus.watchers):
         print(_row(name, url, None))
     print(f"\nLogs: {env['TURNOUT_RUN_DIR']}/logs/   Inspect: circusctl --endpoint "
