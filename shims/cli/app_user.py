@@ -92,8 +92,11 @@ def check_can_run(user: AppUser, python: str, home: str, run_dir: Path,
     try:
         done = run_as(user, [python, "-c", _CAN_RUN, home, str(run_dir.parent)], env, cwd="/")
     except OSError as exc:
-        raise ConfigError(f"the user {user.name} cannot run {python} ({exc.strerror}): "
-                          f"{fix}") from None
+        real = os.path.realpath(python)
+        named = python if real == python else f"{python} (= {real})"
+        raise ConfigError(f"the user {user.name} cannot run {named} ({exc.strerror}): "
+                          f"{fix}, or make the venv with an interpreter it can run "
+                          "(PYTHON=/usr/bin/python3 scripts/start)") from None
     if done.returncode != 0:
         said = (done.stdout.strip() or done.stderr.strip() or "no output").splitlines()[-1]
         raise ConfigError(f"the user {user.name} {said}: "

@@ -84,7 +84,6 @@ TOKENS_TOML = """registry = "bookshop.turnout_glue:REGISTRY"
 circus = "circus.ini"
 
 [env]
-TURNOUT_CIRCUS_PORT = {circus}
 BOOKSHOP_PORT = {bookshop}
 TOKENDEALER_PORT = {dealer}
 TURNOUT_TOKEN_URL = "http://127.0.0.1:${{TOKENDEALER_PORT}}/oauth/token"
@@ -102,14 +101,14 @@ def before_up(run_dir):
 """
 
 
-def test_service_tokens_are_turned_on_later_without_a_code_change(tmp_path):
+def test_service_tokens_are_turned_on_later_without_a_code_change(reachable_tmp):
     """Configuration only: the kit's token dealer as a watcher, a before_up hook writing
     who may call whom, the bookshop's secret file, SERVICE_TOKENS no longer off. The
     bookshop's and the catalog service's code stay as they are."""
-    project = tmp_path / "bookshop"
+    project = reachable_tmp / "bookshop"
     shutil.copytree(BOOKSHOP, project, ignore=shutil.ignore_patterns(
         "__pycache__", ".pytest_cache", "run", "*.db"))
-    ports = {"circus": free_port(), "bookshop": free_port(), "dealer": free_port(),
+    ports = {"bookshop": free_port(), "dealer": free_port(),
              "catalog": free_port()}
     circus = (project / "circus.ini").read_text()
     circus = circus.replace("port = 5110", f"port = {ports['catalog']}").replace(
