@@ -32,9 +32,10 @@ CREATE_HINT = "useradd --system --user-group --no-create-home --shell /usr/sbin/
 _CAN_RUN = """
 import os, sys
 home, parent = sys.argv[1], sys.argv[2]
-for path, what in ((home, "the checkout"), (parent, "the run directory's parent")):
-    if not os.access(path, os.R_OK | os.X_OK):
-        print(f"cannot read {what} {path}"); sys.exit(1)
+for path, what, needed in ((home, "read the checkout", os.R_OK | os.X_OK),
+                           (parent, "enter the run directory's parent", os.X_OK)):
+    if not os.access(path, needed):
+        print(f"cannot {what} {path}"); sys.exit(1)
 try:
     import shims, gunicorn, gevent  # noqa
 except Exception as exc:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from contextlib import suppress
 from pathlib import Path
 
 from shims.cli.app_user import AppUser
@@ -82,9 +83,8 @@ def _tighten_entry(name: str, dir_fd: int, owner: AppUser | None) -> None:
         if owner is not None and (found.st_uid, found.st_gid) != (owner.uid, owner.gid):
             os.fchown(descriptor, owner.uid, owner.gid)
         if stat.S_IMODE(found.st_mode) & PRIVATE:
-            try:
+            # another user's file, when not root: not ours to change
+            with suppress(PermissionError):
                 os.fchmod(descriptor, stat.S_IMODE(found.st_mode) & ~PRIVATE)
-            except PermissionError:
-                pass  # another user's file, when not root: not ours to change
     finally:
         os.close(descriptor)
