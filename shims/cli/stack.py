@@ -24,6 +24,7 @@ import subprocess  # nosec B404
 import sys
 import time
 from collections.abc import Callable, Mapping
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +136,10 @@ def _start(circus: CircusConfig, env: dict[str, str], run_dir: Path,
         raise StackError(f"circusd did not start (exit code {started.returncode}); see "
                          f"{run_dir}/logs/circusd.log")
     wait_healthy(circus.watchers, run_dir, wait)
+    # The daemon chmods its pid file 0644 whatever the umask, once it runs (after `circusd
+    # --daemon` returns): private like everything here, once the processes answer.
+    with suppress(FileNotFoundError):
+        (control / PIDFILE).chmod(0o600)
 
 
 def _require_free(sock: Socket, circus: CircusConfig) -> None:
