@@ -154,6 +154,7 @@ def test_an_ipc_endpoint_too_long_for_a_unix_socket_is_refused(tmp_path):
 # Run in a process of its own: the hook closes every listening socket but the ones it keeps.
 MASTER = """
 import os, socket, sys
+from shims.gunicorn_conf import close_foreign_sockets
 
 def listening():
     sock = socket.socket()
