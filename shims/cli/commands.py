@@ -340,7 +340,13 @@ def _run(args: argparse.Namespace) -> int:
         args.backup = args.backup.resolve()  # as the user meant it, before the chdir below
     project = load(args.project, os.environ, Path.cwd())
     project.enter()
-    return args.func(args, project)
+    # What the command creates (a flag store, its WAL file, secrets) is its owner's alone,
+    # like what circusd's processes create ([circus] umask = 077).
+    previous = os.umask(0o077)
+    try:
+        return args.func(args, project)
+    finally:
+        os.umask(previous)
 
 
 def main(argv: list[str] | None = None) -> int:
