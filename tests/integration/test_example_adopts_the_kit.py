@@ -84,6 +84,7 @@ TOKENS_TOML = """registry = "bookshop.turnout_glue:REGISTRY"
 circus = "circus.ini"
 
 [env]
+BOOKSHOP_DATABASE_URI = "sqlite:///${{TURNOUT_RUN_DIR}}/bookshop.db"
 BOOKSHOP_PORT = {bookshop}
 TOKENDEALER_PORT = {dealer}
 TURNOUT_TOKEN_URL = "http://127.0.0.1:${{TOKENDEALER_PORT}}/oauth/token"
