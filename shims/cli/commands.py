@@ -95,8 +95,15 @@ def _in_app_environment(command: Callable[[argparse.Namespace, Any], int]):
         circus_file = project.root / project.file.circus
         if circus_file.is_file():
             stack.with_service_urls(env, project.registry, read_circus(circus_file, env))
-        with applied(env):
-            return command(args, project)
+        # What it creates in the run directory (a flag store, its WAL file) is its owner's
+        # alone, like what circusd's processes create ([circus] umask = 077). Not for
+        # new-service: the code it writes is read by the app user.
+        previous = os.umask(0o077)
+        try:
+            with applied(env):
+                return command(args, project)
+        finally:
+            os.umask(previous)
 
     return run
 
@@ -340,13 +347,7 @@ def _run(args: argparse.Namespace) -> int:
         args.backup = args.backup.resolve()  # as the user meant it, before the chdir below
     project = load(args.project, os.environ, Path.cwd())
     project.enter()
-    # What the command creates (a flag store, its WAL file, secrets) is its owner's alone,
-    # like what circusd's processes create ([circus] umask = 077).
-    previous = os.umask(0o077)
-    try:
-        return args.func(args, project)
-    finally:
-        os.umask(previous)
+    return args.func(args, project)
 
 
 def main(argv: list[str] | None = None) -> int:
