@@ -54,6 +54,8 @@ class Socket:
 class Watcher:
     name: str
     socket: Socket | None
+    # Whether its section sets `uid`: without one, a root circusd runs it as root.
+    sets_uid: bool = False
 
     @property
     def url(self) -> str | None:
@@ -176,7 +178,8 @@ def _watcher(parser: configparser.RawConfigParser, section: str, options: dict[s
             raise ConfigError(f"{path}: [{section}] uses $(circus.sockets.{socket}), but there "
                               f"is no [socket:{socket}]")
     chosen = used[0] if used else name.lower() if name.lower() in sockets else None
-    return Watcher(name=name, socket=sockets[chosen] if chosen else None)
+    return Watcher(name=name, socket=sockets[chosen] if chosen else None,
+                   sets_uid=bool(parser.get(section, "uid", fallback="").strip()))
 
 
 def _check_endpoint(value: str, raw: str, where: str, path: Path) -> None:

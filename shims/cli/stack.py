@@ -92,6 +92,7 @@ def start(circus: CircusConfig, env: dict[str, str], *, wait: float = 60.0,
     user = app_user.resolve(env)
     env.update(app_user.process_ids(user))
     if user is not None:
+        require_confined(circus)
         app_user.check_can_run(user, env["TURNOUT_PYTHON"], env["TURNOUT_HOME"], run_dir, env)
     # What this command and circusd create is private from the start (circusd's log, the
     # hook's secrets); circus.ini's [circus] umask does the same for every process.
@@ -100,6 +101,17 @@ def start(circus: CircusConfig, env: dict[str, str], *, wait: float = 60.0,
         _start(circus, env, run_dir, user, wait, before_up, before_up_path)
     finally:
         os.umask(previous)
+
+
+def require_confined(circus: CircusConfig) -> None:
+    """Run as root, a watcher without `uid` would run as root: refused, with the fix."""
+    unconfined = [w.name for w in circus.watchers if not w.sets_uid]
+    if unconfined:
+        raise StackError(
+            f"turnout runs as root, but [watcher:{unconfined[0]}] in {circus.path.name} sets no "
+            "uid, so it would run as root: add `uid = $(circus.env.TURNOUT_PROCESS_UID)` and "
+            "`gid = $(circus.env.TURNOUT_PROCESS_GID)` to it (docs/operations.md, \"Processes, "
+            "users and files\")")
 
 
 def _start(circus: CircusConfig, env: dict[str, str], run_dir: Path,

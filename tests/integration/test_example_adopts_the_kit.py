@@ -77,6 +77,8 @@ args = -k gevent -w 1 --no-control-socket -b fd://$(circus.sockets.tokendealer)
     shims.tokendealer.wsgi:app
 working_dir = $(circus.env.TURNOUT_HOME)
 use_sockets = True
+uid = $(circus.env.TURNOUT_PROCESS_UID)
+gid = $(circus.env.TURNOUT_PROCESS_GID)
 copy_env = True
 """
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import re
 import stat
 import subprocess
 import sys
@@ -136,6 +137,28 @@ def test_a_control_directory_someone_else_made_is_refused(tmp_path):
     (run / "circus").symlink_to(tmp_path)
     with pytest.raises(ConfigError, match="circus must be a directory owned by uid 0"):
         run_dir.prepare(run, OTHER)
+
+
+def test_as_root_a_watcher_without_uid_is_refused(tmp_path):
+    from shims.cli import stack
+
+    ini = tmp_path / "circus.ini"
+    ini.write_text("[watcher:confined]\ncmd = sleep 1\nuid = $(circus.env.U)\n\n"
+                   "[watcher:legacy]\ncmd = sleep 1\n")
+    with pytest.raises(stack.StackError, match=r"\[watcher:legacy\] in circus.ini sets no uid"):
+        stack.require_confined(read_circus(ini, {"U": "65534"}))
+    ini.write_text("[watcher:confined]\ncmd = sleep 1\nuid = $(circus.env.U)\n")
+    stack.require_confined(read_circus(ini, {"U": "65534"}))
+
+
+def test_runnerly_and_the_bookshop_confine_every_watcher():
+    from shims.cli import stack
+
+    for ini in (ROOT / "circus.ini", ROOT / "examples" / "bookshop" / "circus.ini"):
+        text = ini.read_text()
+        variables = set(re.findall(r"circus\.env\.(\w+)", text))
+        config = read_circus(ini, {name: "1" for name in variables})
+        stack.require_confined(config)
 
 
 # --- circusd's endpoint ------------------------------------------------------------------------
