@@ -1,6 +1,26 @@
 # Sourced by scripts/start and scripts/test: a Python 3.11+ virtualenv in .venv
 # with the pinned requirements and Turnout itself installed (editable).
-PYTHON=${PYTHON:-$(command -v python3.11 || command -v python3 || true)}
+#
+# Run as root, `turnout up` starts every process as an unprivileged user (TURNOUT_APP_USER,
+# default turnout; docs/operations.md): it is created here once, and the interpreter chosen
+# is one that user can run (pyenv's under /root is not: /root is 0700).
+APP_USER=${TURNOUT_APP_USER:-turnout}
+if [ "$(id -u)" = 0 ] && ! id -u "$APP_USER" >/dev/null 2>&1; then
+  echo "==> creating the system user $APP_USER, which every process runs as"
+  useradd --system --user-group --no-create-home --home-dir /nonexistent \
+    --shell /usr/sbin/nologin "$APP_USER"
+fi
+app_user_can_run() {
+  [ "$(id -u)" != 0 ] || runuser -u "$APP_USER" -- "$1" -c '' >/dev/null 2>&1
+}
+if [ -z "${PYTHON:-}" ]; then
+  for candidate in $(command -v python3.11 python3 2>/dev/null) /usr/bin/python3.11 /usr/bin/python3; do
+    if [ -x "$candidate" ] && app_user_can_run "$(readlink -f "$candidate")"; then
+      PYTHON=$candidate; break
+    fi
+  done
+  PYTHON=${PYTHON:-$(command -v python3.11 || command -v python3 || true)}
+fi
 if [ -z "$PYTHON" ]; then
   echo "turnout: Python 3.11 or newer is needed (set PYTHON=/path/to/python3.11)" >&2; exit 1
 fi

@@ -10,14 +10,46 @@ serves, and wiping its live files would silently lose its samples.
 """
 
 import os
+import socket
+import stat
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+FD_BIND = "fd://"
 
 
 def on_starting(server):
+    close_foreign_sockets(server.cfg.bind)
     directory = os.environ.get(MULTIPROC_ENV)
     if directory:
-        os.makedirs(directory, exist_ok=True)
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+
+
+def close_foreign_sockets(binds):
+    """circus's `use_sockets` hands every watcher the sockets of all of them (it cannot
+    choose): a master bound to `fd://N` closes every other inherited socket before it forks
+    a worker, so an app that is broken into cannot accept another app's connections. Runs
+    before gunicorn opens any socket of its own, and closes only listening sockets (gunicorn
+already imported `socket`: this adds nothing the gevent patch could miss)."""
+    own = {int(bind[len(FD_BIND):]) for bind in binds if bind.startswith(FD_BIND)}
+    if not own:
+        return  # gunicorn binds its own address: it inherited nothing it should keep
+    for name in os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else ():
+        descriptor = int(name)
+        if descriptor <= 2 or descriptor in own:
+            continue
+        try:
+            if stat.S_ISSOCK(os.fstat(descriptor).st_mode) and _listening(descriptor):
+                os.close(descriptor)
+        except OSError:
+            continue  # the listing's own descriptor, already closed
+
+
+def _listening(descriptor):
+    probe = socket.socket(fileno=descriptor)
+    try:
+        return bool(probe.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN))
+    finally:
+        probe.detach()  # the descriptor stays open: the caller decides
 
 
 def child_exit(server, worker):

@@ -26,6 +26,9 @@ _NAME = r"([\w.-]+)"
 ENV_VARIABLE = re.compile(rf"\$\(circus\.env\.{_NAME}\)|\(\(circus\.env\.{_NAME}\)\)", re.I)
 SOCKET_VARIABLE = re.compile(rf"\$\(circus\.sockets\.{_NAME}\)|\(\(circus\.sockets\.{_NAME}\)\)",
                              re.I)
+# A unix socket's path must fit sockaddr_un's sun_path (108 bytes with its NUL, on Linux):
+# zmq refuses a longer ipc:// endpoint only once circusd is already starting.
+IPC_PATH_MAX = 107
 TCP = re.compile(r"^tcp://(?P<host>[^:/]+|\[[^\]]+\]):(?P<port>[^/]*)$")
 # Where a socket bound to every address is reached from this host.
 LOCAL_OF = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}  # nosec B104: no bind, a lookup
@@ -51,6 +54,8 @@ class Socket:
 class Watcher:
     name: str
     socket: Socket | None
+    # Whether its section sets `uid`: without one, a root circusd runs it as root.
+    sets_uid: bool = False
 
     @property
     def url(self) -> str | None:
@@ -173,15 +178,23 @@ def _watcher(parser: configparser.RawConfigParser, section: str, options: dict[s
             raise ConfigError(f"{path}: [{section}] uses $(circus.sockets.{socket}), but there "
                               f"is no [socket:{socket}]")
     chosen = used[0] if used else name.lower() if name.lower() in sockets else None
-    return Watcher(name=name, socket=sockets[chosen] if chosen else None)
+    return Watcher(name=name, socket=sockets[chosen] if chosen else None,
+                   sets_uid=bool(parser.get(section, "uid", fallback="").strip()))
 
 
 def _check_endpoint(value: str, raw: str, where: str, path: Path) -> None:
+    if value.startswith("ipc://"):
+        socket_path = value[len("ipc://"):]
+        if len(socket_path.encode()) > IPC_PATH_MAX:
+            raise ConfigError(f"{path}: {where} {value!r} is longer than a unix socket path "
+                              f"may be ({IPC_PATH_MAX} bytes): use a shorter TURNOUT_RUN_DIR "
+                              "or TURNOUT_CIRCUS_DIR")
+        return
     match = TCP.match(value)
     if match is None:
         if value.startswith("tcp://"):
             raise ConfigError(f"{path}: {where} must look like tcp://HOST:PORT, got {value!r}")
-        return  # ipc:// and the like: no port to check
+        return  # other transports: no port to check
     _port(match["port"], _variable_in(raw), f"the port of {where}", path)
 
 

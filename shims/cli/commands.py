@@ -50,7 +50,8 @@ def cmd_up(args: argparse.Namespace, project) -> int:
     from shims.cli import stack
 
     env, circus = _stack(args, project, services=True)
-    stack.start(circus, env, wait=args.wait, before_up=project.hook("before_up"))
+    stack.start(circus, env, wait=args.wait, before_up=project.hook("before_up"),
+                before_up_path=project.file.hooks.get("before_up"))
     for name, url, _ in stack.status(circus.watchers):
         print(_row(name, url, None))
     print(f"\nLogs: {env['TURNOUT_RUN_DIR']}/logs/   Inspect: circusctl --endpoint "
@@ -94,8 +95,15 @@ def _in_app_environment(command: Callable[[argparse.Namespace, Any], int]):
         circus_file = project.root / project.file.circus
         if circus_file.is_file():
             stack.with_service_urls(env, project.registry, read_circus(circus_file, env))
-        with applied(env):
-            return command(args, project)
+        # What it creates in the run directory (a flag store, its WAL file) is its owner's
+        # alone, like what circusd's processes create ([circus] umask = 077). Not for
+        # new-service: the code it writes is read by the app user.
+        previous = os.umask(0o077)
+        try:
+            with applied(env):
+                return command(args, project)
+        finally:
+            os.umask(previous)
 
     return run
 

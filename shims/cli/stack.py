@@ -7,11 +7,16 @@ ports, paths and sizes from environment variables (circus has no default syntax 
 three (`TURNOUT_HOME`, `TURNOUT_RUN_DIR`, `TURNOUT_PYTHON`), the project's `[env]`
 defaults, and `TURNOUT_<SERVICE>_URL` for each registry feature whose service is a watcher
 with a socket. Anyone may instead export the variables and run circusd themselves.
+
+circusd listens for commands on `ipc://` sockets in `$TURNOUT_RUN_DIR/circus` (0700, the
+operator's: no other local user can connect), and run as root it starts every process as the
+app user (shims/cli/app_user.py) with the run directory laid out as shims/cli/run_dir.py says.
 """
 
 from __future__ import annotations
 
 import errno
+import os
 import shutil
 import socket
 # Runs circusd/circusctl from this venv, fixed argv.
@@ -19,11 +24,13 @@ import subprocess  # nosec B404
 import sys
 import time
 from collections.abc import Callable, Mapping
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 import requests
 
+from shims.cli import app_user, run_dir as run_dirs
 from shims.cli.circus import CircusConfig, Socket, Watcher
 from shims.cli.project import Project, check_numbers, with_defaults
 from shims.settings import ENV_PREFIX
@@ -32,6 +39,9 @@ from shims.settings import ENV_PREFIX
 # down. Startup polls with a short timeout instead, since it retries anyway.
 STATUS_TIMEOUT = 5.0
 HEALTH_PATH = "/healthz"
+# Where circus.ini puts circusd's ipc:// endpoints and its pid file.
+CIRCUS_DIR_VARIABLE = "TURNOUT_CIRCUS_DIR"
+PIDFILE = "circusd.pid"
 
 
 class StackError(RuntimeError):
@@ -45,7 +55,10 @@ def environment(project: Project, environ: Mapping[str, str]) -> dict[str, str]:
     env.setdefault("TURNOUT_HOME", str(project.root))
     env.setdefault("TURNOUT_RUN_DIR", str(project.root / "run"))
     env["TURNOUT_RUN_DIR"] = str(Path(env["TURNOUT_RUN_DIR"]).resolve())
+    env.setdefault(CIRCUS_DIR_VARIABLE, str(Path(env["TURNOUT_RUN_DIR"]) / run_dirs.CONTROL))
     env.setdefault("TURNOUT_PYTHON", sys.executable)
+    for name, value in app_user.process_ids(None).items():
+        env.setdefault(name, value)  # `turnout up` names the app user, as root
     where = project.file.path.name
     env = with_defaults(env, project.file.env, where)
     check_numbers(env, project.file.numeric, where)
@@ -71,9 +84,43 @@ def _bin(name: str) -> str:
 
 
 def start(circus: CircusConfig, env: dict[str, str], *, wait: float = 60.0,
-          before_up: Callable[[Path], Any] | None = None) -> None:
+          before_up: Callable[[Path], Any] | None = None,
+          before_up_path: str | None = None) -> None:
+    """circusd with every process, once nothing stands in the way. `before_up` is the
+    project's hook (`before_up_path` its import path, to run it as the app user)."""
     run_dir = Path(env["TURNOUT_RUN_DIR"])
-    (run_dir / "logs").mkdir(parents=True, exist_ok=True)
+    user = app_user.resolve(env)
+    env.update(app_user.process_ids(user))
+    if user is not None:
+        require_confined(circus)
+        app_user.check_can_run(user, env["TURNOUT_PYTHON"], env["TURNOUT_HOME"], run_dir, env)
+    # What this command and circusd create is private from the start (circusd's log, the
+    # hook's secrets); circus.ini's [circus] umask does the same for every process.
+    previous = os.umask(0o077)
+    try:
+        _start(circus, env, run_dir, user, wait, before_up, before_up_path)
+    finally:
+        os.umask(previous)
+
+
+def require_confined(circus: CircusConfig) -> None:
+    """Run as root, a watcher without `uid` would run as root: refused, with the fix."""
+    unconfined = [w.name for w in circus.watchers if not w.sets_uid]
+    if unconfined:
+        raise StackError(
+            f"turnout runs as root, but [watcher:{unconfined[0]}] in {circus.path.name} sets no "
+            "uid, so it would run as root: add `uid = $(circus.env.TURNOUT_PROCESS_UID)` and "
+            "`gid = $(circus.env.TURNOUT_PROCESS_GID)` to it (docs/operations.md, \"Processes, "
+            "users and files\")")
+
+
+def _start(circus: CircusConfig, env: dict[str, str], run_dir: Path,
+           user: app_user.AppUser | None, wait: float, before_up: Callable[[Path], Any] | None,
+           before_up_path: str | None) -> None:
+    run_dirs.prepare(run_dir, user)
+    control = Path(env[CIRCUS_DIR_VARIABLE])
+    if control != run_dir / run_dirs.CONTROL:
+        run_dirs.operator_dir(control, os.geteuid())
     if circus_answers(circus.endpoint, env):
         other = f"set {circus.endpoint_variable}" if circus.endpoint_variable else \
             f"change [circus] endpoint in {circus.path.name}"
@@ -82,20 +129,29 @@ def start(circus: CircusConfig, env: dict[str, str], *, wait: float = 60.0,
     for sock in circus.sockets.values():
         _require_free(sock, circus)
     # Counters of a previous run must not add up with this one's (see shims/gunicorn_conf.py).
+    # rmtree does not follow symlinks (shutil.rmtree.avoids_symlink_attacks on Linux).
     shutil.rmtree(run_dir / "metrics", ignore_errors=True)
-    if before_up is not None:
-        before_up(run_dir)  # e.g. the team's token secrets, which its processes read
+    if before_up is not None:  # e.g. the team's token secrets, which its processes read
+        if user is not None and before_up_path is not None:
+            app_user.call_hook_as(user, before_up_path, run_dir, env["TURNOUT_PYTHON"],
+                                  env["TURNOUT_HOME"], env)
+        else:
+            before_up(run_dir)
     # A daemon circusd with no [circus] logoutput keeps writing to our stdout and dies of
     # a broken pipe once this command has exited (seen when up ran under a program that
     # captured its output): give it the run directory's log instead.
     logs = [] if circus.logs_itself else ["--log-output", str(run_dir / "logs" / "circusd.log")]
     started = subprocess.run([_bin("circusd"), "--daemon", *logs, "--pidfile",  # nosec B603
-                              str(run_dir / "circusd.pid"), str(circus.path)],
+                              str(control / PIDFILE), str(circus.path)],
                              env=env, check=False, cwd=env["TURNOUT_HOME"])
     if started.returncode != 0:
         raise StackError(f"circusd did not start (exit code {started.returncode}); see "
                          f"{run_dir}/logs/circusd.log")
     wait_healthy(circus.watchers, run_dir, wait)
+    # The daemon chmods its pid file 0644 whatever the umask, once it runs (after `circusd
+    # --daemon` returns): private like everything here, once the processes answer.
+    with suppress(FileNotFoundError):
+        (control / PIDFILE).chmod(0o600)
 
 
 def _require_free(sock: Socket, circus: CircusConfig) -> None:

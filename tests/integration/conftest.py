@@ -1,11 +1,18 @@
-"""Real processes under circusd, on free loopback ports, started and stopped by fixtures."""
+"""Real processes under circusd, on free loopback ports, started and stopped by fixtures.
+
+Run as root (as CI runs), `turnout up` starts every process as the app user (`turnout`,
+made by scripts/bootstrap.sh), which cannot enter pytest's own tmp directories
+(/tmp/pytest-of-root is 0700): stacks and projects live in `reachable_dir()` instead.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,8 +20,7 @@ from pathlib import Path
 import pytest
 from support import ROOT, free_port
 
-PORT_NAMES = ("TURNOUT_CIRCUS_PORT", "TURNOUT_CIRCUS_PUBSUB_PORT", "TURNOUT_CIRCUS_STATS_PORT",
-              "TURNOUT_MONOLITH_PORT", "TURNOUT_DATASERVICE_PORT", "TURNOUT_TOKENDEALER_PORT",
+PORT_NAMES = ("TURNOUT_MONOLITH_PORT", "TURNOUT_DATASERVICE_PORT", "TURNOUT_TOKENDEALER_PORT",
               "TURNOUT_STRAVAIMPORT_PORT", "TURNOUT_REPORTS_PORT", "TURNOUT_STRAVA_PORT")
 
 
@@ -43,7 +49,7 @@ class Stack:
 
     def circusctl(self, *args: str) -> str:
         """circusctl against this stack's circusd; fails the test if circus refuses."""
-        endpoint = f"tcp://127.0.0.1:{self.env['TURNOUT_CIRCUS_PORT']}"
+        endpoint = self.control_endpoint
         done = subprocess.run([str(Path(sys.executable).parent / "circusctl"), "--endpoint",
                                endpoint, "--timeout", "30", *args], env=self.env,
                               capture_output=True, text=True, timeout=60, check=False)
@@ -68,15 +74,37 @@ class Stack:
                 found.extend(child.pid for child in psutil.Process(pid).children(recursive=True))
         return found
 
+    @property
+    def control_endpoint(self) -> str:
+        """circusd's control socket, as circus.ini names it (operator only)."""
+        return f"ipc://{self.run_dir / 'circus' / 'control.sock'}"
+
     def circusd_pid(self) -> int | None:
-        pidfile = self.run_dir / "circusd.pid"
+        pidfile = self.run_dir / "circus" / "circusd.pid"
         return int(pidfile.read_text()) if pidfile.exists() else None
 
 
+def reachable_dir(prefix: str) -> Path:
+    """A fresh directory that any local user may enter (not list): the app user must reach
+    the run directory and a project's code inside it. The caller removes it."""
+    made = Path(tempfile.mkdtemp(prefix=prefix))
+    made.chmod(0o711)
+    return made
+
+
+@pytest.fixture
+def reachable_tmp():
+    made = reachable_dir("turnout-test-")
+    made.chmod(0o755)  # a project copied in here is read by the app user
+    yield made
+    shutil.rmtree(made, ignore_errors=True)
+
+
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory, request):
+def stack(request):
     """A module may set `STACK_ENV = {"TURNOUT_...": "..."}` to configure its stack."""
-    run_dir = tmp_path_factory.mktemp("run")
+    base = reachable_dir("turnout-stack-")
+    run_dir = base / "run"
     env = {key: value for key, value in os.environ.items() if not key.startswith("TURNOUT_")}
     env.update({name: str(free_port()) for name in PORT_NAMES})
     env.update(TURNOUT_RUN_DIR=str(run_dir), TURNOUT_MONOLITH_WORKERS="2",
@@ -89,9 +117,11 @@ def stack(tmp_path_factory, request):
         _stop(stack)
         logs = "\n".join(f"--- {p.name}\n{p.read_text()[-2000:]}"
                          for p in sorted((run_dir / "logs").glob("*.log")))
+        shutil.rmtree(base, ignore_errors=True)
         pytest.fail(f"turnout up failed: {started.stderr}\n{logs}")
     yield stack
     _stop(stack)
+    shutil.rmtree(base, ignore_errors=True)
 
 
 def _stop(stack: Stack) -> None:

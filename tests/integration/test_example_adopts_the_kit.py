@@ -77,6 +77,8 @@ args = -k gevent -w 1 --no-control-socket -b fd://$(circus.sockets.tokendealer)
     shims.tokendealer.wsgi:app
 working_dir = $(circus.env.TURNOUT_HOME)
 use_sockets = True
+uid = $(circus.env.TURNOUT_PROCESS_UID)
+gid = $(circus.env.TURNOUT_PROCESS_GID)
 copy_env = True
 """
 
@@ -84,7 +86,7 @@ TOKENS_TOML = """registry = "bookshop.turnout_glue:REGISTRY"
 circus = "circus.ini"
 
 [env]
-TURNOUT_CIRCUS_PORT = {circus}
+BOOKSHOP_DATABASE_URI = "sqlite:///${{TURNOUT_RUN_DIR}}/bookshop.db"
 BOOKSHOP_PORT = {bookshop}
 TOKENDEALER_PORT = {dealer}
 TURNOUT_TOKEN_URL = "http://127.0.0.1:${{TOKENDEALER_PORT}}/oauth/token"
@@ -102,14 +104,14 @@ def before_up(run_dir):
 """
 
 
-def test_service_tokens_are_turned_on_later_without_a_code_change(tmp_path):
+def test_service_tokens_are_turned_on_later_without_a_code_change(reachable_tmp):
     """Configuration only: the kit's token dealer as a watcher, a before_up hook writing
     who may call whom, the bookshop's secret file, SERVICE_TOKENS no longer off. The
     bookshop's and the catalog service's code stay as they are."""
-    project = tmp_path / "bookshop"
+    project = reachable_tmp / "bookshop"
     shutil.copytree(BOOKSHOP, project, ignore=shutil.ignore_patterns(
         "__pycache__", ".pytest_cache", "run", "*.db"))
-    ports = {"circus": free_port(), "bookshop": free_port(), "dealer": free_port(),
+    ports = {"bookshop": free_port(), "dealer": free_port(),
              "catalog": free_port()}
     circus = (project / "circus.ini").read_text()
     circus = circus.replace("port = 5110", f"port = {ports['catalog']}").replace(

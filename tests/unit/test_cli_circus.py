@@ -168,7 +168,7 @@ def test_runnerly_gets_every_default_it_had():
     assert env["TURNOUT_PYTHON"] == sys.executable
     assert env["TURNOUT_STRAVA_URL"] == "http://127.0.0.1:5090"
     assert env["TURNOUT_TOKEN_URL"] == "http://127.0.0.1:5020/oauth/token"
-    assert config.endpoint == "tcp://127.0.0.1:5555"
+    assert config.endpoint == f"ipc://{ROOT / 'run' / 'circus' / 'control.sock'}"
     assert [(w.name, w.url) for w in config.watchers] == [
         ("monolith", "http://127.0.0.1:5000"), ("dataservice", "http://127.0.0.1:5010"),
         ("tokendealer", "http://127.0.0.1:5020"), ("stravaimport", "http://127.0.0.1:5030"),
