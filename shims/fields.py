@@ -22,6 +22,17 @@ FIRST_YEAR, LAST_YEAR = 1970, 2100
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
+def require_unicode(value: str, name: str) -> str:
+    """Refuse text no encoder takes (a lone surrogate such as "\\ud800", which JSON escapes
+    and Python strings allow): it would fail later, in a database driver, as a 500."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(f"{name} holds text that is not valid Unicode (a lone "
+                              "surrogate such as \\ud800); send UTF-8 text", field=name) from None
+    return value
+
+
 def require_mapping(data: Any, what: str = "body") -> Mapping:
     if not isinstance(data, Mapping):
         raise ValidationError(f"{what} must be a JSON object")
@@ -44,7 +55,7 @@ def text(data: Mapping, name: str, *, required: bool = True, max_length: int = 2
         return default
     if not isinstance(value, str):
         raise ValidationError(f"{name} must be a string", field=name)
-    value = value.strip()
+    value = require_unicode(value, name).strip()
     if len(value) > max_length:
         raise ValidationError(f"{name} must be at most {max_length} characters", field=name)
     return value
@@ -67,6 +78,7 @@ def password(data: Mapping, name: str = "password", *, min_length: int = 8) -> s
         raise ValidationError(f"{name} is required", field=name)
     if not isinstance(value, str):
         raise ValidationError(f"{name} must be a string", field=name)
+    require_unicode(value, name)
     if len(value) < min_length:
         raise ValidationError(f"{name} must be at least {min_length} characters", field=name)
     if len(value) > 200:

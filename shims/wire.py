@@ -17,6 +17,7 @@ import typing
 from collections.abc import Mapping
 from typing import Any
 
+from shims import fields
 from shims.errors import ValidationError
 
 
@@ -130,7 +131,7 @@ def _float(value: Any, path: str) -> float:
 def _str(value: Any, path: str) -> str:
     if not isinstance(value, str):
         raise ValidationError(f"{path} must be a string", field=path)
-    return value
+    return fields.require_unicode(value, path)
 
 
 def _bool(value: Any, path: str) -> bool:
