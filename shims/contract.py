@@ -5,7 +5,8 @@ A contract is a `typing.Protocol` whose methods are marked `@read` or `@write`.
 client, the service endpoints, the OpenAPI document and the router are all
 driven by that one description, so they cannot drift apart.
 
-Reads may be retried, shadowed and compared; writes run on one side and are
+Reads may be retried, shadowed and compared, and their answers kept by the client
+(conditional reads, shims/http_cache.py) unless marked `@read(cacheable=False)`; writes run on one side and are
 applied once: a remote write is resent only with its Idempotency-Key
 (shims/idempotency.py), whose outcome the service keeps.
 """
@@ -23,10 +24,18 @@ F = TypeVar("F", bound=Callable[..., Any])
 ACTOR_PARAMETER = "user_id"  # the argument that names who is acting, for sticky canaries
 
 
-def read(method: F) -> F:
-    """Mark a contract method as a read: no side effects, safe to retry and to shadow."""
-    method.__turnout_kind__ = "read"  # type: ignore[attr-defined]
-    return method
+def read(method: F | None = None, *, cacheable: bool = True) -> Any:
+    """Mark a contract method as a read: no side effects, safe to retry and to shadow.
+
+    `@read(cacheable=False)` for a read whose arguments or answer must not be kept (a
+    password check): the client holds no copy of it, keyed by its arguments or otherwise,
+    and the service tags it neither with an ETag nor as storable."""
+    def mark(target: F) -> F:
+        target.__turnout_kind__ = "read"  # type: ignore[attr-defined]
+        target.__turnout_cacheable__ = cacheable  # type: ignore[attr-defined]
+        return target
+
+    return mark if method is None else mark(method)
 
 
 def write(method: F) -> F:
@@ -51,6 +60,7 @@ class MethodSpec:
     params: tuple[Param, ...]
     returns: Any
     doc: str
+    cacheable: bool = False  # a read whose answer a client may keep (writes never)
 
     @property
     def qualified_name(self) -> str:
@@ -118,4 +128,5 @@ def _method_spec(contract: str, name: str, member: Callable, kind: Kind,
                             required=required, default=None if required else parameter.default))
     return MethodSpec(contract=contract, name=name, kind=kind, params=tuple(params),
                       returns=hints.get("return", type(None)),
-                      doc=inspect.getdoc(member) or "")
+                      doc=inspect.getdoc(member) or "",
+                      cacheable=kind == "read" and getattr(member, "__turnout_cacheable__", True))

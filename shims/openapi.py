@@ -60,6 +60,7 @@ def _operation(method: MethodSpec, components: dict[str, Any]) -> dict[str, Any]
         "summary": method.doc.split("\n")[0] if method.doc else method.qualified_name,
         "tags": [method.contract],
         "x-turnout-kind": method.kind,
+        "x-turnout-cacheable": method.cacheable,
         "parameters": [DEADLINE_HEADER] if method.is_read else [KEY_HEADER, DEADLINE_HEADER],
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
             "type": "object", "required": ["args"], "properties": {"args": args}}}}},

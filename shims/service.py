@@ -107,7 +107,7 @@ def _request_json() -> Any:
 def _answer(method: MethodSpec, payload: dict[str, Any]) -> Response:
     body = json.dumps(payload, separators=(",", ":")).encode()
     status, headers = 200, {"Content-Type": "application/json"}
-    etag = etag_of(body) if method.is_read else None
+    etag = etag_of(body) if method.cacheable else None
     if etag and request.if_none_match.contains(etag):
         response = Response(status=304)
         response.set_etag(etag)
@@ -115,6 +115,8 @@ def _answer(method: MethodSpec, payload: dict[str, Any]) -> Response:
     if len(body) >= GZIP_MIN_BYTES and "gzip" in request.accept_encodings:
         body = compress(body)
         headers.update({"Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
+    if not method.cacheable:  # a write's outcome, or a read the contract says not to keep
+        headers["Cache-Control"] = "no-store"
     response = Response(body, status=status, headers=headers)
     if etag:
         response.set_etag(etag)
