@@ -6,8 +6,8 @@ client, the service endpoints, the OpenAPI document and the router are all
 driven by that one description, so they cannot drift apart.
 
 Reads may be retried, shadowed and compared, and their answers kept by the client
-(conditional reads, shims/http_cache.py) unless marked `@read(cacheable=False)`; writes run on one side and are
-applied once: a remote write is resent only with its Idempotency-Key
+(conditional reads, shims/http_cache.py) unless marked `@read(cacheable=False)`;
+writes run on one side and are applied once: a remote write is resent only with its Idempotency-Key
 (shims/idempotency.py), whose outcome the service keeps.
 """
 
