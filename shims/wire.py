@@ -1,6 +1,7 @@
 """Contract values to JSON-ready data and back, driven by the contract's type hints.
 
-`to_wire` flattens frozen dataclasses, dates and sequences into JSON types.
+`to_wire` flattens frozen dataclasses, dates and sequences into JSON types (date-times as
+RFC 3339 in UTC with the offset written out; naive ones are taken as UTC).
 `from_wire` rebuilds them from a type annotation and refuses anything that does
 not fit with a `ValidationError` naming the path (`run.distance`, `[2].id`),
 so a service never trusts its callers and a client never trusts its service.
@@ -28,9 +29,18 @@ def to_wire(value: Any) -> Any:
         return [to_wire(item) for item in value]
     if isinstance(value, dict):
         return {key: to_wire(item) for key, item in value.items()}
-    if isinstance(value, (dt.datetime, dt.date)):
+    if isinstance(value, dt.datetime):
+        return rfc3339(value)
+    if isinstance(value, dt.date):
         return value.isoformat()
     return value
+
+
+def rfc3339(value: dt.datetime) -> str:
+    """RFC 3339 with its offset, always UTC: contracts hold naive UTC date-times, and a
+    reader must not have to guess the zone (`2026-05-17T07:30:00+00:00`)."""
+    aware = value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+    return aware.isoformat()
 
 
 def checked(annotation: Any, value: Any, path: str) -> Any:

@@ -384,10 +384,10 @@ def test_round_trip_through_every_method_signature(spec):
 
 
 def test_to_wire_shapes():
-    assert to_wire(WHEN) == "2026-05-17T07:30:15"
+    assert to_wire(WHEN) == "2026-05-17T07:30:15+00:00"  # RFC 3339: naive is UTC, said so
     assert to_wire(DAY) == "2026-06-28"
     assert to_wire((1, [DAY], {"k": (WHEN,)})) == [1, ["2026-06-28"],
-                                                   {"k": ["2026-05-17T07:30:15"]}]
+                                                   {"k": ["2026-05-17T07:30:15+00:00"]}]
     assert to_wire(None) is None and to_wire(True) is True
     assert to_wire(Point(1)) == {"x": 1, "label": ""}
     assert to_wire(Point) is Point  # a class is not a value
