@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Response, jsonify, request
 
-from shims import fields, json_input
+from shims import fields, ids, json_input
 from shims.errors import ValidationError
 from shims.wire import to_wire
 
@@ -23,9 +23,16 @@ def json_body() -> Mapping[str, Any]:
 
 
 def json_response(value: Any, status: int = 200) -> Response:
-    response = jsonify(to_wire(value))
+    """`value` in wire form, every id as a string of digits (docs/api.md, "Ids"): ids are
+    63-bit, past what JavaScript's JSON.parse keeps exact."""
+    response = jsonify(ids.ids_as_strings(to_wire(value), is_public_id))
     response.status_code = status
     return response
+
+
+def is_public_id(key: str) -> bool:
+    """The kit's rule (`id`, `*_id`) plus Runnerly's one id named otherwise."""
+    return ids.is_id_key(key) or key == "created_by"
 
 
 def no_content() -> Response:

@@ -44,7 +44,7 @@ def test_list_runs_of_one_month_only_mine_in_date_order(web, runner, other, head
     add(other, name="Not mine", start_date="2026-05-10T08:00:00")
     body = web.get("/api/runs?year=2026&month=5", headers=headers).json
     assert (body["year"], body["month"]) == (2026, 5)
-    assert [run["id"] for run in body["runs"]] == [early.id, late.id]
+    assert [run["id"] for run in body["runs"]] == [str(early.id), str(late.id)]
     assert body["runs"][0]["start_date"] == "2026-05-01T00:00:00+00:00"
 
 
@@ -82,8 +82,8 @@ def test_add_run(web, runner, headers):
     run = response.json
     assert (run["name"], run["distance"], run["elapsed_time"]) == ("Morning tempo", 10000.0, 2700)
     assert run["average_speed"] == pytest.approx(10000 / 2700)
-    assert run["user_id"] == runner.id and run["strava_id"] is None
-    assert [r.id for r in runs_of(runner)] == [run["id"]]
+    assert run["user_id"] == str(runner.id) and run["strava_id"] is None
+    assert [str(r.id) for r in runs_of(runner)] == [run["id"]]
 
 
 def test_add_run_converts_an_aware_start_date_to_utc(web, runner, headers):
@@ -223,7 +223,8 @@ def test_put_replaces_the_run_and_clears_absent_optional_fields(web, runner, hea
     body = {"name": "Renamed", "distance": 12000, "start_date": "2026-05-18T07:00:00",
             "elapsed_time": 3000}
     replaced = web.put_json(f"/api/runs/{run.id}", body, headers=headers).json
-    assert (replaced["id"], replaced["name"], replaced["distance"]) == (run.id, "Renamed", 12000)
+    assert (replaced["id"], replaced["name"], replaced["distance"]) == (str(run.id), "Renamed",
+                                                                  12000)
     stored = features().runs.get_run(runner.id, run.id)
     assert (stored.average_heartrate, stored.total_elevation_gain) == (None, None)
     assert stored.average_speed == pytest.approx(4.0)
