@@ -21,7 +21,7 @@ class RaceInput:
 
     @classmethod
     def parse(cls, data: Mapping[str, Any]) -> RaceInput:
-        fields.only_known(data, {"name", "date", "distance", "location", "csrf_token"})
+        fields.only_known(data, {"name", "date", "distance", "location"})
         return cls(name=fields.text(data, "name", max_length=200),
                    date=fields.date(data, "date"),
                    distance=float(fields.number(data, "distance", minimum=100, maximum=1_000_000)),
@@ -53,7 +53,7 @@ class PlannedRunInput:
 
     @classmethod
     def parse(cls, data: Mapping[str, Any]) -> PlannedRunInput:
-        fields.only_known(data, {"date", "distance", "description", "csrf_token"})
+        fields.only_known(data, {"date", "distance", "description"})
         return cls(date=fields.date(data, "date"),
                    distance=float(fields.number(data, "distance", minimum=100, maximum=1_000_000)),
                    description=fields.text(data, "description", required=False, default=""))

@@ -30,7 +30,7 @@ class RunInput:
 
     @classmethod
     def parse(cls, data: Mapping[str, Any], *, allow_strava_id: bool = False) -> RunInput:
-        allowed = {*RUN_FIELDS, "csrf_token"} | ({"strava_id"} if allow_strava_id else set())
+        allowed = {*RUN_FIELDS} | ({"strava_id"} if allow_strava_id else set())
         fields.only_known(data, allowed)
         return cls(
             name=fields.text(data, "name", max_length=200),

@@ -22,6 +22,14 @@ def json_body() -> Mapping[str, Any]:
     return fields.require_mapping(json_input.loads(raw), "the request body")
 
 
+def form_data() -> dict[str, str]:
+    """The posted HTML form as the contract's input parsers take it: Flask-WTF's
+    `csrf_token` (already checked by then) is the page's business, not the contract's."""
+    data = request.form.to_dict()
+    data.pop("csrf_token", None)
+    return data
+
+
 def json_response(value: Any, status: int = 200) -> Response:
     """`value` in wire form, every id as a string of digits (docs/api.md, "Ids"): ids are
     63-bit, past what JavaScript's JSON.parse keeps exact."""
