@@ -14,10 +14,11 @@ writes run on one side and are applied once: a remote write is resent only with 
 from __future__ import annotations
 
 import inspect
-import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
+
+from shims import wire
 
 Kind = Literal["read", "write"]
 F = TypeVar("F", bound=Callable[..., Any])
@@ -120,7 +121,7 @@ def describe(protocol: type, name: str) -> ContractSpec:
 
 def _method_spec(contract: str, name: str, member: Callable, kind: Kind,
                  namespace: dict[str, Any]) -> MethodSpec:
-    hints = typing.get_type_hints(member, globalns=namespace)
+    hints = wire.hints(member, globalns=namespace)
     params = []
     for parameter in list(inspect.signature(member).parameters.values())[1:]:  # skip self
         required = parameter.default is inspect.Parameter.empty

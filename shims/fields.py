@@ -16,10 +16,31 @@ from collections.abc import Mapping
 from typing import Any
 
 from shims.errors import ValidationError
+from shims.limits import Limits
 
 _MISSING = object()
 FIRST_YEAR, LAST_YEAR = 1970, 2100
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MAX_EMAIL_LENGTH = 254
+MIN_PASSWORD_LENGTH, MAX_PASSWORD_LENGTH = 8, 200
+_YEAR_PREFIX = r"^\s*(19[7-9][0-9]|20[0-9][0-9]|2100)-"  # FIRST_YEAR..LAST_YEAR, as text
+
+
+# The limits each parser below enforces, as `Limits` for contract types (shims/limits.py):
+# what the OpenAPI document promises is what these parsers accept.
+def text_limits(max_length: int = 200, *, required: bool = True) -> Limits:
+    """`text`: a required one is not blank. On the wire the length counts as sent (the
+    stricter reading, so the document's promise holds); a form's is counted stripped."""
+    return Limits(max_length=max_length, pattern=r"\S" if required else None)
+
+
+EMAIL_LIMITS = Limits(max_length=MAX_EMAIL_LENGTH,
+                      pattern=r"^\s*[^@\s]+@[^@\s]+\.[^@\s]+\s*$")
+PASSWORD_LIMITS = Limits(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)
+DATE_LIMITS = Limits(pattern=_YEAR_PREFIX + r"[0-9]{2}-[0-9]{2}\s*$")
+TIMESTAMP_LIMITS = Limits(pattern=_YEAR_PREFIX)
+YEAR_LIMITS = Limits(minimum=FIRST_YEAR, maximum=LAST_YEAR)
+MONTH_LIMITS = Limits(minimum=1, maximum=12)
 
 
 def require_unicode(value: str, name: str) -> str:
@@ -62,7 +83,7 @@ def text(data: Mapping, name: str, *, required: bool = True, max_length: int = 2
 
 
 def email(data: Mapping, name: str = "email", *, required: bool = True) -> str | None:
-    value = text(data, name, required=required, max_length=254)
+    value = text(data, name, required=required, max_length=MAX_EMAIL_LENGTH)
     if value is None:
         return None
     if not EMAIL_PATTERN.match(value):
@@ -71,7 +92,8 @@ def email(data: Mapping, name: str = "email", *, required: bool = True) -> str |
     return value.lower()
 
 
-def password(data: Mapping, name: str = "password", *, min_length: int = 8) -> str:
+def password(data: Mapping, name: str = "password", *,
+             min_length: int = MIN_PASSWORD_LENGTH) -> str:
     """Taken exactly as typed: spaces are part of a password, so nothing is stripped."""
     value = data.get(name)
     if value is None or value == "":
@@ -81,8 +103,9 @@ def password(data: Mapping, name: str = "password", *, min_length: int = 8) -> s
     require_unicode(value, name)
     if len(value) < min_length:
         raise ValidationError(f"{name} must be at least {min_length} characters", field=name)
-    if len(value) > 200:
-        raise ValidationError(f"{name} must be at most 200 characters", field=name)
+    if len(value) > MAX_PASSWORD_LENGTH:
+        raise ValidationError(f"{name} must be at most {MAX_PASSWORD_LENGTH} characters",
+                              field=name)
     return value
 
 

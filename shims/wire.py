@@ -6,6 +6,11 @@ RFC 3339 in UTC with the offset written out; naive ones are taken as UTC).
 not fit with a `ValidationError` naming the path (`run.distance`, `[2].id`),
 so a service never trusts its callers and a client never trusts its service.
 A dataclass may define `from_wire(mapping)` to validate with its own rules.
+
+Limits ride on the type: `Annotated[str, Limits(max_length=200)]` is enforced here and
+written into the OpenAPI document (shims/openapi.py) from the same object, so the
+document and the server agree. A dataclass with its own `from_wire` annotates its fields
+with the limits its rules enforce, for the document's sake.
 """
 
 from __future__ import annotations
@@ -16,10 +21,24 @@ import math
 import types
 import typing
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
 from shims import fields
 from shims.errors import ValidationError
+from shims.limits import Limits
+
+
+def limits_of(annotation: Any) -> tuple[Any, list[Limits]]:
+    """The type under `Annotated[...]` and the Limits on it (none for a plain type)."""
+    if typing.get_origin(annotation) is not Annotated:
+        return annotation, []
+    base, *extras = typing.get_args(annotation)
+    return base, [extra for extra in extras if isinstance(extra, Limits)]
+
+
+def hints(cls_or_function: Any, **kwargs: Any) -> dict[str, Any]:
+    """Type hints with their `Annotated` limits kept (get_type_hints drops them)."""
+    return typing.get_type_hints(cls_or_function, include_extras=True, **kwargs)
 
 
 def to_wire(value: Any) -> Any:
@@ -52,6 +71,12 @@ def checked(annotation: Any, value: Any, path: str) -> Any:
 def from_wire(annotation: Any, value: Any, path: str = "value") -> Any:
     if annotation is Any:
         return value
+    if typing.get_origin(annotation) is Annotated:
+        base, limits = limits_of(annotation)
+        decoded = from_wire(base, value, path)
+        for limit in limits:  # text rules hold for the text sent (a date's too)
+            limit.check(value if isinstance(value, str) else decoded, path)
+        return decoded
     if annotation is None or annotation is type(None):
         if value is not None:
             raise ValidationError(f"{path} must be null", field=path)
@@ -98,14 +123,19 @@ def _mapping(args: tuple, value: Any, path: str) -> dict:
 def _dataclass(cls: type, value: Any, path: str) -> Any:
     if not isinstance(value, Mapping):
         raise ValidationError(f"{path} must be an object", field=path)
+    decoded = _fields(cls, value, path)  # types and limits first, strictly, as documented
     custom = getattr(cls, "from_wire", None)
-    if custom is not None:
-        try:
-            return custom(value)
-        except ValidationError as exc:  # its own rules name the field; the path places it
-            exc.field = f"{path}.{exc.field}" if exc.field else path
-            raise
-    hints = typing.get_type_hints(cls)
+    if custom is None:
+        return cls(**decoded)
+    try:
+        return custom(value)
+    except ValidationError as exc:  # its own rules name the field; the path places it
+        exc.field = f"{path}.{exc.field}" if exc.field else path
+        raise
+
+
+def _fields(cls: type, value: Mapping, path: str) -> dict[str, Any]:
+    types_of = hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(value) - set(fields))
     if unknown:
@@ -114,10 +144,10 @@ def _dataclass(cls: type, value: Any, path: str) -> Any:
     decoded = {}
     for name, field in fields.items():
         if name in value:
-            decoded[name] = from_wire(hints[name], value[name], f"{path}.{name}")
+            decoded[name] = from_wire(types_of[name], value[name], f"{path}.{name}")
         elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
             raise ValidationError(f"{path}.{name} is required", field=f"{path}.{name}")
-    return cls(**decoded)
+    return decoded
 
 
 def _int(value: Any, path: str) -> int:
