@@ -23,7 +23,7 @@ FIRST_YEAR, LAST_YEAR = 1970, 2100
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MAX_EMAIL_LENGTH = 254
 MIN_PASSWORD_LENGTH, MAX_PASSWORD_LENGTH = 8, 200
-_YEAR_PREFIX = r"^\s*(19[7-9][0-9]|20[0-9][0-9]|2100)-"  # FIRST_YEAR..LAST_YEAR, as text
+_YEAR_PREFIX = r"^(19[7-9][0-9]|20[0-9][0-9]|2100)-"  # FIRST_YEAR..LAST_YEAR, as text
 
 
 # The limits each parser below enforces, as `Limits` for contract types (shims/limits.py):
@@ -37,7 +37,7 @@ def text_limits(max_length: int = 200, *, required: bool = True) -> Limits:
 EMAIL_LIMITS = Limits(max_length=MAX_EMAIL_LENGTH,
                       pattern=r"^\s*[^@\s]+@[^@\s]+\.[^@\s]+\s*$")
 PASSWORD_LIMITS = Limits(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)
-DATE_LIMITS = Limits(pattern=_YEAR_PREFIX + r"[0-9]{2}-[0-9]{2}\s*$")
+DATE_LIMITS = Limits(pattern=_YEAR_PREFIX)
 TIMESTAMP_LIMITS = Limits(pattern=_YEAR_PREFIX)
 YEAR_LIMITS = Limits(minimum=FIRST_YEAR, maximum=LAST_YEAR)
 MONTH_LIMITS = Limits(minimum=1, maximum=12)

@@ -18,7 +18,13 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
+
+from shims.limits import Limits
+
+Id = Annotated[int, Limits(format="int64")]
+"""A contract's id type: an integer, `format: int64` in the OpenAPI document. No range is
+enforced on the wire: an id no row can have is the contract's NotFound on every side."""
 
 EPOCH_MS = 1_577_836_800_000  # 2020-01-01T00:00:00Z
 RANDOM_BITS = 22

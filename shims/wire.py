@@ -123,15 +123,16 @@ def _mapping(args: tuple, value: Any, path: str) -> dict:
 def _dataclass(cls: type, value: Any, path: str) -> Any:
     if not isinstance(value, Mapping):
         raise ValidationError(f"{path} must be an object", field=path)
-    decoded = _fields(cls, value, path)  # types and limits first, strictly, as documented
     custom = getattr(cls, "from_wire", None)
     if custom is None:
-        return cls(**decoded)
+        return cls(**_fields(cls, value, path))
     try:
-        return custom(value)
+        built = custom(value)
     except ValidationError as exc:  # its own rules name the field; the path places it
         exc.field = f"{path}.{exc.field}" if exc.field else path
         raise
+    _fields(cls, value, path)  # and the typed, limited fields, as strictly as documented
+    return built
 
 
 def _fields(cls: type, value: Mapping, path: str) -> dict[str, Any]:

@@ -368,6 +368,12 @@ def test_round_trip_through_every_method_signature(spec):
 
     def example(annotation):
         origin = typing.get_origin(annotation)
+        if origin is typing.Annotated:  # a value within its limits
+            base, *limits = typing.get_args(annotation)
+            value = example(base)
+            low = max((limit.minimum for limit in limits if limit.minimum is not None),
+                      default=None)
+            return base(low) if low is not None and value < low else value
         if origin in (typing.Union, type(int | None)):
             return example(next(a for a in typing.get_args(annotation) if a is not type(None)))
         if origin in (list, tuple):
