@@ -118,7 +118,7 @@ class StravaLink:
     token: str
 
 
-StravaToken = Annotated[str, Limits(max_length=200, pattern=r"\S")]  # as link_strava checks
+StravaToken = Annotated[str, fields.text_limits(200)]  # as link_strava checks
 
 
 class Accounts(Protocol):

@@ -152,6 +152,8 @@ def _fields(cls: type, value: Mapping, path: str) -> dict[str, Any]:
 
 
 def _int(value: Any, path: str) -> int:
+    if isinstance(value, float) and value.is_integer():  # JSON Schema's integer takes 2.0
+        return int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValidationError(f"{path} must be an integer", field=path)
     return value

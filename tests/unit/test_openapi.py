@@ -13,6 +13,7 @@ from contracts.races import RACES
 from contracts.reports import REPORTS
 from contracts.runs import RUNS
 from contracts.strava import STRAVA
+from shims.fields import SPACE
 from shims.openapi import ERROR_SCHEMA, openapi_document, schema_for
 from shims.sync import SYNC
 
@@ -258,7 +259,7 @@ def test_the_limits_the_server_enforces_are_in_the_document():
     document = openapi_document("all", "0", ALL_SPECS)
     components = document["components"]["schemas"]
     run = components["RunInput"]["properties"]
-    assert run["name"] == {"type": "string", "maxLength": 200, "pattern": r"\S"}
+    assert run["name"] == {"type": "string", "maxLength": 200, "pattern": f"[^{SPACE}]"}
     assert run["distance"] == {"type": "number", "minimum": 1, "maximum": 1_000_000}
     assert run["strava_id"]["anyOf"][0] == {"type": "integer", "minimum": 1,
                                             "maximum": 2**63 - 1, "format": "int64"}
