@@ -34,6 +34,12 @@ from support import SessionTokens
 EXAMPLES = 12  # per operation and mode: ~60 operations x 2 modes stay within a minute or two
 # Checks that need a sequence of calls (stateful links) or report timings, not answers.
 STATEFUL = {"use_after_free", "ensure_resource_availability", "max_response_time"}
+# Known and not yet fixed (issue 10): the kit's sync contract names a row kind or table as
+# any string and its page size as any integer, while Runnerly's side refuses names it does
+# not have and pages past 1000 with a 400. The document should list them (an enum per
+# feature) or the side answer 404; strict, so fixing it turns these red until removed.
+SYNC_GAPS = {"/rpc/sync/export", "/rpc/sync/apply", "/rpc/sync/pending", "/rpc/sync/keys",
+             "/rpc/sync/digest"}
 
 
 def every_check():
@@ -78,13 +84,17 @@ def _operations():
 
     specs = {"dataservice": [ACCOUNTS, RUNS, SYNC], "reports": [REPORTS],
              "stravaimport": [STRAVA], "monolith": [ACCOUNTS, RUNS]}
-    return [(name, path) for name, contract_specs in specs.items()
-            for path in document(name, "1", contract_specs)["paths"] if path.startswith("/rpc/")]
+    gap = pytest.mark.xfail(strict=True, reason="sync names and page sizes: see SYNC_GAPS")
+    return [pytest.param(name, path, mode,
+                         marks=[gap] if path in SYNC_GAPS and mode is GenerationMode.POSITIVE
+                         else [])
+            for name, contract_specs in specs.items()
+            for path in document(name, "1", contract_specs)["paths"] if path.startswith("/rpc/")
+            for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)]
 
 
-@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE],
-                         ids=lambda mode: mode.value)
-@pytest.mark.parametrize(("name", "path"), _operations(), ids=lambda value: value)
+@pytest.mark.parametrize(("name", "path", "mode"), _operations(),
+                         ids=lambda value: getattr(value, "value", value))
 def test_the_server_keeps_its_document(apps, name, path, mode):
     operation = _schema(name, apps[name])[path]["POST"]
     checks = every_check()
