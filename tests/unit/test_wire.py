@@ -60,7 +60,11 @@ def test_int(value):
     assert type(from_wire(int, value)) is int
 
 
-@pytest.mark.parametrize("value", [True, False, 1.0, 1.5, "1", None, [1], {"a": 1}])
+def test_int_takes_an_integral_float_as_json_schema_does():
+    assert from_wire(int, 2.0) == 2 and type(from_wire(int, 2.0)) is int
+
+
+@pytest.mark.parametrize("value", [True, False, 1.5, float("inf"), "1", None, [1], {"a": 1}])
 def test_int_refuses_everything_else(value):
     error = refused(int, value, "run_id")
     assert error.field == "run_id"
