@@ -5,11 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
 from shims import fields
 from shims.contract import describe, read, write
 from shims.errors import ValidationError
+from shims.ids import Id
+from shims.limits import Limits
 from shims.remote import RemoteClient
 
 PROFILE_FIELDS = ("first_name", "last_name", "age", "weight", "max_hr", "rest_hr", "vo2max")
@@ -17,13 +19,15 @@ PROFILE_FIELDS = ("first_name", "last_name", "age", "weight", "max_hr", "rest_hr
 
 @dataclass(frozen=True)
 class Profile:
-    first_name: str = ""
-    last_name: str = ""
-    age: int | None = None
-    weight: float | None = None
-    max_hr: int | None = None
-    rest_hr: int | None = None
-    vo2max: float | None = None
+    """The limits on each field are those `parse` enforces (and the OpenAPI shows)."""
+
+    first_name: Annotated[str, fields.text_limits(100, required=False)] = ""
+    last_name: Annotated[str, fields.text_limits(100, required=False)] = ""
+    age: Annotated[int, Limits(minimum=5, maximum=120)] | None = None
+    weight: Annotated[float, Limits(minimum=20, maximum=300)] | None = None
+    max_hr: Annotated[int, Limits(minimum=80, maximum=250)] | None = None
+    rest_hr: Annotated[int, Limits(minimum=25, maximum=120)] | None = None
+    vo2max: Annotated[float, Limits(minimum=10, maximum=100)] | None = None
 
     @classmethod
     def parse(cls, data: Mapping[str, Any], base: Profile | None = None) -> Profile:
@@ -65,9 +69,9 @@ class Profile:
 
 @dataclass(frozen=True)
 class SignUp:
-    email: str
-    password: str
-    profile: Profile
+    email: Annotated[str, fields.EMAIL_LIMITS]
+    password: Annotated[str, fields.PASSWORD_LIMITS]
+    profile: Profile = Profile()  # absent on the wire: an empty profile
 
     @classmethod
     def parse(cls, data: Mapping[str, Any]) -> SignUp:
@@ -85,7 +89,7 @@ class SignUp:
 
 @dataclass(frozen=True)
 class UserRecord:
-    id: int
+    id: Id
     email: str
     first_name: str
     last_name: str
@@ -110,31 +114,34 @@ class UserRecord:
 
 @dataclass(frozen=True)
 class StravaLink:
-    user_id: int
+    user_id: Id
     token: str
+
+
+StravaToken = Annotated[str, fields.text_limits(200)]  # as link_strava checks
 
 
 class Accounts(Protocol):
     @write
     def sign_up(self, request: SignUp, is_admin: bool = False) -> UserRecord: ...
-    @read
+    @read(cacheable=False)  # its arguments hold a password: no client may keep them
     def authenticate(self, email: str, password: str) -> UserRecord: ...
     @read
-    def get_user(self, user_id: int) -> UserRecord: ...
+    def get_user(self, user_id: Id) -> UserRecord: ...
     @read
     def list_users(self) -> list[UserRecord]: ...
     @write
-    def update_profile(self, user_id: int, profile: Profile) -> UserRecord: ...
+    def update_profile(self, user_id: Id, profile: Profile) -> UserRecord: ...
     @write
-    def set_admin(self, user_id: int, is_admin: bool) -> UserRecord: ...
+    def set_admin(self, user_id: Id, is_admin: bool) -> UserRecord: ...
     @write
-    def delete_user(self, user_id: int) -> None: ...
+    def delete_user(self, user_id: Id) -> None: ...
     @write
-    def link_strava(self, user_id: int, token: str | None) -> UserRecord: ...
+    def link_strava(self, user_id: Id, token: StravaToken | None) -> UserRecord: ...
     @read
     def strava_links(self) -> list[StravaLink]: ...
     @read
-    def strava_link(self, user_id: int) -> StravaLink: ...
+    def strava_link(self, user_id: Id) -> StravaLink: ...
 
 
 ACCOUNTS = describe(Accounts, "accounts")

@@ -5,23 +5,29 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
 from shims import fields
 from shims.contract import describe, read, write
+from shims.ids import Id
+from shims.limits import Limits
 from shims.remote import RemoteClient
+
+Distance = Annotated[float, Limits(minimum=100, maximum=1_000_000)]  # metres
+Day = Annotated[dt.date, fields.DATE_LIMITS]
+RunsPerWeek = Annotated[int, Limits(minimum=1, maximum=7)]
 
 
 @dataclass(frozen=True)
 class RaceInput:
-    name: str
-    date: dt.date
-    distance: float  # metres
-    location: str = ""
+    name: Annotated[str, fields.text_limits(200)]
+    date: Day
+    distance: Distance
+    location: Annotated[str, fields.text_limits(200, required=False)] = ""
 
     @classmethod
     def parse(cls, data: Mapping[str, Any]) -> RaceInput:
-        fields.only_known(data, {"name", "date", "distance", "location", "csrf_token"})
+        fields.only_known(data, {"name", "date", "distance", "location"})
         return cls(name=fields.text(data, "name", max_length=200),
                    date=fields.date(data, "date"),
                    distance=float(fields.number(data, "distance", minimum=100, maximum=1_000_000)),
@@ -35,25 +41,25 @@ class RaceInput:
 
 @dataclass(frozen=True)
 class RaceRecord:
-    id: int
+    id: Id
     name: str
     date: dt.date
     distance: float
     location: str
-    created_by: int | None
+    created_by: Id | None
     runner_count: int
     joined: bool  # has the asking runner joined it
 
 
 @dataclass(frozen=True)
 class PlannedRunInput:
-    date: dt.date
-    distance: float
-    description: str = ""
+    date: Day
+    distance: Distance
+    description: Annotated[str, fields.text_limits(200, required=False)] = ""
 
     @classmethod
     def parse(cls, data: Mapping[str, Any]) -> PlannedRunInput:
-        fields.only_known(data, {"date", "distance", "description", "csrf_token"})
+        fields.only_known(data, {"date", "distance", "description"})
         return cls(date=fields.date(data, "date"),
                    distance=float(fields.number(data, "distance", minimum=100, maximum=1_000_000)),
                    description=fields.text(data, "description", required=False, default=""))
@@ -66,9 +72,9 @@ class PlannedRunInput:
 
 @dataclass(frozen=True)
 class PlannedRunRecord:
-    id: int
-    race_id: int
-    user_id: int
+    id: Id
+    race_id: Id
+    user_id: Id
     date: dt.date
     distance: float
     description: str
@@ -76,27 +82,27 @@ class PlannedRunRecord:
 
 class Races(Protocol):
     @read
-    def list_races(self, user_id: int) -> list[RaceRecord]: ...
+    def list_races(self, user_id: Id) -> list[RaceRecord]: ...
     @read
-    def get_race(self, user_id: int, race_id: int) -> RaceRecord: ...
+    def get_race(self, user_id: Id, race_id: Id) -> RaceRecord: ...
     @write
-    def create_race(self, user_id: int, race: RaceInput) -> RaceRecord: ...
+    def create_race(self, user_id: Id, race: RaceInput) -> RaceRecord: ...
     @write
-    def delete_race(self, user_id: int, race_id: int) -> None: ...
+    def delete_race(self, user_id: Id, race_id: Id) -> None: ...
     @write
-    def join_race(self, user_id: int, race_id: int) -> RaceRecord: ...
+    def join_race(self, user_id: Id, race_id: Id) -> RaceRecord: ...
     @write
-    def leave_race(self, user_id: int, race_id: int) -> RaceRecord: ...
+    def leave_race(self, user_id: Id, race_id: Id) -> RaceRecord: ...
     @read
-    def plan(self, user_id: int, race_id: int) -> list[PlannedRunRecord]: ...
+    def plan(self, user_id: Id, race_id: Id) -> list[PlannedRunRecord]: ...
     @write
-    def add_planned_run(self, user_id: int, race_id: int,
+    def add_planned_run(self, user_id: Id, race_id: Id,
                         planned: PlannedRunInput) -> PlannedRunRecord: ...
     @write
-    def delete_planned_run(self, user_id: int, race_id: int, planned_id: int) -> None: ...
+    def delete_planned_run(self, user_id: Id, race_id: Id, planned_id: Id) -> None: ...
     @write
-    def generate_plan(self, user_id: int, race_id: int, runs_per_week: int,
-                      start: dt.date) -> list[PlannedRunRecord]: ...
+    def generate_plan(self, user_id: Id, race_id: Id, runs_per_week: RunsPerWeek,
+                      start: Day) -> list[PlannedRunRecord]: ...
 
 
 RACES = describe(Races, "races")

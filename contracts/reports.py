@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Annotated, Protocol
 
+from shims import fields
 from shims.contract import describe, read
+from shims.ids import Id
 from shims.remote import RemoteClient
 
 
@@ -17,7 +19,7 @@ class DayDistance:
 
 @dataclass(frozen=True)
 class MonthlyReport:
-    user_id: int
+    user_id: Id
     year: int
     month: int
     run_count: int
@@ -31,7 +33,8 @@ class MonthlyReport:
 
 class Reports(Protocol):
     @read
-    def monthly_report(self, user_id: int, year: int, month: int) -> MonthlyReport: ...
+    def monthly_report(self, user_id: Id, year: Annotated[int, fields.YEAR_LIMITS],
+                       month: Annotated[int, fields.MONTH_LIMITS]) -> MonthlyReport: ...
 
 
 REPORTS = describe(Reports, "reports")

@@ -5,11 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
+from contracts import MAX_ID
 from shims import fields
 from shims.contract import describe, read, write
-from contracts import MAX_ID
+from shims.ids import Id
+from shims.limits import Limits
 from shims.remote import RemoteClient
 
 RUN_FIELDS = ("name", "distance", "start_date", "elapsed_time", "average_heartrate",
@@ -20,17 +22,19 @@ MAX_ELAPSED_S = 7 * 24 * 3600
 
 @dataclass(frozen=True)
 class RunInput:
-    name: str
-    distance: float  # metres
-    start_date: dt.datetime  # UTC, naive
-    elapsed_time: int  # seconds
-    average_heartrate: float | None = None
-    total_elevation_gain: float | None = None
-    strava_id: int | None = None
+    """The limits on each field are those `parse` enforces (and the OpenAPI shows)."""
+
+    name: Annotated[str, fields.text_limits(200)]
+    distance: Annotated[float, Limits(minimum=1, maximum=MAX_DISTANCE_M)]  # metres
+    start_date: Annotated[dt.datetime, fields.TIMESTAMP_LIMITS]  # UTC, naive
+    elapsed_time: Annotated[int, Limits(minimum=1, maximum=MAX_ELAPSED_S)]  # seconds
+    average_heartrate: Annotated[float, Limits(minimum=20, maximum=250)] | None = None
+    total_elevation_gain: Annotated[float, Limits(minimum=0, maximum=20000)] | None = None
+    strava_id: Annotated[int, Limits(minimum=1, maximum=MAX_ID, format="int64")] | None = None
 
     @classmethod
     def parse(cls, data: Mapping[str, Any], *, allow_strava_id: bool = False) -> RunInput:
-        allowed = {*RUN_FIELDS, "csrf_token"} | ({"strava_id"} if allow_strava_id else set())
+        allowed = {*RUN_FIELDS} | ({"strava_id"} if allow_strava_id else set())
         fields.only_known(data, allowed)
         return cls(
             name=fields.text(data, "name", max_length=200),
@@ -57,8 +61,8 @@ class RunInput:
 
 @dataclass(frozen=True)
 class RunRecord:
-    id: int
-    user_id: int
+    id: Id
+    user_id: Id
     name: str
     distance: float
     start_date: dt.datetime
@@ -66,7 +70,7 @@ class RunRecord:
     average_speed: float
     average_heartrate: float | None
     total_elevation_gain: float | None
-    strava_id: int | None
+    strava_id: Id | None
 
     @property
     def pace(self) -> float:
@@ -82,17 +86,18 @@ class ImportCount:
 
 class Runs(Protocol):
     @read
-    def list_runs(self, user_id: int, year: int, month: int) -> list[RunRecord]: ...
+    def list_runs(self, user_id: Id, year: Annotated[int, fields.YEAR_LIMITS],
+                  month: Annotated[int, fields.MONTH_LIMITS]) -> list[RunRecord]: ...
     @read
-    def get_run(self, user_id: int, run_id: int) -> RunRecord: ...
+    def get_run(self, user_id: Id, run_id: Id) -> RunRecord: ...
     @write
-    def add_run(self, user_id: int, run: RunInput) -> RunRecord: ...
+    def add_run(self, user_id: Id, run: RunInput) -> RunRecord: ...
     @write
-    def update_run(self, user_id: int, run_id: int, run: RunInput) -> RunRecord: ...
+    def update_run(self, user_id: Id, run_id: Id, run: RunInput) -> RunRecord: ...
     @write
-    def delete_run(self, user_id: int, run_id: int) -> None: ...
+    def delete_run(self, user_id: Id, run_id: Id) -> None: ...
     @write
-    def import_runs(self, user_id: int, runs: list[RunInput]) -> ImportCount: ...
+    def import_runs(self, user_id: Id, runs: list[RunInput]) -> ImportCount: ...
 
 
 RUNS = describe(Runs, "runs")

@@ -6,12 +6,13 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from shims.contract import describe, write
+from shims.ids import Id
 from shims.remote import RemoteClient
 
 
 @dataclass(frozen=True)
 class ImportResult:
-    user_id: int
+    user_id: Id
     fetched: int  # activities Strava returned
     created: int  # new runs stored
     skipped: int  # runs already imported before (same Strava id)
@@ -21,7 +22,7 @@ class ImportResult:
 
 class StravaImport(Protocol):
     @write
-    def import_user(self, user_id: int) -> ImportResult: ...
+    def import_user(self, user_id: Id) -> ImportResult: ...
     @write
     def import_all(self) -> list[ImportResult]: ...
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, make_response, render_template, request
+from flask import Flask, current_app, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from monolith.web import json_response
+from shims import json_input
 from shims.errors import TurnoutError
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,10 @@ def _http_error(error: HTTPException):
     # Keep the exception's own headers except its Content-Type: a 405 must say `Allow`.
     headers = [(name, value) for name, value in error.get_headers()
                if name.lower() != "content-type"]
-    return _render(error.code or 500, code, error.description or error.name, headers=headers)
+    message = error.description or error.name
+    if isinstance(error, RequestEntityTooLarge):
+        message = json_input.too_large_message(current_app.config.get("MAX_CONTENT_LENGTH"))
+    return _render(error.code or 500, code, message, headers=headers)
 
 
 def _unexpected_error(error: Exception):

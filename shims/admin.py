@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 
 from flask import Blueprint, jsonify, request
 
-from shims import fields
+from shims import fields, json_input
 from shims.breaker import CircuitBreaker
 from shims.flags import recovery
 from shims.flags.cache import FlagCache
@@ -49,7 +49,7 @@ def admin_blueprint(store: SqlFlagStore, cache: FlagCache, mismatches: SqlMismat
 
     @blueprint.put("/flags/<feature>")
     def set_flag(feature: str):
-        data = fields.require_mapping(request.get_json(force=True, silent=True))
+        data = fields.require_mapping(json_input.loads(request.get_data(cache=True)))
         fields.only_known(data, {"mode", "percent", "force", "reason", "wait"})
         mode = fields.text(data, "mode", max_length=20)
         force = fields.boolean(data, "force")

@@ -5,28 +5,38 @@ A contract is a `typing.Protocol` whose methods are marked `@read` or `@write`.
 client, the service endpoints, the OpenAPI document and the router are all
 driven by that one description, so they cannot drift apart.
 
-Reads may be retried, shadowed and compared; writes run on one side and are
-applied once: a remote write is resent only with its Idempotency-Key
+Reads may be retried, shadowed and compared, and their answers kept by the client
+(conditional reads, shims/http_cache.py) unless marked `@read(cacheable=False)`;
+writes run on one side and are applied once: a remote write is resent only with its Idempotency-Key
 (shims/idempotency.py), whose outcome the service keeps.
 """
 
 from __future__ import annotations
 
 import inspect
-import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
+
+from shims import wire
 
 Kind = Literal["read", "write"]
 F = TypeVar("F", bound=Callable[..., Any])
 ACTOR_PARAMETER = "user_id"  # the argument that names who is acting, for sticky canaries
 
 
-def read(method: F) -> F:
-    """Mark a contract method as a read: no side effects, safe to retry and to shadow."""
-    method.__turnout_kind__ = "read"  # type: ignore[attr-defined]
-    return method
+def read(method: F | None = None, *, cacheable: bool = True) -> Any:
+    """Mark a contract method as a read: no side effects, safe to retry and to shadow.
+
+    `@read(cacheable=False)` for a read whose arguments or answer must not be kept (a
+    password check): the client holds no copy of it, keyed by its arguments or otherwise,
+    and the service tags it neither with an ETag nor as storable."""
+    def mark(target: F) -> F:
+        target.__turnout_kind__ = "read"  # type: ignore[attr-defined]
+        target.__turnout_cacheable__ = cacheable  # type: ignore[attr-defined]
+        return target
+
+    return mark if method is None else mark(method)
 
 
 def write(method: F) -> F:
@@ -51,6 +61,7 @@ class MethodSpec:
     params: tuple[Param, ...]
     returns: Any
     doc: str
+    cacheable: bool = False  # a read whose answer a client may keep (writes never)
 
     @property
     def qualified_name(self) -> str:
@@ -110,7 +121,7 @@ def describe(protocol: type, name: str) -> ContractSpec:
 
 def _method_spec(contract: str, name: str, member: Callable, kind: Kind,
                  namespace: dict[str, Any]) -> MethodSpec:
-    hints = typing.get_type_hints(member, globalns=namespace)
+    hints = wire.hints(member, globalns=namespace)
     params = []
     for parameter in list(inspect.signature(member).parameters.values())[1:]:  # skip self
         required = parameter.default is inspect.Parameter.empty
@@ -118,4 +129,5 @@ def _method_spec(contract: str, name: str, member: Callable, kind: Kind,
                             required=required, default=None if required else parameter.default))
     return MethodSpec(contract=contract, name=name, kind=kind, params=tuple(params),
                       returns=hints.get("return", type(None)),
-                      doc=inspect.getdoc(member) or "")
+                      doc=inspect.getdoc(member) or "",
+                      cacheable=kind == "read" and getattr(member, "__turnout_cacheable__", True))

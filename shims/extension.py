@@ -27,7 +27,7 @@ from typing import Any, Protocol
 from flask import Blueprint, Flask, current_app
 from sqlalchemy.engine import Engine
 
-from shims import deadline, trace
+from shims import deadline, json_input, trace
 from shims.admin import admin_blueprint
 from shims.auth import client_tokens, verifying_guard
 from shims.control import Control, add_applier, build_control, serving_flags, start_appliers
@@ -147,6 +147,7 @@ class Turnout:
             settings = kit_settings(registry, _prefixed(app.config))
         settings = dict(settings)
         deadline.install(app, settings["REQUEST_DEADLINE"])  # first: later hooks within it
+        json_input.ensure_body_limit(app)  # its /rpc and admin API read bodies
         control = build_control(settings, registry.infos())
         transports = dict(transports or {})
         for hook in list(_hooks):

@@ -16,10 +16,46 @@ from collections.abc import Mapping
 from typing import Any
 
 from shims.errors import ValidationError
+from shims.limits import Limits
 
 _MISSING = object()
 FIRST_YEAR, LAST_YEAR = 1970, 2100
-EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# What str.strip() removes, spelled out: regex engines disagree on `\s` (Python's takes
+# \x1c-\x1f, JavaScript's and Hypothesis's generators do not), and the OpenAPI document
+# must mean to every reader what it means to this server.
+SPACE = r"\t\n\v\f\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+EMAIL_PATTERN = re.compile(rf"^[^@{SPACE}]+@[^@{SPACE}]+\.[^@{SPACE}]+$")
+MAX_EMAIL_LENGTH = 254
+MIN_PASSWORD_LENGTH, MAX_PASSWORD_LENGTH = 8, 200
+_YEAR_PREFIX = r"^(19[7-9][0-9]|20[0-9][0-9]|2100)-"  # FIRST_YEAR..LAST_YEAR, as text
+
+
+# The limits each parser below enforces, as `Limits` for contract types (shims/limits.py):
+# what the OpenAPI document promises is what these parsers accept.
+def text_limits(max_length: int = 200, *, required: bool = True) -> Limits:
+    """`text`: a required one is not blank. On the wire the length counts as sent (the
+    stricter reading, so the document's promise holds); a form's is counted stripped."""
+    return Limits(max_length=max_length, pattern=f"[^{SPACE}]" if required else None)
+
+
+EMAIL_LIMITS = Limits(max_length=MAX_EMAIL_LENGTH,  # surrounding space is stripped
+                      pattern=f"^[{SPACE}]*{EMAIL_PATTERN.pattern[1:-1]}[{SPACE}]*$")
+PASSWORD_LIMITS = Limits(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)
+DATE_LIMITS = Limits(pattern=_YEAR_PREFIX)
+TIMESTAMP_LIMITS = Limits(pattern=_YEAR_PREFIX)
+YEAR_LIMITS = Limits(minimum=FIRST_YEAR, maximum=LAST_YEAR)
+MONTH_LIMITS = Limits(minimum=1, maximum=12)
+
+
+def require_unicode(value: str, name: str) -> str:
+    """Refuse text no encoder takes (a lone surrogate such as "\\ud800", which JSON escapes
+    and Python strings allow): it would fail later, in a database driver, as a 500."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(f"{name} holds text that is not valid Unicode (a lone "
+                              "surrogate such as \\ud800); send UTF-8 text", field=name) from None
+    return value
 
 
 def require_mapping(data: Any, what: str = "body") -> Mapping:
@@ -44,14 +80,14 @@ def text(data: Mapping, name: str, *, required: bool = True, max_length: int = 2
         return default
     if not isinstance(value, str):
         raise ValidationError(f"{name} must be a string", field=name)
-    value = value.strip()
+    value = require_unicode(value, name).strip()
     if len(value) > max_length:
         raise ValidationError(f"{name} must be at most {max_length} characters", field=name)
     return value
 
 
 def email(data: Mapping, name: str = "email", *, required: bool = True) -> str | None:
-    value = text(data, name, required=required, max_length=254)
+    value = text(data, name, required=required, max_length=MAX_EMAIL_LENGTH)
     if value is None:
         return None
     if not EMAIL_PATTERN.match(value):
@@ -60,17 +96,20 @@ def email(data: Mapping, name: str = "email", *, required: bool = True) -> str |
     return value.lower()
 
 
-def password(data: Mapping, name: str = "password", *, min_length: int = 8) -> str:
+def password(data: Mapping, name: str = "password", *,
+             min_length: int = MIN_PASSWORD_LENGTH) -> str:
     """Taken exactly as typed: spaces are part of a password, so nothing is stripped."""
     value = data.get(name)
     if value is None or value == "":
         raise ValidationError(f"{name} is required", field=name)
     if not isinstance(value, str):
         raise ValidationError(f"{name} must be a string", field=name)
+    require_unicode(value, name)
     if len(value) < min_length:
         raise ValidationError(f"{name} must be at least {min_length} characters", field=name)
-    if len(value) > 200:
-        raise ValidationError(f"{name} must be at most 200 characters", field=name)
+    if len(value) > MAX_PASSWORD_LENGTH:
+        raise ValidationError(f"{name} must be at most {MAX_PASSWORD_LENGTH} characters",
+                              field=name)
     return value
 
 

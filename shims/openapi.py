@@ -12,6 +12,7 @@ from typing import Any
 from shims import deadline, idempotency
 from shims.contract import ContractSpec, MethodSpec
 from shims.remote import rpc_path
+from shims.wire import hints, limits_of
 
 ERROR_SCHEMA = {
     "type": "object",
@@ -60,6 +61,7 @@ def _operation(method: MethodSpec, components: dict[str, Any]) -> dict[str, Any]
         "summary": method.doc.split("\n")[0] if method.doc else method.qualified_name,
         "tags": [method.contract],
         "x-turnout-kind": method.kind,
+        "x-turnout-cacheable": method.cacheable,
         "parameters": [DEADLINE_HEADER] if method.is_read else [KEY_HEADER, DEADLINE_HEADER],
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
             "type": "object", "required": ["args"], "properties": {"args": args}}}}},
@@ -76,6 +78,12 @@ def schema_for(annotation: Any, components: dict[str, Any]) -> dict[str, Any]:
         return {}
     if annotation is None:
         return {"type": "null"}
+    base, limits = limits_of(annotation)
+    if limits:  # the very limits from_wire enforces
+        schema = schema_for(base, components)
+        for limit in limits:
+            schema.update(limit.schema())
+        return schema
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
         return {"anyOf": [schema_for(arg, components) for arg in typing.get_args(annotation)]}
@@ -95,11 +103,11 @@ def _component(cls: type, components: dict[str, Any]) -> dict[str, Any]:
     name = cls.__name__
     if name not in components:
         components[name] = {}  # placeholder first: a dataclass may refer to itself
-        hints = typing.get_type_hints(cls)
+        types_of = hints(cls)
         fields = dataclasses.fields(cls)
         components[name] = {
             "type": "object", "additionalProperties": False,
-            "properties": {f.name: schema_for(hints[f.name], components) for f in fields},
+            "properties": {f.name: schema_for(types_of[f.name], components) for f in fields},
             "required": [f.name for f in fields if f.default is dataclasses.MISSING
                          and f.default_factory is dataclasses.MISSING],
         }

@@ -124,8 +124,12 @@ class RemoteClient:
         raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
 
     def _conditional_read(self, method: MethodSpec, payload: dict[str, Any]) -> Any:
-        """A read that sends the ETag of the answer we hold; a 304 means it is still true."""
+        """A read that sends the ETag of the answer we hold; a 304 means it is still true.
+        A read the contract marks not cacheable is only sent: nothing of it is kept, not
+        even its arguments in a cache key (they may be a password)."""
         path = rpc_path(method)
+        if not method.cacheable:
+            return self._decode(method, self._transport.post(path, payload))
         key = ReadCache.key(path, payload)
         held = self._cache.held(key)
         reply = self._transport.post(path, payload,

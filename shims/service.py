@@ -20,10 +20,10 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from flask import Blueprint, Flask, Response, jsonify, request
-from werkzeug.exceptions import HTTPException
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from shims import idempotency
+from shims import idempotency, json_input
 from shims.contract import ContractSpec, MethodSpec
 from shims.errors import TurnoutError, ValidationError
 from shims.http_cache import GZIP_MIN_BYTES, compress, etag_of, inflate
@@ -74,6 +74,9 @@ def rpc_blueprint(bindings: Iterable[tuple[ContractSpec, Any]],
         except TurnoutError as error:
             outcome = error.code
             return error_response(error.status, error.code, error.message, error.field)
+        except HTTPException as error:  # e.g. a body past the size limit: answered by the app
+            outcome = f"http_{error.code}"
+            raise
         except Exception:
             outcome = "internal_error"
             raise
@@ -92,19 +95,19 @@ def _key_scope(method: MethodSpec, arguments: dict[str, Any]):
 
 
 def _request_json() -> Any:
+    """The body through the kit's one loader (size, depth, text); an inflated gzip body is
+    held to the same size limit as a plain one."""
     body = request.get_data(cache=False)
     if request.headers.get("Content-Encoding", "").lower() == "gzip":
-        body = inflate(body)
-    try:
-        return json.loads(body)
-    except ValueError:
-        return None  # refused by decode_arguments with a message saying what to send
+        limit = current_app.config.get("MAX_CONTENT_LENGTH")
+        body = inflate(body, limit) if limit else inflate(body)
+    return json_input.loads(body, expected='a JSON object {"args": {...}}')
 
 
 def _answer(method: MethodSpec, payload: dict[str, Any]) -> Response:
     body = json.dumps(payload, separators=(",", ":")).encode()
     status, headers = 200, {"Content-Type": "application/json"}
-    etag = etag_of(body) if method.is_read else None
+    etag = etag_of(body) if method.cacheable else None
     if etag and request.if_none_match.contains(etag):
         response = Response(status=304)
         response.set_etag(etag)
@@ -112,6 +115,8 @@ def _answer(method: MethodSpec, payload: dict[str, Any]) -> Response:
     if len(body) >= GZIP_MIN_BYTES and "gzip" in request.accept_encodings:
         body = compress(body)
         headers.update({"Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
+    if not method.cacheable:  # a write's outcome, or a read the contract says not to keep
+        headers["Cache-Control"] = "no-store"
     response = Response(body, status=status, headers=headers)
     if etag:
         response.set_etag(etag)
@@ -143,7 +148,14 @@ def install_json_errors(app: Flask) -> None:
     def http_error(error: HTTPException):
         name = (error.name or "error").lower().replace(" ", "_")
         code = "route_not_found" if error.code == 404 else name
-        return error_response(error.code or 500, code, error.description or name)
+        message = error.description or name
+        if isinstance(error, RequestEntityTooLarge):
+            message = json_input.too_large_message(current_app.config.get("MAX_CONTENT_LENGTH"))
+        response = error_response(error.code or 500, code, message)
+        # Keep the exception's own headers but its Content-Type: a 405 must say `Allow`.
+        response.headers.extend([(header, value) for header, value in error.get_headers()
+                                 if header.lower() != "content-type"])
+        return response
 
     @app.errorhandler(TurnoutError)
     def turnout_error(error: TurnoutError):

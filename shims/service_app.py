@@ -12,7 +12,7 @@ from typing import Any
 from flask import Flask, jsonify
 from sqlalchemy.engine import Engine
 
-from shims import deadline
+from shims import deadline, json_input
 from shims.auth import verifying_guard
 from shims.contract import ContractSpec
 from shims.health import health_blueprint
@@ -34,6 +34,7 @@ def service_app(name: str, settings: Mapping[str, Any],
     bindings = list(bindings)
     app = Flask(name)
     app.config.update(settings)
+    json_input.ensure_body_limit(app)
     if setup is not None:
         setup(app)
     deadline.install(app, settings["REQUEST_DEADLINE"])

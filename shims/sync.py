@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from shims.contract import describe, read, write
+from shims.ids import INT64
 from shims.remote import RemoteClient
 
 
@@ -46,8 +47,8 @@ class PendingChange:
     change has not been mirrored yet."""
 
     entity: str
-    id: int
-    version: int
+    id: INT64
+    version: INT64
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ class DataSync(Protocol):
         """How many changes wait to be mirrored, and since when."""
 
     @read
-    def keys(self, entity: str, after: int, limit: int) -> list[int]:
+    def keys(self, entity: str, after: INT64, limit: int) -> list[int]:
         """Ids of one row kind, ascending, after `after`: a snapshot's pages."""
 
     @read

@@ -1,10 +1,16 @@
 """Contract values to JSON-ready data and back, driven by the contract's type hints.
 
-`to_wire` flattens frozen dataclasses, dates and sequences into JSON types.
+`to_wire` flattens frozen dataclasses, dates and sequences into JSON types (date-times as
+RFC 3339 in UTC with the offset written out; naive ones are taken as UTC).
 `from_wire` rebuilds them from a type annotation and refuses anything that does
 not fit with a `ValidationError` naming the path (`run.distance`, `[2].id`),
 so a service never trusts its callers and a client never trusts its service.
 A dataclass may define `from_wire(mapping)` to validate with its own rules.
+
+Limits ride on the type: `Annotated[str, Limits(max_length=200)]` is enforced here and
+written into the OpenAPI document (shims/openapi.py) from the same object, so the
+document and the server agree. A dataclass with its own `from_wire` annotates its fields
+with the limits its rules enforce, for the document's sake.
 """
 
 from __future__ import annotations
@@ -15,9 +21,24 @@ import math
 import types
 import typing
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
+from shims import fields
 from shims.errors import ValidationError
+from shims.limits import Limits
+
+
+def limits_of(annotation: Any) -> tuple[Any, list[Limits]]:
+    """The type under `Annotated[...]` and the Limits on it (none for a plain type)."""
+    if typing.get_origin(annotation) is not Annotated:
+        return annotation, []
+    base, *extras = typing.get_args(annotation)
+    return base, [extra for extra in extras if isinstance(extra, Limits)]
+
+
+def hints(cls_or_function: Any, **kwargs: Any) -> dict[str, Any]:
+    """Type hints with their `Annotated` limits kept (get_type_hints drops them)."""
+    return typing.get_type_hints(cls_or_function, include_extras=True, **kwargs)
 
 
 def to_wire(value: Any) -> Any:
@@ -27,9 +48,18 @@ def to_wire(value: Any) -> Any:
         return [to_wire(item) for item in value]
     if isinstance(value, dict):
         return {key: to_wire(item) for key, item in value.items()}
-    if isinstance(value, (dt.datetime, dt.date)):
+    if isinstance(value, dt.datetime):
+        return rfc3339(value)
+    if isinstance(value, dt.date):
         return value.isoformat()
     return value
+
+
+def rfc3339(value: dt.datetime) -> str:
+    """RFC 3339 with its offset, always UTC: contracts hold naive UTC date-times, and a
+    reader must not have to guess the zone (`2026-05-17T07:30:00+00:00`)."""
+    aware = value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+    return aware.isoformat()
 
 
 def checked(annotation: Any, value: Any, path: str) -> Any:
@@ -41,6 +71,12 @@ def checked(annotation: Any, value: Any, path: str) -> Any:
 def from_wire(annotation: Any, value: Any, path: str = "value") -> Any:
     if annotation is Any:
         return value
+    if typing.get_origin(annotation) is Annotated:
+        base, limits = limits_of(annotation)
+        decoded = from_wire(base, value, path)
+        for limit in limits:  # text rules hold for the text sent (a date's too)
+            limit.check(value if isinstance(value, str) else decoded, path)
+        return decoded
     if annotation is None or annotation is type(None):
         if value is not None:
             raise ValidationError(f"{path} must be null", field=path)
@@ -88,13 +124,19 @@ def _dataclass(cls: type, value: Any, path: str) -> Any:
     if not isinstance(value, Mapping):
         raise ValidationError(f"{path} must be an object", field=path)
     custom = getattr(cls, "from_wire", None)
-    if custom is not None:
-        try:
-            return custom(value)
-        except ValidationError as exc:  # its own rules name the field; the path places it
-            exc.field = f"{path}.{exc.field}" if exc.field else path
-            raise
-    hints = typing.get_type_hints(cls)
+    if custom is None:
+        return cls(**_fields(cls, value, path))
+    try:
+        built = custom(value)
+    except ValidationError as exc:  # its own rules name the field; the path places it
+        exc.field = f"{path}.{exc.field}" if exc.field else path
+        raise
+    _fields(cls, value, path)  # and the typed, limited fields, as strictly as documented
+    return built
+
+
+def _fields(cls: type, value: Mapping, path: str) -> dict[str, Any]:
+    types_of = hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(value) - set(fields))
     if unknown:
@@ -103,13 +145,15 @@ def _dataclass(cls: type, value: Any, path: str) -> Any:
     decoded = {}
     for name, field in fields.items():
         if name in value:
-            decoded[name] = from_wire(hints[name], value[name], f"{path}.{name}")
+            decoded[name] = from_wire(types_of[name], value[name], f"{path}.{name}")
         elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
             raise ValidationError(f"{path}.{name} is required", field=f"{path}.{name}")
-    return cls(**decoded)
+    return decoded
 
 
 def _int(value: Any, path: str) -> int:
+    if isinstance(value, float) and value.is_integer():  # JSON Schema's integer takes 2.0
+        return int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValidationError(f"{path} must be an integer", field=path)
     return value
@@ -130,7 +174,7 @@ def _float(value: Any, path: str) -> float:
 def _str(value: Any, path: str) -> str:
     if not isinstance(value, str):
         raise ValidationError(f"{path} must be a string", field=path)
-    return value
+    return fields.require_unicode(value, path)
 
 
 def _bool(value: Any, path: str) -> bool:

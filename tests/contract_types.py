@@ -11,6 +11,9 @@ def contract_dataclasses(specs) -> set[type]:
     found: set[type] = set()
 
     def walk(annotation):
+        if typing.get_origin(annotation) is typing.Annotated:  # its Limits are no contract type
+            walk(typing.get_args(annotation)[0])
+            return
         for arg in typing.get_args(annotation):
             walk(arg)
         if dataclasses.is_dataclass(annotation) and annotation not in found:

@@ -96,7 +96,7 @@ class LocalAccounts:
 
     def link_strava(self, user_id: int, token: str | None) -> UserRecord:
         if token is not None and (not token.strip() or len(token) > 200):
-            raise ValidationError("strava_token must be 1 to 200 characters", field="strava_token")
+            raise ValidationError("token must be 1 to 200 characters", field="token")
         with self._sessions.begin() as session:
             user = _load(session, user_id)
             user.strava_token = token.strip() if token else None

@@ -11,6 +11,7 @@ from flask_login import current_user, login_required
 
 from monolith.accounts.html import FORM_ERRORS, render_form
 from monolith.wiring import features
+from monolith.web import form_data
 from shims import fields
 from contracts.races import PlannedRunInput, RaceInput
 from shims.errors import ContractError
@@ -25,7 +26,7 @@ def list_races():
     if request.method == "GET":
         return render_form("races/list.html", {}, races=races.list_races(current_user.id))
     try:
-        race = races.create_race(current_user.id, RaceInput.parse(request.form))
+        race = races.create_race(current_user.id, RaceInput.parse(form_data()))
     except FORM_ERRORS as error:
         return render_form("races/list.html", request.form, error,
                            races=races.list_races(current_user.id))
@@ -82,7 +83,7 @@ def add_planned_run(race_id: int):
     races.get_race(current_user.id, race_id)  # 404 for an unknown race before any 400
     try:
         planned = races.add_planned_run(current_user.id, race_id,
-                                        PlannedRunInput.parse(request.form))
+                                        PlannedRunInput.parse(form_data()))
     except FORM_ERRORS as error:
         return _race_page(race_id, request.form, error)
     flash(f"Planned a run on {planned.date:%d %b %Y}.", "success")

@@ -14,7 +14,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from monolith.accounts.html import plain, render_form
-from monolith.web import requested_month
+from monolith.web import form_data, requested_month
 from monolith.wiring import features
 from contracts.runs import RunInput, RunRecord
 from shims.errors import ValidationError
@@ -92,7 +92,7 @@ def new_run():
         now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, second=0, microsecond=0)
         return render_form("runs/form.html", {"start_date": _datetime_local(now)}, run=None)
     try:
-        run = features().runs.add_run(current_user.id, RunInput.parse(request.form))
+        run = features().runs.add_run(current_user.id, RunInput.parse(form_data()))
     except ValidationError as error:
         return render_form("runs/form.html", request.form, error, run=None)
     flash(f"Added run “{run.name}”.", "success")
@@ -107,7 +107,7 @@ def edit_run(run_id: int):
     if request.method == "GET":
         return render_form("runs/form.html", _run_values(run), run=run)
     try:
-        run = runs.update_run(current_user.id, run_id, RunInput.parse(request.form))
+        run = runs.update_run(current_user.id, run_id, RunInput.parse(form_data()))
     except ValidationError as error:
         return render_form("runs/form.html", request.form, error, run=run)
     flash(f"Saved run “{run.name}”.", "success")

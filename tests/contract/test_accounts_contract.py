@@ -223,7 +223,7 @@ def test_link_strava_with_an_invalid_token_is_refused(side, token):
     side.accounts.link_strava(user.id, "kept")
     with pytest.raises(ValidationError) as raised:
         side.accounts.link_strava(user.id, token)
-    assert raised.value.field == "strava_token"
+    assert raised.value.field == "token"  # the argument, as the wire names it
     assert side.accounts.strava_link(user.id).token == "kept"
 
 

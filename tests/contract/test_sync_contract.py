@@ -51,7 +51,7 @@ def test_export_a_user(side):
                                                 "strava_token")} == {
         "id": user.id, "email": user.email, "first_name": "Ada", "last_name": "", "age": 36,
         "weight": 61.5, "max_hr": None, "is_admin": False, "strava_token": "token-1"}
-    assert change.row["created_at"] == user.created_at.isoformat()  # wire form: ISO 8601
+    assert change.row["created_at"] == user.created_at.isoformat() + "+00:00"  # RFC 3339
     assert isinstance(change.row["password_hash"], str)
     assert PASSWORD not in change.row["password_hash"]
 
@@ -68,7 +68,7 @@ def test_export_of_a_run_carries_its_user_first(side):
     assert set(run.row) == RUN_COLUMNS
     record = {field.name: getattr(first, field.name) for field in dataclasses.fields(first)}
     assert {name: run.row[name] for name in record} == {
-        **record, "start_date": first.start_date.isoformat()}
+        **record, "start_date": first.start_date.isoformat() + "+00:00"}
 
     scope = side.sync.export([RowKey("user_runs", user.id)])
     assert [(c.entity, c.id) for c in scope] == [

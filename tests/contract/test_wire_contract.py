@@ -39,7 +39,7 @@ def test_a_well_formed_call_answers_its_result(wire):
                            "average_speed", "average_heartrate", "total_elevation_gain",
                            "strava_id"}
     assert (result["user_id"], result["name"], result["distance"], result["start_date"]) == (
-        user_id, "Wire run", 5000.0, "2026-05-01T07:00:00")
+        user_id, "Wire run", 5000.0, "2026-05-01T07:00:00+00:00")
     assert isinstance(result["id"], int) and result["id"] > 2**53  # 63-bit ids, as JSON ints
 
 

@@ -115,7 +115,7 @@ def test_token_from_basic_auth_from_a_json_body_and_from_a_token(web, runner):
                          headers={"Authorization": f"Bearer {by_body.json['token']}"})
     for response in (by_basic, by_body, refreshed):
         headers = {"Authorization": f"Bearer {response.json['token']}"}
-        assert web.get("/api/me", headers=headers).json["id"] == runner.id
+        assert web.get("/api/me", headers=headers).json["id"] == str(runner.id)
 
 
 def test_token_for_a_password_with_surrounding_spaces(web, make_user):
@@ -206,11 +206,11 @@ def test_a_token_dies_with_its_account(web, runner, admin, api_headers):
 
 
 def test_basic_auth_works_on_any_api_route(web, runner):
-    assert web.get("/api/me", headers=basic_auth(runner.email)).json["id"] == runner.id
+    assert web.get("/api/me", headers=basic_auth(runner.email)).json["id"] == str(runner.id)
 
 
 def test_one_request_credentials_never_answer_for_the_next(web, runner, api_headers):
-    assert web.get("/api/me", headers=api_headers(runner)).json["id"] == runner.id
+    assert web.get("/api/me", headers=api_headers(runner)).json["id"] == str(runner.id)
     assert_error(web.get("/api/me", expect_errors=True), 401)
 
 

@@ -254,7 +254,7 @@ def test_after_an_unknown_outcome_the_client_retries_with_its_key_and_gets_one_r
     assert retried.status_int == 201
     assert len(set(service.add_run_keys)) == 1  # every send carried the same derived key
     assert service_run_rows(dataservice) == 1
-    assert features().runs.get_run(remote_runner.id, retried.json["id"]).name == "Tempo"
+    assert features().runs.get_run(remote_runner.id, int(retried.json["id"])).name == "Tempo"
 
 
 def test_once_unknown_a_key_stays_unknown_even_when_a_later_try_is_refused_unsent(

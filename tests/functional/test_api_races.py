@@ -56,7 +56,8 @@ def test_create_and_list_races(web, runner, other, headers, api_headers):
     race = created.json
     assert (race["name"], race["date"], race["distance"], race["location"]) == \
         ("Paris Marathon", "2027-04-04", 42195.0, "Paris")
-    assert (race["created_by"], race["runner_count"], race["joined"]) == (runner.id, 0, False)
+    assert (race["created_by"], race["runner_count"], race["joined"]) == (str(runner.id), 0,
+                                                                       False)
     listed = web.get("/api/races", headers=api_headers(other)).json["races"]
     assert [r["id"] for r in listed] == [race["id"]]
     assert web.get(f"/api/races/{race['id']}", headers=headers).json == race
@@ -188,7 +189,7 @@ def test_add_and_list_planned_runs(web, race, runner, headers):
                                 headers=headers)
     assert on_race_day.status_int == 201
     plan = web.get(f"/api/races/{race.id}/plan", headers=headers).json
-    assert plan["race_id"] == race.id
+    assert plan["race_id"] == str(race.id)
     assert [p["date"] for p in plan["plan"]] == ["2027-03-01", "2027-04-04"]
 
 
@@ -260,7 +261,7 @@ def test_generate_a_plan_replaces_the_old_one(web, race, runner, headers):
     assert dates == sorted(dates)
     assert dt.date(2027, 1, 4) <= dates[0] and dates[-1] < dt.date(2027, 4, 4)
     assert len(plan) == 3 * 12  # 90 days: 12 whole weeks, 3 runs each
-    assert [p.id for p in plan_of(runner, race)] == [p["id"] for p in plan]
+    assert [str(p.id) for p in plan_of(runner, race)] == [p["id"] for p in plan]
     assert "(taper)" in plan[-1]["description"]
 
 

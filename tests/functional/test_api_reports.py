@@ -32,7 +32,7 @@ def test_monthly_report(web, runner, make_user, headers):
     add(runner, dt.datetime(2026, 6, 1, 0, 0), 42_195, 12_000)  # next month
     add(make_user(), dt.datetime(2026, 5, 10, 7), 7_000, 2000)  # another runner
     report = web.get("/api/reports/monthly?year=2026&month=5", headers=headers).json
-    assert (report["user_id"], report["year"], report["month"]) == (runner.id, 2026, 5)
+    assert (report["user_id"], report["year"], report["month"]) == (str(runner.id), 2026, 5)
     assert (report["run_count"], report["total_distance"], report["longest_distance"],
             report["total_time"]) == (3, 35_000, 20_000, 10_500)
     assert report["average_pace"] == 300.0  # 10 500 s over 35 km

@@ -51,7 +51,7 @@ def test_import_creates_runs_and_a_second_import_creates_none(web, runner, heade
                                                               requests_mock):
     serve(requests_mock, {"tok-runner": [[activity(1), activity(2)]]})
     first = web.post("/api/strava/import", headers=headers).json
-    assert first == {"user_id": runner.id, "fetched": 2, "created": 2, "skipped": 0,
+    assert first == {"user_id": str(runner.id), "fetched": 2, "created": 2, "skipped": 0,
                      "ignored": 0, "error": None}
     runs = strava_runs(runner)
     assert sorted(run.strava_id for run in runs) == [1001, 1002]
@@ -213,7 +213,7 @@ def test_admin_import_all_goes_on_when_one_runners_strava_fails(web, runner, mak
     requests_mock.get(ACTIVITIES, json=reply)
 
     results = web.post("/api/admin/strava/import", headers=api_headers(admin)).json["results"]
-    by_user = {result["user_id"]: result for result in results}
+    by_user = {int(result["user_id"]): result for result in results}  # ids as strings
     assert set(by_user) == {runner.id, broken.id, third.id}
     assert (by_user[runner.id]["created"], by_user[runner.id]["error"]) == (2, None)
     assert (by_user[third.id]["created"], by_user[third.id]["error"]) == (1, None)

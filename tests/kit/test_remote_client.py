@@ -87,7 +87,7 @@ def test_the_request_body_is_the_arguments_in_wire_form(client, service):
     assert request.url == ADD_RUN
     assert request.headers["Content-Type"] == "application/json"
     assert request.json() == {"args": {"user_id": 3, "run": {
-        "name": "Tempo", "distance": 10000.0, "start_date": "2026-05-17T07:30:00",
+        "name": "Tempo", "distance": 10000.0, "start_date": "2026-05-17T07:30:00+00:00",
         "elapsed_time": 2500, "average_heartrate": 150.0, "total_elevation_gain": None,
         "strava_id": None}}}
 

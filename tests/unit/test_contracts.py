@@ -49,8 +49,16 @@ def test_run_input_refusals_name_the_field(changes, field):
     assert field_of(RunInput.parse, {**RUN, **changes}) == field
 
 
-def test_run_input_accepts_a_form_csrf_token():
-    assert RunInput.parse({**RUN, "csrf_token": "abc"}).name == "Tempo"
+@pytest.mark.parametrize("parse, data", [
+    (RunInput.parse, RUN), (RunInput.from_wire, RUN),
+    (RaceInput.from_wire, {"name": "10k", "date": "2027-04-04", "distance": 10000}),
+    (PlannedRunInput.from_wire, {"date": "2027-04-01", "distance": 8000}),
+])
+def test_a_form_csrf_token_is_no_field_of_any_contract_input(parse, data):
+    """The HTML handlers drop Flask-WTF's token (monolith/web.form_data); the wire refuses it."""
+    with pytest.raises(ValidationError) as refused:
+        parse({**data, "csrf_token": "abc"})
+    assert refused.value.field == "csrf_token"
 
 
 def test_profile_partial_update_keeps_the_base():
@@ -112,4 +120,4 @@ def test_to_wire_turns_dataclasses_and_dates_into_json_values():
     race = RaceInput(name="10k", date=dt.date(2027, 1, 1), distance=10000.0)
     assert to_wire({"races": (race,), "at": dt.datetime(2027, 1, 1, 7, 30)}) == {
         "races": [{"name": "10k", "date": "2027-01-01", "distance": 10000.0, "location": ""}],
-        "at": "2027-01-01T07:30:00"}
+        "at": "2027-01-01T07:30:00+00:00"}

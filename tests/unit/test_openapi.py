@@ -13,6 +13,7 @@ from contracts.races import RACES
 from contracts.reports import REPORTS
 from contracts.runs import RUNS
 from contracts.strava import STRAVA
+from shims.fields import SPACE
 from shims.openapi import ERROR_SCHEMA, openapi_document, schema_for
 from shims.sync import SYNC
 
@@ -20,7 +21,8 @@ DATA_SERVICE_SPECS = (ACCOUNTS, RUNS, SYNC)
 ALL_SPECS = (ACCOUNTS, RUNS, SYNC, RACES, REPORTS, STRAVA)
 JSON_TYPES = {"object", "array", "string", "number", "integer", "boolean", "null"}
 SCHEMA_KEYWORDS = {"type", "properties", "required", "items", "anyOf", "$ref",
-                   "additionalProperties", "format"}
+                   "additionalProperties", "format", "minLength", "maxLength", "minimum",
+                   "maximum", "pattern"}
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
 
@@ -203,18 +205,19 @@ def test_every_schema_is_well_formed(document):
         if schema.get("type") == "array":
             assert isinstance(schema["items"], dict)
         if "format" in schema:
-            assert schema == {"type": "string", "format": schema["format"]}
-            assert schema["format"] in ("date", "date-time")
+            assert (schema["type"], schema["format"]) in (
+                ("string", "date"), ("string", "date-time"), ("integer", "int64"))
         assert "nullable" not in schema  # OpenAPI 3.0 style; 3.1 says anyOf with null
 
 
 def test_shapes_of_representative_types(document):
     components = document["components"]["schemas"]
     run = components["RunRecord"]["properties"]
-    assert run["id"] == {"type": "integer"}
+    assert run["id"] == {"type": "integer", "format": "int64"}
     assert run["distance"] == {"type": "number"}
     assert run["start_date"] == {"type": "string", "format": "date-time"}
-    assert run["strava_id"] == {"anyOf": [{"type": "integer"}, {"type": "null"}]}
+    assert run["strava_id"] == {"anyOf": [{"type": "integer", "format": "int64"},
+                                          {"type": "null"}]}
     change = components["RowChange"]["properties"]
     assert change["version"] == {"type": "integer"}
     assert change["row"] == {"anyOf": [{"type": "object", "additionalProperties": {}},
@@ -250,3 +253,23 @@ def test_the_data_service_serves_the_same_document(tmp_path, document):
     assert body["components"] == document["components"]
     assert body["openapi"] == "3.1.0"
     app.extensions["turnout_engine"].dispose()
+
+
+def test_the_limits_the_server_enforces_are_in_the_document():
+    document = openapi_document("all", "0", ALL_SPECS)
+    components = document["components"]["schemas"]
+    run = components["RunInput"]["properties"]
+    assert run["name"] == {"type": "string", "maxLength": 200, "pattern": f"[^{SPACE}]"}
+    assert run["distance"] == {"type": "number", "minimum": 1, "maximum": 1_000_000}
+    assert run["strava_id"]["anyOf"][0] == {"type": "integer", "minimum": 1,
+                                            "maximum": 2**63 - 1, "format": "int64"}
+    sign_up = components["SignUp"]["properties"]
+    assert (sign_up["password"]["minLength"], sign_up["password"]["maxLength"]) == (8, 200)
+    assert sign_up["email"]["maxLength"] == 254 and "@" in sign_up["email"]["pattern"]
+    assert components["Profile"]["properties"]["age"]["anyOf"][0] == {
+        "type": "integer", "minimum": 5, "maximum": 120}
+    report = document["paths"]["/rpc/reports/monthly_report"]["post"]["requestBody"]
+    args = report["content"]["application/json"]["schema"]["properties"]["args"]["properties"]
+    assert args["year"] == {"type": "integer", "minimum": 1970, "maximum": 2100}
+    assert args["month"] == {"type": "integer", "minimum": 1, "maximum": 12}
+    assert args["user_id"] == {"type": "integer", "format": "int64"}
