@@ -21,6 +21,7 @@ from typing import Any
 from flask import Blueprint, jsonify
 
 from monolith import api_patterns
+from monolith.web import is_public_id
 
 from contracts import MAX_ID
 from contracts.accounts import UserRecord
@@ -33,7 +34,6 @@ from shims.openapi import ERROR_SCHEMA, KEY_HEADER, schema_for
 
 bp = Blueprint("api_openapi", __name__, url_prefix="/api")
 DOCUMENT_PATH = "/api/openapi.json"
-ID_NAMES = frozenset({"id", "user_id", "race_id", "created_by", "strava_id"})
 WIRE_ID = {"type": "string", "pattern": "^[0-9]+$",
            "description": "a positive 64-bit integer, sent as a string of digits so that "
                           "JavaScript clients keep it exact"}
@@ -131,7 +131,7 @@ MONTH_QUERY = [
 # (path, method): (summary, security, request body schema, success status, success schema,
 # error statuses beyond the common ones). Schemas as strings name a contract record.
 _ROUTES: dict[tuple[str, str], tuple] = {
-    ("/api/users", "post"): ("sign up", [], SIGN_UP, 201, "UserRecord", (409,)),
+    ("/api/users", "post"): ("sign up", [], SIGN_UP, 201, "UserRecord", (409, 429)),
     ("/api/tokens", "post"): ("a bearer token for basic auth, or for email and password",
                               [{"basicAuth": []}, {}],
                               _object({"email": EMAIL, "password": {"type": "string",
@@ -285,13 +285,18 @@ def _envelopes(records: dict[str, dict]) -> dict[str, Any]:
 
 
 def _ids_as_strings(components: dict[str, Any]) -> None:
+    """Every id field the answers send as a string (monolith.web.is_public_id, the rule
+    json_response applies) is described as one."""
     for schema in components.values():
         for name, prop in schema.get("properties", {}).items():
-            if name in ID_NAMES and prop == {"type": "integer"}:
+            if not is_public_id(name):
+                continue
+            if prop.get("type") == "integer":
                 schema["properties"][name] = {"$ref": "#/components/schemas/Id"}
-            elif name in ID_NAMES and prop.get("anyOf") == [{"type": "integer"},
-                                                             {"type": "null"}]:
-                prop["anyOf"][0] = {"$ref": "#/components/schemas/Id"}
+            elif any(option.get("type") == "integer" for option in prop.get("anyOf", ())):
+                prop["anyOf"] = [{"$ref": "#/components/schemas/Id"}
+                                 if option.get("type") == "integer" else option
+                                 for option in prop["anyOf"]]
 
 
 def _operation(path: str, method: str, summary: str, security: list, body: dict | None,

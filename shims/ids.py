@@ -23,10 +23,10 @@ from typing import Annotated, Any
 from shims.limits import Limits
 
 Id = Annotated[int, Limits(format="int64")]
-INT64 = Annotated[int, Limits(minimum=-(2**63), maximum=2**63 - 1, format="int64")]
-"""An integer a database column can hold: anything wider would overflow its driver (a 500)."""
 """A contract's id type: an integer, `format: int64` in the OpenAPI document. No range is
 enforced on the wire: an id no row can have is the contract's NotFound on every side."""
+INT64 = Annotated[int, Limits(minimum=-(2**63), maximum=2**63 - 1, format="int64")]
+"""An integer a database column can hold: anything wider would overflow its driver (a 500)."""
 
 EPOCH_MS = 1_577_836_800_000  # 2020-01-01T00:00:00Z
 RANDOM_BITS = 22

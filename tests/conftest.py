@@ -50,9 +50,14 @@ def service_tokens():
 @pytest.fixture
 def app(tmp_path):
     """The reference monolith, Runnerly, on a SQLite file of its own."""
+    with runnerly_app(tmp_path).app_context() as context:
+        yield context.app
+
+
+def runnerly_app(tmp_path, **overrides):
     from monolith import create_app
 
-    app = create_app({
+    return create_app({
         "TESTING": True,
         "RUN_DIR": str(tmp_path),
         "DATABASE_URL": f"sqlite:///{tmp_path / 'monolith.db'}",
@@ -61,9 +66,8 @@ def app(tmp_path):
         "STRAVA_URL": "http://strava.test",
         "FLAGS_REFRESH": 0.0,  # flag changes apply on the next call, no waiting in tests
         "RATELIMIT_STORAGE_URI": "memory://",  # one process; each test counts from zero
+        **overrides,
     })
-    with app.app_context():
-        yield app
 
 
 @pytest.fixture
