@@ -39,6 +39,7 @@ from shims.ops import loopback_only
 from shims.registry import Feature, Registry, Resources
 from shims.remote import client_options
 from shims.router import Router, Sides
+from shims.openapi import openapi_document
 from shims.service import rpc_blueprint
 from shims.settings import ConfigError
 from shims.shadow import ShadowRunner
@@ -269,8 +270,10 @@ def _blueprints(state: TurnoutState, engine: Engine | None, name: str, serve: li
         guard = verifying_guard(settings, name) if settings["SERVICE_TOKENS"] else None
         bindings = [(_spec_of(state.registry, contract), state.routed[contract])
                     for contract in serve]
+        document = openapi_document(f"{name} /rpc", "1.0", [spec for spec, _ in bindings],
+                                    "the contracts this app serves to its services")
         blueprints.append(rpc_blueprint(bindings, observe=control.metrics.observe_served,
-                                        guard=guard))
+                                        guard=guard, document=document))
     if authorize_admin is not None:
         blueprints.append(admin_blueprint(control.store, control.flags, control.mismatches,
                                           control.breakers, authorize=authorize_admin,

@@ -48,12 +48,16 @@ def error_response(status: int, code: str, message: str, field: str | None = Non
 
 
 def rpc_blueprint(bindings: Iterable[tuple[ContractSpec, Any]],
-                  observe: CallObserver | None = None, guard: Guard | None = None) -> Blueprint:
+                  observe: CallObserver | None = None, guard: Guard | None = None,
+                  document: dict[str, Any] | None = None) -> Blueprint:
     """One blueprint serving every (contract, implementation) pair given; `guard` runs
-    before anything is decoded, so an unauthenticated caller learns nothing."""
+    before anything is decoded, so an unauthenticated caller learns nothing. `document`,
+    when given, is served at `/rpc/openapi.json` (public: it describes, it holds nothing)."""
     table = {(spec.name, method.name): (method, implementation)
              for spec, implementation in bindings for method in spec.methods.values()}
     blueprint = Blueprint("rpc", __name__, url_prefix=RPC_PREFIX)
+    if document is not None:
+        blueprint.add_url_rule("/openapi.json", "openapi", lambda: jsonify(document))
 
     @blueprint.post("/<contract>/<method_name>")
     def dispatch(contract: str, method_name: str):

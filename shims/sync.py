@@ -12,11 +12,16 @@ copied verbatim, so both sides always agree on them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
 from shims.contract import describe, read, write
 from shims.ids import INT64
+from shims.limits import Limits
 from shims.remote import RemoteClient
+
+MAX_PAGE = 1000
+Page = Annotated[int, Limits(minimum=1, maximum=MAX_PAGE)]
+"""How many entries one call of `pending` or `keys` answers at most."""
 
 
 @dataclass(frozen=True)
@@ -84,7 +89,7 @@ class DataSync(Protocol):
         """Apply each change that is newer than what this side holds, in one transaction."""
 
     @read
-    def pending(self, limit: int) -> list[PendingChange]:
+    def pending(self, limit: Page) -> list[PendingChange]:
         """This side's outbox: the oldest changes not yet mirrored, oldest first."""
 
     @write
@@ -96,7 +101,7 @@ class DataSync(Protocol):
         """How many changes wait to be mirrored, and since when."""
 
     @read
-    def keys(self, entity: str, after: INT64, limit: int) -> list[int]:
+    def keys(self, entity: str, after: INT64, limit: Page) -> list[int]:
         """Ids of one row kind, ascending, after `after`: a snapshot's pages."""
 
     @read

@@ -25,8 +25,9 @@ from sqlalchemy.exc import DataError, IntegrityError
 from monolith.models import Run, User
 from shims import outbox
 from contracts import MAX_ID, possible_id
-from shims.errors import Conflict, ValidationError
-from shims.sync import Applied, Backlog, PendingChange, RowChange, RowKey, TableDigest
+from shims.errors import Conflict, NotFound, ValidationError
+from shims.sync import (MAX_PAGE, Applied, Backlog, PendingChange, RowChange, RowKey,
+                        TableDigest)
 from shims.wire import from_wire, to_wire
 
 USERS: Table = User.__table__
@@ -35,7 +36,6 @@ TABLES = {"users": USERS, "runs": RUNS}
 ENTITY_TABLES = {"user": USERS, "run": RUNS}  # the row kinds a change can carry
 ENTITIES = (*ENTITY_TABLES, "user_runs")  # and the scope an export can be asked for
 RUNS_OUTBOX = outbox.OutboxRecorder({USERS: "user", RUNS: "run"})
-MAX_PAGE = 1000
 
 
 class LocalRunsSync:
@@ -64,8 +64,8 @@ class LocalRunsSync:
         except IntegrityError as exc:  # e.g. a run of a user this side lacks, a taken email
             raise Conflict(f"the rows do not fit this database: {exc.orig}", field="rows") from exc
         except DataError as exc:  # a value this database cannot hold (e.g. too long)
-            raise ValidationError(f"the rows do not fit this database: {exc.orig}",
-                                  field="rows") from exc
+            raise Conflict(f"the rows do not fit this database: {exc.orig}",
+                           field="rows") from exc
         return Applied(applied=applied, skipped=len(changes) - applied)
 
     def pending(self, limit: int) -> list[PendingChange]:
@@ -83,16 +83,16 @@ class LocalRunsSync:
     def keys(self, entity: str, after: int, limit: int) -> list[int]:
         table = ENTITY_TABLES.get(entity)
         if table is None:
-            raise ValidationError(f"unknown entity {entity!r}; entities: "
-                                  f"{', '.join(ENTITY_TABLES)}", field="entity")
+            raise NotFound(f"no entity {entity!r} here; entities: {', '.join(ENTITY_TABLES)}",
+                           field="entity")
         with self._engine.connect() as connection:
             return list(connection.execute(select(table.c.id).where(table.c.id > after)
                                            .order_by(table.c.id).limit(_page(limit))).scalars())
 
     def digest(self, table: str) -> TableDigest:
         if table not in TABLES:
-            raise ValidationError(f"unknown table {table!r}; tables: {', '.join(TABLES)}",
-                                  field="table")
+            raise NotFound(f"no table {table!r} here; tables: {', '.join(TABLES)}",
+                           field="table")
         with self._engine.connect() as connection:
             rows = connection.execute(select(TABLES[table])).mappings().all()
         checksums = {str(row["id"]): row_checksum(row) for row in rows}
@@ -112,11 +112,14 @@ def _page(limit: int) -> int:
 
 
 def _check_key(key: RowKey, kinds: Any = ENTITIES) -> None:
+    """A well-formed key that names no entity, or an id no row can have, is NotFound: the
+    contract types them as any string and any int64 (which entities a feature has is the
+    feature's), so they are absent things, not malformed input."""
     if key.entity not in kinds:
-        raise ValidationError(f"unknown entity {key.entity!r}; entities: {', '.join(kinds)}",
-                              field="entity")
+        raise NotFound(f"no entity {key.entity!r} here; entities: {', '.join(kinds)}",
+                       field="entity")
     if not possible_id(key.id):  # no row can have it; the driver would overflow on it
-        raise ValidationError(f"{key.entity} id {key.id} is out of range", field="id")
+        raise NotFound(f"no {key.entity} can have id {key.id}", field="id")
 
 
 # --- export ------------------------------------------------------------------------------
@@ -162,8 +165,8 @@ def _apply(connection: Connection, change: RowChange, *, again: bool = False) ->
         return 1
     row = _decode(table, change.row)
     if row["id"] != change.id:
-        raise ValidationError(f"the row of {change.entity} {change.id} has id {row['id']}",
-                              field="rows")
+        raise Conflict(f"the row of {change.entity} {change.id} has id {row['id']}",
+                       field="rows")
     if not _newer(change.version, held, current, row):
         return 0
     if current is None:
@@ -197,9 +200,12 @@ def _newer(version: int, held: int | None, current: Any, row: dict[str, Any]) ->
 
 
 def _decode(table: Table, row: dict[str, Any]) -> dict[str, Any]:
+    """The contract types a row as any mapping (its columns are the feature's): a row that
+    does not fit this side's table conflicts with this side's schema (409), like a row a
+    constraint refuses, and nothing of the batch is applied."""
     unknown = set(row) - set(table.c.keys())
     if unknown or "id" not in row:
-        raise ValidationError(f"row for {table.name} has unknown or missing columns: "
+        raise Conflict(f"row for {table.name} has unknown or missing columns: "
                               f"{sorted(unknown) or ['id']}", field="rows")
     return {name: _decode_value(table.c[name], value) for name, value in row.items()}
 
@@ -209,15 +215,15 @@ def _decode_value(column: Column, value: Any) -> Any:
     where = f"{column.table.name}.{column.name}"
     if value is None:
         if not column.nullable:
-            raise ValidationError(f"{where} must not be null", field="rows")
+            raise Conflict(f"{where} must not be null", field="rows")
         return None
     try:
         decoded = from_wire(column.type.python_type, value, where)
     except ValidationError as exc:
-        raise ValidationError(exc.message, field="rows") from None
+        raise Conflict(exc.message, field="rows") from None
     if isinstance(decoded, int) and not isinstance(decoded, bool) \
             and not -MAX_ID - 1 <= decoded <= MAX_ID:
-        raise ValidationError(f"{where} is out of range", field="rows")
+        raise Conflict(f"{where} is out of range", field="rows")
     return decoded
 
 

@@ -27,19 +27,12 @@ from contract.support import dataservice_app, monolith_app
 from extracted.reports.app import create_app as create_reports
 from extracted.stravaimport.app import create_app as create_stravaimport
 from shims import idempotency
-from shims.openapi import openapi_document
 from shims.transport import WsgiTransport
 from support import SessionTokens
 
 EXAMPLES = 12  # per operation and mode: ~60 operations x 2 modes stay within a minute or two
 # Checks that need a sequence of calls (stateful links) or report timings, not answers.
 STATEFUL = {"use_after_free", "ensure_resource_availability", "max_response_time"}
-# Known and not yet fixed (issue 10): the kit's sync contract names a row kind or table as
-# any string and its page size as any integer, while Runnerly's side refuses names it does
-# not have and pages past 1000 with a 400. The document should list them (an enum per
-# feature) or the side answer 404; strict, so fixing it turns these red until removed.
-SYNC_GAPS = {"/rpc/sync/export", "/rpc/sync/apply", "/rpc/sync/pending", "/rpc/sync/keys",
-             "/rpc/sync/digest"}
 
 
 def every_check():
@@ -67,12 +60,10 @@ def apps(tmp_path_factory) -> Iterator[dict]:
 
 
 def _schema(name: str, app):
-    if name == "monolith":  # its /rpc serves the routed accounts and runs contracts
-        schema = schemathesis.openapi.from_dict(
-            openapi_document("Runnerly monolith /rpc", "1.0", [ACCOUNTS, RUNS]))
-        schema.app = app
-        return schema
-    return schemathesis.openapi.from_wsgi("/openapi.json", app)
+    """The document each app serves: a service's /openapi.json, the monolith's
+    /rpc/openapi.json (its /rpc serves the routed accounts and runs contracts)."""
+    path = "/rpc/openapi.json" if name == "monolith" else "/openapi.json"
+    return schemathesis.openapi.from_wsgi(path, app)
 
 
 def _operations():
@@ -84,10 +75,7 @@ def _operations():
 
     specs = {"dataservice": [ACCOUNTS, RUNS, SYNC], "reports": [REPORTS],
              "stravaimport": [STRAVA], "monolith": [ACCOUNTS, RUNS]}
-    gap = pytest.mark.xfail(strict=True, reason="sync names and page sizes: see SYNC_GAPS")
-    return [pytest.param(name, path, mode,
-                         marks=[gap] if path in SYNC_GAPS and mode is GenerationMode.POSITIVE
-                         else [])
+    return [pytest.param(name, path, mode)
             for name, contract_specs in specs.items()
             for path in document(name, "1", contract_specs)["paths"] if path.startswith("/rpc/")
             for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)]

@@ -89,13 +89,13 @@ def test_export_of_a_deleted_row_is_a_tombstone_and_of_an_unknown_one_says_so(si
     assert side.sync.export([]) == []
 
 
-def test_export_refuses_an_unknown_entity_or_an_impossible_id(side):
+def test_export_of_an_unknown_entity_or_an_impossible_id_is_not_found(side):
     user = side.user()
-    with pytest.raises(ValidationError) as unknown:
+    with pytest.raises(NotFound) as unknown:
         side.sync.export([RowKey("user", user.id), RowKey("race", 1)])
     assert unknown.value.field == "entity"
     for impossible in (0, -1, MAX_ID + 1, 2**64):
-        with pytest.raises(ValidationError) as raised:
+        with pytest.raises(NotFound) as raised:
             side.sync.export([RowKey("user", impossible)])
         assert raised.value.field == "id"
 
@@ -233,7 +233,7 @@ def test_apply_refuses_an_unknown_entity_and_applies_nothing(side):
     user = side.user(first_name="Before")
     change = export_one(side, "user", user.id)
     for entity in ("race", "user_runs"):
-        with pytest.raises(ValidationError) as raised:
+        with pytest.raises(NotFound) as raised:
             side.sync.apply([dataclasses.replace(change, version=change.version + 1,
                                                  row={**change.row, "first_name": "After"}),
                              RowChange(entity, 1, 1, None)])
@@ -242,7 +242,7 @@ def test_apply_refuses_an_unknown_entity_and_applies_nothing(side):
 
 
 def test_apply_refuses_an_impossible_id(side):
-    with pytest.raises(ValidationError) as raised:
+    with pytest.raises(NotFound) as raised:
         side.sync.apply([RowChange("user", MAX_ID + 1, 1, None)])
     assert raised.value.field == "id"
 
@@ -267,7 +267,7 @@ def test_apply_refuses_rows_that_break_the_schema_and_applies_nothing(side, case
     run = side.runs.add_run(user.id, run_input())
     user_change, run_change = export_one(side, "user", user.id), export_one(side, "run", run.id)
     entity, key_id, bad_row = BAD_ROWS[case](user_change.row, run_change.row)
-    with pytest.raises(ValidationError) as raised:
+    with pytest.raises(Conflict) as raised:
         side.sync.apply([
             dataclasses.replace(user_change, version=user_change.version + 1,
                                 row={**user_change.row, "first_name": "After"}),
@@ -307,7 +307,7 @@ def test_keys_page_through_a_table_in_id_order(side):
         seen += page
         after = page[-1]
     assert set(users) <= set(seen)
-    with pytest.raises(ValidationError) as raised:
+    with pytest.raises(NotFound) as raised:
         side.sync.keys("race", 0, 10)
     assert raised.value.field == "entity"
 
@@ -339,7 +339,7 @@ def test_digest(side):
 
 def test_digest_of_an_unknown_table_is_refused(side):
     for table in ("races", "", "users; drop table users"):
-        with pytest.raises(ValidationError) as raised:
+        with pytest.raises(NotFound) as raised:
             side.sync.digest(table)
         assert raised.value.field == "table"
     user = side.user()
