@@ -141,7 +141,10 @@ def _schemas() -> dict[str, Any]:
     return {
         "Error": ERROR_SCHEMA,
         "TokenRequest": {
+            # Every parameter once, as text (RFC 6749 3.2: a repeat is invalid_request);
+            # unknown ones are ignored (3.1).
             "type": "object", "required": ["grant_type", "audience"],
+            "additionalProperties": text,
             "properties": {
                 "grant_type": {"enum": [GRANT_TYPE]},
                 "audience": {**text, "minLength": 1,
