@@ -23,6 +23,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
 from webtest import TestApp
 
 from shims.tokendealer.app import create_app
@@ -141,3 +142,45 @@ def test_the_document_states_the_protocols_rules():
     assert operation["responses"]["200"]["headers"]["Cache-Control"]["schema"] == {
         "const": "no-store"}
     assert "WWW-Authenticate" in operation["responses"]["401"]["headers"]
+
+
+def _validated(path, method, excluded_checks=(), **case):
+    """A hand-made case, sent and checked against the document with every check (but
+    those named)."""
+    return schema[path][method].Case(**case).call_and_validate(
+        excluded_checks=list(excluded_checks))
+
+
+def _header(response, name):
+    return {key.lower(): value for key, value in response.headers.items()}[name.lower()]
+
+
+def test_a_body_over_the_limit_is_a_documented_413_never_stored(served):
+    body = {"grant_type": "client_credentials", "audience": "x" * (MAX_BODY + 1)}
+    response = _validated("/oauth/token", "POST", body=body,
+                          media_type="application/x-www-form-urlencoded")
+    assert response.status_code == 413
+    assert _header(response, "Cache-Control") == ["no-store"]
+
+
+def test_a_wrong_method_on_the_token_endpoint_is_405_with_allow_never_stored(dealer):
+    answer = TestApp(dealer, extra_environ=LOOPBACK).get("/oauth/token", status=405)
+    assert "POST" in answer.headers["Allow"].split(", ")
+    assert answer.headers["Cache-Control"] == "no-store"
+
+
+def test_unreadable_keys_are_a_documented_503_not_a_500(tmp_path):
+    write_clients_file(tmp_path / "clients.json", POLICY)
+    app = create_app({"RUN_DIR": str(tmp_path)})
+    web = TestApp(app, extra_environ=LOOPBACK)
+    kid = web.get("/healthz").json["signer"]  # makes the first key
+    (tmp_path / "keys" / f"{kid}-broken.pem").write_text("not a key")  # a new listing: read
+    CURRENT.app = app
+    try:
+        # A 503 is the answer here (the document says so), which not_a_server_error flags.
+        response = _validated("/.well-known/jwks.json", "GET",
+                              excluded_checks=[not_a_server_error])
+    finally:
+        CURRENT.app = None
+    assert response.status_code == 503
+    assert response.json()["error"] == "temporarily_unavailable"
