@@ -10,7 +10,9 @@ Errors of the token endpoint follow RFC 6749 section 5.2, checked in this order:
   400 unauthorized_client     the client has no grant at all for the audience asked
   400 invalid_scope           a scope asked that the client is not granted for it
   503 temporarily_unavailable the clients file or the keys cannot be read (logged)
-Every answer carries `Cache-Control: no-store`.
+Every answer of the token endpoint carries `Cache-Control: no-store`, its 405 (with `Allow`)
+and 413 (a body over MAX_CONTENT_LENGTH) too. `GET /openapi.json` describes all of it
+(shims/tokendealer/openapi.py).
 """
 
 from __future__ import annotations
@@ -32,13 +34,15 @@ from prometheus_client import Counter
 
 from shims.tokendealer.clients import ClientRegistry
 from shims.tokendealer.keys import ALGORITHM, KeyRing
+from shims.tokendealer.openapi import GRANT_TYPE, TOKEN_TYPE, openapi_document
 from shims.ops import loopback_only
 from shims.metrics import TurnoutMetrics, metrics_blueprint
-from shims.service import install_json_errors
+from shims.service import error_response, install_json_errors
 from shims.settings import ConfigError, load_settings
 
 SERVICE = "tokendealer"
-GRANT_TYPE = "client_credentials"
+# A route, not a password.
+TOKEN_PATH = "/oauth/token"  # nosec B105
 DEFAULTS: dict[str, Any] = {
     "RUN_DIR": "run",
     "TOKENDEALER_KEYS_DIR": None,  # None: RUN_DIR/keys
@@ -86,7 +90,7 @@ def create_app(config: Mapping[str, Any] | None = None, *,
                      registry=metrics.registry)
     issuer, lifetime = settings["TOKEN_ISSUER"], settings["TOKEN_LIFETIME"]
 
-    @app.post("/oauth/token")
+    @app.post(TOKEN_PATH)
     def token():
         client_label = "unknown"
         try:
@@ -124,14 +128,18 @@ def create_app(config: Mapping[str, Any] | None = None, *,
         access_token = jwt.encode(claims, signer.private_key, algorithm=ALGORITHM,
                                   headers={"kid": signer.kid})
         tokens.labels(client_label, "issued").inc()
-        # "Bearer" is the RFC 6750 token type, not a password.
-        body = {"access_token": access_token, "token_type": "Bearer",  # nosec B105
+        body = {"access_token": access_token, "token_type": TOKEN_TYPE,
                 "expires_in": lifetime, "scope": scope}
         return _no_store(jsonify(body))
 
     @app.get("/.well-known/jwks.json")
     def jwks():
-        response = jsonify(keyring.jwks())
+        try:
+            response = jsonify(keyring.jwks())
+        except ConfigError:
+            log.exception("the token dealer cannot read its keys")
+            return error_response(503, "temporarily_unavailable", "the dealer cannot "
+                                  "publish its keys now; see its log")
         response.headers["Cache-Control"] = f"public, max-age={settings['JWKS_MAX_AGE']}"
         return response
 
@@ -147,8 +155,13 @@ def create_app(config: Mapping[str, Any] | None = None, *,
             return response
         return jsonify({**body, "status": "ok"})
 
-    document = openapi_document(issuer)
+    document = openapi_document(issuer, settings["MAX_CONTENT_LENGTH"])
     app.add_url_rule("/openapi.json", "openapi", lambda: jsonify(document))
+
+    @app.after_request
+    def token_answers_are_never_stored(response: Response) -> Response:
+        # Every answer of the token endpoint, the 405 and 413 of the error handlers too.
+        return _no_store(response) if request.path == TOKEN_PATH else response
     app.register_blueprint(metrics_blueprint(metrics))
     install_json_errors(app)
     app.extensions["turnout_keyring"] = keyring
@@ -218,68 +231,3 @@ def _no_store(response: Response) -> Response:
     response.headers["Pragma"] = "no-cache"
     return response
 
-
-def openapi_document(issuer: str) -> dict[str, Any]:
-    error = {"$ref": "#/components/schemas/OAuthError"}
-    form_error = {"description": "RFC 6749 5.2 error", "content": {
-        "application/json": {"schema": error}}}
-    return {
-        "openapi": "3.1.0",
-        "info": {"title": "Turnout token dealer", "version": "1.0",
-                 "description": "OAuth2 client-credentials grant for service-to-service "
-                                f"calls. Tokens are RS256 JWTs issued by {issuer!r}; verify "
-                                "them against /.well-known/jwks.json."},
-        "paths": {
-            "/oauth/token": {"post": {
-                "summary": "Issue an access token (RFC 6749 4.4)",
-                "security": [{"clientBasic": []}, {}],
-                "requestBody": {"required": True, "content": {
-                    "application/x-www-form-urlencoded": {"schema": {
-                        "type": "object", "required": ["grant_type", "audience"],
-                        "properties": {
-                            "grant_type": {"const": GRANT_TYPE},
-                            "audience": {"type": "string",
-                                         "description": "the service the token is for"},
-                            "scope": {"type": "string", "description": "space-separated; "
-                                      "default: every scope granted for the audience"},
-                            "client_id": {"type": "string",
-                                          "description": "only without HTTP Basic"},
-                            "client_secret": {"type": "string",
-                                              "description": "only without HTTP Basic"}}}}}},
-                "responses": {
-                    "200": {"description": "the token", "content": {"application/json": {
-                        "schema": {"$ref": "#/components/schemas/Token"}}}},
-                    "400": form_error, "401": form_error, "503": form_error}}},
-            "/.well-known/jwks.json": {"get": {
-                "summary": "The public keys tokens are signed with (RFC 7517)",
-                "responses": {"200": {"description": "a JWK set", "content": {
-                    "application/json": {"schema": {"$ref": "#/components/schemas/JWKS"}}}}}}},
-            "/healthz": {"get": {"summary": "A signer and a readable clients file",
-                                 "responses": {"200": {"description": "ok"},
-                                               "503": {"description": "failing"}}}},
-            "/metrics": {"get": {"summary": "Prometheus metrics",
-                                 "responses": {"200": {"description": "text exposition"}}}},
-        },
-        "components": {
-            "securitySchemes": {"clientBasic": {"type": "http", "scheme": "basic"}},
-            "schemas": {
-                "Token": {"type": "object",
-                          "required": ["access_token", "token_type", "expires_in", "scope"],
-                          "properties": {"access_token": {"type": "string"},
-                                         "token_type": {"const": "Bearer"},
-                                         "expires_in": {"type": "integer"},
-                                         "scope": {"type": "string"}}},
-                "OAuthError": {"type": "object", "required": ["error"], "properties": {
-                    "error": {"enum": ["invalid_request", "invalid_client",
-                                       "unauthorized_client", "unsupported_grant_type",
-                                       "invalid_scope", "temporarily_unavailable"]},
-                    "error_description": {"type": "string"}}},
-                "JWKS": {"type": "object", "required": ["keys"], "properties": {"keys": {
-                    "type": "array", "items": {"type": "object", "required": [
-                        "kid", "kty", "alg", "use", "n", "e"], "properties": {
-                        "kid": {"type": "string"}, "kty": {"const": "RSA"},
-                        "alg": {"const": ALGORITHM}, "use": {"const": "sig"},
-                        "n": {"type": "string"}, "e": {"type": "string"}}}}}},
-            },
-        },
-    }
