@@ -67,3 +67,15 @@ def joined_to(engine: Engine) -> bool:
     """Is a transaction on `engine` already held open here (a keyed call inside another)?"""
     connection = _joined.get()
     return connection is not None and connection.engine is engine
+
+
+def holds_sqlite_write_lock() -> bool:
+    """Does this greenlet hold a SQLite write transaction open (a keyed write's)?
+
+    Such a greenlet must not yield to the loop until it commits: another greenlet of the
+    process that then asks for the write lock waits in SQLite's busy handler, which sleeps
+    in C and holds up the whole loop, the holder included, until its timeout ("database is
+    locked"). Work that would otherwise go to a thread and yield runs in place instead.
+    """
+    connection = _joined.get()
+    return connection is not None and connection.dialect.name == "sqlite"

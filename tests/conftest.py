@@ -23,7 +23,7 @@ pytest_plugins = ["pytester"]
 if importlib.util.find_spec("schemathesis"):
     pytest_plugins.append("schemathesis.pytest.plugin")
 
-from support import (LOOPBACK, FAST_HASH, PASSWORD, SessionTokens, basic_auth,  # noqa: E402
+from support import (LOOPBACK, PASSWORD, SessionTokens, basic_auth, runnerly_app,  # noqa: E402
                      write_session_jwks)
 
 
@@ -52,22 +52,6 @@ def app(tmp_path):
     """The reference monolith, Runnerly, on a SQLite file of its own."""
     with runnerly_app(tmp_path).app_context() as context:
         yield context.app
-
-
-def runnerly_app(tmp_path, **overrides):
-    from monolith import create_app
-
-    return create_app({
-        "TESTING": True,
-        "RUN_DIR": str(tmp_path),
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'monolith.db'}",
-        "SECRET_KEY": "test-secret",
-        "PASSWORD_HASH_METHOD": FAST_HASH,
-        "STRAVA_URL": "http://strava.test",
-        "FLAGS_REFRESH": 0.0,  # flag changes apply on the next call, no waiting in tests
-        "RATELIMIT_STORAGE_URI": "memory://",  # one process; each test counts from zero
-        **overrides,
-    })
 
 
 @pytest.fixture

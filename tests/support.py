@@ -220,3 +220,20 @@ def another_worker_wins_the_race(metadata, url: str) -> Iterator[None]:
         event.remove(table, "before_create", create_it_first)
     rival.dispose()
     assert won, "the rival created no table: the race was not staged"
+
+
+def runnerly_app(tmp_path, **overrides):
+    """The reference monolith as the `app` fixture builds it, with `overrides` in its config."""
+    from monolith import create_app
+
+    return create_app({
+        "TESTING": True,
+        "RUN_DIR": str(tmp_path),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'monolith.db'}",
+        "SECRET_KEY": "test-secret",
+        "PASSWORD_HASH_METHOD": FAST_HASH,
+        "STRAVA_URL": "http://strava.test",
+        "FLAGS_REFRESH": 0.0,  # flag changes apply on the next call, no waiting in tests
+        "RATELIMIT_STORAGE_URI": "memory://",  # one process; each test counts from zero
+        **overrides,
+    })

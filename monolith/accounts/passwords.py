@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from shims.transactions import holds_sqlite_write_lock
+
 T = TypeVar("T")
 # As many threads as cores: hashing cannot go faster than the cores allow, and more
 # threads would only crowd out the loop's own thread when a storm of logins arrives.
@@ -55,9 +57,15 @@ def dummy_hash(method: str) -> str:
 
 
 def off_the_loop(function: Callable[..., T], *args: Any) -> T:
-    """`function(*args)` on a worker thread when gevent runs this process, else directly."""
+    """`function(*args)` on a worker thread when gevent runs this process, else directly.
+
+    Directly, too, inside a keyed write on SQLite (a sign-up with an Idempotency-Key): its
+    transaction holds the write lock, and yielding with it held would let another greenlet
+    stall the loop in SQLite's busy wait (shims.transactions.holds_sqlite_write_lock). Such
+    a hash still blocks the loop for its ~100 ms, as every hash once did; sign-ups are rare,
+    logins (authenticate, a read) never hold the lock."""
     pool = _gevent_pool()
-    if pool is None:
+    if pool is None or holds_sqlite_write_lock():
         return function(*args)
     return pool.apply(_at_low_priority, (function, *args))
 

@@ -19,8 +19,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 
 from monolith.api_openapi import api_document
-from conftest import runnerly_app
-from support import PASSWORD, basic_auth
+from support import PASSWORD, basic_auth, runnerly_app
 
 WORKFLOWS = 40  # stateful scenarios, of up to 6 linked calls each
 CONFIG = schemathesis.Config.from_path(Path(__file__).parent.parent / "schemathesis-api.toml")
