@@ -88,6 +88,7 @@ def start(circus: CircusConfig, env: dict[str, str], *, wait: float = 60.0,
           before_up_path: str | None = None) -> None:
     """circusd with every process, once nothing stands in the way. `before_up` is the
     project's hook (`before_up_path` its import path, to run it as the app user)."""
+    require_private_endpoint(circus)
     run_dir = Path(env["TURNOUT_RUN_DIR"])
     user = app_user.resolve(env)
     env.update(app_user.process_ids(user))
@@ -101,6 +102,19 @@ def start(circus: CircusConfig, env: dict[str, str], *, wait: float = 60.0,
         _start(circus, env, run_dir, user, wait, before_up, before_up_path)
     finally:
         os.umask(previous)
+
+
+def require_private_endpoint(circus: CircusConfig) -> None:
+    """circusd obeys whoever reaches its control endpoint, with no authentication: on a TCP
+    port (circus's default when circus.ini names none) every local user could make it start
+    any command as the operator. Refused, with the fix."""
+    if not circus.endpoint.startswith("ipc://"):
+        raise StackError(
+            f"{circus.path.name}'s [circus] endpoint is {circus.endpoint}, which every local "
+            "user can reach (circusd asks for no credentials): set `endpoint = "
+            "ipc://$(circus.env.TURNOUT_CIRCUS_DIR)/control.sock` (and the same for "
+            "pubsub_endpoint and stats_endpoint; docs/operations.md, \"Processes, users and "
+            "files\")")
 
 
 def require_confined(circus: CircusConfig) -> None:

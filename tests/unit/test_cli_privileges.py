@@ -172,6 +172,20 @@ def test_an_ipc_endpoint_too_long_for_a_unix_socket_is_refused(tmp_path):
     assert read_circus(ini, {}).endpoint == "ipc:///run/turnout/circus/control.sock"
 
 
+def test_a_tcp_control_endpoint_is_refused_before_anything_starts(tmp_path):
+    from shims.cli import stack
+
+    for circus_section in ("[circus]\nendpoint = tcp://127.0.0.1:5555\n", ""):  # "": the default
+        ini = tmp_path / "circus.ini"
+        ini.write_text(circus_section + "[watcher:app]\ncmd = sleep 1\n")
+        with pytest.raises(stack.StackError, match="every local user can reach"):
+            stack.start(read_circus(ini, {}), {"TURNOUT_RUN_DIR": str(tmp_path / "run")})
+        assert not (tmp_path / "run").exists()
+    for ini in (ROOT / "circus.ini", ROOT / "examples" / "bookshop" / "circus.ini"):
+        variables = set(re.findall(r"circus\.env\.(\w+)", ini.read_text()))
+        stack.require_private_endpoint(read_circus(ini, {name: "1" for name in variables}))
+
+
 # --- each gunicorn master keeps only its own listening socket ---------------------------------
 
 # Run in a process of its own: the hook closes every listening socket but the ones it keeps.
