@@ -237,3 +237,9 @@ def runnerly_app(tmp_path, **overrides):
         "RATELIMIT_STORAGE_URI": "memory://",  # one process; each test counts from zero
         **overrides,
     })
+
+
+def api_id(value: str | int) -> int:
+    """An id as the public API sends it (a string of digits, docs/api.md "Ids are strings"),
+    as the databases hold it, for comparing what was acknowledged with what was stored."""
+    return int(value)

@@ -23,7 +23,7 @@ import gevent
 import pytest
 import requests
 from scraped_metrics import runs_breaker
-from support import eventually
+from support import api_id, eventually
 
 from monolith.wiring import FEATURES
 from shims.auth import ClientCredentials
@@ -167,7 +167,7 @@ class Load:
                         retry_after=response.headers.get("Retry-After"))
         self._count_routes(response)
         if response.status_code == 201:
-            written.run_id = response.json()["id"]
+            written.run_id = api_id(response.json()["id"])
         else:
             written.message = response.text[:300]
             refused = response.status_code == 503 and self.write_503_allowed
@@ -207,7 +207,7 @@ def sign_up(url: str, count: int, *, strava: int = 0) -> list[Runner]:
                              timeout=CLIENT_TIMEOUT)
         assert token.status_code == 201, token.text
         session.headers["Authorization"] = f"Bearer {token.json()['token']}"
-        runner = Runner(email, session, user_id=created.json()["id"], strava=index < strava)
+        runner = Runner(email, session, user_id=api_id(created.json()["id"]), strava=index < strava)
         if runner.strava:
             linked = session.put(f"{url}/api/me/strava", timeout=CLIENT_TIMEOUT,
                                  json={"strava_token": "demo-strava-token"})

@@ -29,7 +29,7 @@ import gevent
 import pytest
 import requests
 from scraped_metrics import runs_breaker
-from support import eventually
+from support import api_id, eventually
 from test_faults import (CLIENT_TIMEOUT, MONTH, YEAR, Runner, assert_each_once, dual_writes,
                          healthy, rows_named, set_flags, sign_up)
 
@@ -109,7 +109,7 @@ class KeyedClients:
                             time.monotonic() - started, response.headers.get("Retry-After"))
             write.answers.append(answer)
             if response.status_code == 201:
-                write.run_id = response.json()["id"]
+                write.run_id = api_id(response.json()["id"])
                 return
             if write.final:
                 return

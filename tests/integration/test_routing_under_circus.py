@@ -11,7 +11,7 @@ import gevent
 import pytest
 import requests
 from scraped_metrics import metric
-from support import eventually
+from support import api_id, eventually
 
 from scripts.demo_data import DEMO_EMAIL, DEMO_PASSWORD
 
@@ -56,7 +56,7 @@ class Load:
                         "name": f"load {step}", "distance": 5000, "elapsed_time": 1500,
                         "start_date": "2026-11-20T07:00:00"})
                     if response.status_code == 201:
-                        self.acknowledged.append(response.json()["id"])
+                        self.acknowledged.append(api_id(response.json()["id"]))
                 else:
                     response = runner.session.get(f"{self.url}/api/runs",
                                                   params={"year": 2026, "month": 11}, timeout=10)

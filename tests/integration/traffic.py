@@ -28,6 +28,8 @@ YEAR, MONTH = 2026, 11
 CLIENT_TIMEOUT = 30.0  # far above anything the stack may take: the deadline is checked apart
 DEADLINE = float(os.environ.get("TURNOUT_REQUEST_DEADLINE", "10"))
 RETRYABLE = (429, 502, 503, 504)
+# Ids come from the public API as strings of digits (docs/api.md) and are int() here, as the
+# databases hold them.
 
 
 @dataclass
@@ -174,7 +176,8 @@ class Traffic:
                           "" if response.ok else response.text[:300],
                           response.headers.get("Retry-After"),
                           response.headers.get("X-Turnout-Route", ""),
-                          response.json()["id"] if response.status_code == 201 else None)
+                          int(response.json()["id"]) if response.status_code == 201
+                          else None)
         if response.status_code >= 500 and response.status_code not in RETRYABLE:
             self.failures.append(f"{method} {path}: {response.status_code} {attempt.message}")
         self._check_time(method, path, attempt)
@@ -229,7 +232,7 @@ def sign_up(url: str, count: int) -> list[Runner]:
         token = requests.post(f"{url}/api/tokens", auth=(email, PASSWORD),
                               timeout=CLIENT_TIMEOUT)
         assert token.status_code == 201, token.text
-        return Runner(email, token.json()["token"], user_id=created.json()["id"])
+        return Runner(email, token.json()["token"], user_id=int(created.json()["id"]))
 
     greenlets = [gevent.spawn(one, index) for index in range(count)]
     gevent.joinall(greenlets, timeout=120, raise_error=True)
