@@ -319,7 +319,7 @@ def readable_through_the_api(url: str, runners: list[Runner],
         response = runner.session.get(f"{url}/api/runs", params={"year": YEAR, "month": MONTH},
                                       timeout=CLIENT_TIMEOUT)
         assert response.status_code == 200, response.text
-        listed |= {(run["name"], run["id"]) for run in response.json()["runs"]}
+        listed |= {(run["name"], api_id(run["id"])) for run in response.json()["runs"]}
     return [name for name, run_id in acknowledged.items() if (name, run_id) not in listed]
 
 
