@@ -89,7 +89,7 @@ def test_a_taken_email_at_sign_up_is_not_announced(make_user, web):
     assert "exists" not in answer.json["message"]
 
 
-def test_hashing_threads_run_at_a_lower_priority_than_the_loop():
+def test_hashing_threads_run_at_the_configured_niceness_above_the_loop():
     import os
 
     def priorities():
