@@ -9,7 +9,6 @@ gevent has not patched (a script, a plain WSGI server) the hash is simply called
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 from collections.abc import Callable
@@ -23,17 +22,14 @@ T = TypeVar("T")
 # As many threads as cores: hashing cannot go faster than the cores allow, and more
 # threads would only crowd out the loop's own thread when a storm of logins arrives.
 POOL_SIZE = os.cpu_count() or 2
-# Added to the hashing threads' nice value (Linux schedules threads: it applies to them
-# alone, not to the loop's thread). 0: at +10 the loop won every tie (B11 1.1x instead of
-# 15.9x), but on a busy machine every other process won too, and hashes starved: sign-ups
-# in the fault tests timed out after 20 s at load 10. The pool alone keeps the loop free.
-HASH_NICENESS = 0
+# The hashing threads run at the loop's own priority: at nice +10 the loop won every tie (B11
+# 1.1x instead of 15.9x), but on a busy machine every other process won too and hashes starved
+# (the fault tests' sign-ups timed out after 20 s at load 10). The pool alone frees the loop.
 _DUMMY_PASSWORD = "not-a-real-password"  # nosec B105 - hashed, compared, never accepted
 _dummy_hashes: dict[str, str] = {}
 _pool: Any = None
 _pool_pid: int | None = None
 _pool_lock = threading.Lock()
-_thread_state: Any = None  # a real (unpatched) thread-local, made with the pool
 
 
 def hash_password(password: str, method: str) -> str:
@@ -69,36 +65,13 @@ def off_the_loop(function: Callable[..., T], *args: Any) -> T:
     pool = _gevent_pool()
     if pool is None or holds_sqlite_write_lock():
         return function(*args)
-    return pool.apply(_at_low_priority, (function, *args))
-
-
-def _at_low_priority(function: Callable[..., T], *args: Any) -> T:
-    """Runs on a pool thread, which first lowers its own scheduling priority (once).
-
-    A thread off the loop still competes with the loop's thread for the cores: with two
-    hashing threads on one core the loop would get a third of it. At a lower priority the
-    kernel runs the loop first whenever it has work, and hashing gets the rest; hashes only
-    wait longer when the CPU is saturated, which is when a storm of guesses should wait.
-    """
-    if not getattr(_thread_state, "lowered", False):
-        _thread_state.lowered = True
-        with contextlib.suppress(OSError, AttributeError):  # not Linux: same priority
-            thread = _native_thread_id()
-            lowered = min(19, os.getpriority(os.PRIO_PROCESS, thread) + HASH_NICENESS)
-            os.setpriority(os.PRIO_PROCESS, thread, lowered)
-    return function(*args)
-
-
-def _native_thread_id() -> int:
-    from gevent import monkey
-
-    return monkey.get_original("threading", "get_native_id")()
+    return pool.apply(function, args)
 
 
 def _gevent_pool() -> Any:
     """Hashing's own thread pool (not the hub's, which also resolves DNS: a login storm
     must not delay name lookups), made per process: a forked worker starts its own."""
-    global _pool, _pool_pid, _thread_state
+    global _pool, _pool_pid
     try:
         from gevent import monkey
     except ImportError:  # gevent is the kit's dependency, but a script may run without it
@@ -110,6 +83,5 @@ def _gevent_pool() -> Any:
             if _pool_pid != os.getpid():
                 from gevent.threadpool import ThreadPool
 
-                _thread_state = monkey.get_original("threading", "local")()
                 _pool, _pool_pid = ThreadPool(POOL_SIZE), os.getpid()
     return _pool

@@ -10,7 +10,7 @@ import uuid
 import pytest
 from webtest import TestApp
 
-from support import FAST_HASH, LOOPBACK, PASSWORD, assert_error, basic_auth
+from support import LOOPBACK, PASSWORD, assert_error, basic_auth, runnerly_app
 
 PER_ACCOUNT, PER_ADDRESS, SIGNUP_TAKEN = "3 per minute", "5 per minute", "2 per minute"
 LIMITS = {"LOGIN_LIMIT_PER_ACCOUNT": PER_ACCOUNT, "LOGIN_LIMIT_PER_ADDRESS": PER_ADDRESS,
@@ -18,12 +18,7 @@ LIMITS = {"LOGIN_LIMIT_PER_ACCOUNT": PER_ACCOUNT, "LOGIN_LIMIT_PER_ADDRESS": PER
 
 
 def make_app(tmp_path, **config):
-    from monolith import create_app
-
-    return create_app({"TESTING": True, "RUN_DIR": str(tmp_path), "SECRET_KEY": "test-secret",
-                       "DATABASE_URL": f"sqlite:///{tmp_path / 'monolith.db'}",
-                       "PASSWORD_HASH_METHOD": FAST_HASH, "FLAGS_REFRESH": 0.0,
-                       "RATELIMIT_STORAGE_URI": "memory://", **LIMITS, **config})
+    return runnerly_app(tmp_path, **LIMITS, **config)
 
 
 @pytest.fixture

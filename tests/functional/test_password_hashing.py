@@ -87,14 +87,3 @@ def test_a_taken_email_at_sign_up_is_not_announced(make_user, web):
     assert_error(answer, 409, field="email")
     assert taken.email not in answer.json["message"]
     assert "exists" not in answer.json["message"]
-
-
-def test_hashing_threads_run_at_the_configured_niceness_above_the_loop():
-    import os
-
-    def priorities():
-        mine = monkey.get_original("threading", "get_native_id")()
-        return os.getpriority(os.PRIO_PROCESS, mine)
-
-    loop = priorities()
-    assert passwords.off_the_loop(priorities) == min(19, loop + passwords.HASH_NICENESS)
