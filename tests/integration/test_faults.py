@@ -75,10 +75,12 @@ class Load:
     url: str
     runners: list[Runner]
     write_503_allowed: bool = False  # F2: a write may be refused with 503 + Retry-After
+    stale_checked: bool = False  # a 404 read of the client's last run goes to `stale`
     failures: list[str] = field(default_factory=list)
     writes: list[Write] = field(default_factory=list)
     read_latencies: list[float] = field(default_factory=list)
-    # F2: a run the client just wrote, not found by a read answered by the monolith: (id, route)
+    # A run the client just wrote (acknowledged), not found by its next read: (id, route).
+    # Checked by `unexplained_stale`: only a run whose push to the other side was deferred.
     stale: list[tuple[int, str]] = field(default_factory=list)
     kinds: Counter = field(default_factory=Counter)
     routes: Counter = field(default_factory=Counter)
@@ -130,7 +132,7 @@ class Load:
             return
         self.read_latencies.append(time.monotonic() - started)
         self._count_routes(response)
-        if response.status_code == 404 and kind == "get" and self.write_503_allowed:
+        if response.status_code == 404 and kind == "get" and self.stale_checked:
             self.stale.append((int(path.rsplit("/", 1)[1]),
                                response.headers.get("X-Turnout-Route", "")))
         elif response.status_code != 200:
@@ -311,6 +313,23 @@ def log_events(stack, name: str, process: str = "monolith") -> list[dict]:
     return found
 
 
+def deferred_pushes(stack) -> set[int]:
+    """The ids of rows whose push to the other side was deferred to the mirror applier
+    (the other side down, slow past the deadline, or its breaker open)."""
+    return {key["id"] for name in ("mirror_write_deferred", "mirror_write_deferred_breaker_open")
+            for e in log_events(stack, name) for key in e["keys"]}
+
+
+def unexplained_stale(stack, load: Load, *, answered_by: str = "") -> list[tuple[int, str]]:
+    """Reads that found no run the client had just written (acknowledged), other than the
+    one case the design allows (docs/turnout.md §4): the run's push to the side that answered
+    the read was deferred, so that side had not received it yet; the applier delivers it, and
+    the row-by-row checks afterwards prove it arrived exactly once. `answered_by` narrows the
+    allowed route (F2: only the monolith's fallback)."""
+    deferred = deferred_pushes(stack)
+    return [(i, r) for i, r in load.stale if i not in deferred or answered_by not in r]
+
+
 def readable_through_the_api(url: str, runners: list[Runner],
                              acknowledged: dict[str, int]) -> list[str]:
     """The names of acknowledged runs a runner's own month listing does not show."""
@@ -350,7 +369,7 @@ def test_f1_flags_flipped_every_second_under_load_lose_no_write(stack):
     dual_writes(stack)
     runners = sign_up(url, CLIENTS)
     flips = 0
-    with Load(url, runners) as load:
+    with Load(url, runners, stale_checked=True) as load:
         started = time.monotonic()
         while time.monotonic() - started < DURATION:
             mode = CYCLE[flips % len(CYCLE)]
@@ -362,6 +381,9 @@ def test_f1_flags_flipped_every_second_under_load_lose_no_write(stack):
     print(f"F1 routes: {dict(load.routes)}")
 
     assert load.failures == [], load.failures[:5]
+    # The flips here skip `turnout flags set`'s drain, so a push deferred on a loaded host
+    # can still be on its way when the next stage reads from that side.
+    assert unexplained_stale(stack, load) == [], load.stale[:5]
     assert load.requests_made > 50 * DURATION, load.summary()
     for route in ("runs.add_run=local", "runs.add_run=remote", "runs.list_runs=local",
                   "runs.list_runs=remote"):
@@ -423,7 +445,7 @@ def test_f2_a_service_killed_under_load_fails_no_read_and_duplicates_no_write(st
     dual_writes(stack)
     runners = sign_up(url, CLIENTS)  # on both sides
     set_flags(stack, ("runs", "rampdown"))
-    with Load(url, runners, write_503_allowed=True) as load:
+    with Load(url, runners, write_503_allowed=True, stale_checked=True) as load:
         gevent.sleep(3)
         before = load.requests_made
         killed: set[int] = set()
@@ -452,10 +474,7 @@ def test_f2_a_service_killed_under_load_fails_no_read_and_duplicates_no_write(st
     # A read that found no run the client had just written (acknowledged): only allowed when
     # the monolith answered it (the fallback) and the run's mirror to the monolith is logged
     # as failed — the service died between acknowledging the write and exporting its row.
-    mirror_failed = {key["id"] for e in log_events(stack, "mirror_write_deferred")
-                     for key in e["keys"]}
-    unexplained = [(i, r) for i, r in load.stale
-                   if i not in mirror_failed or "runs.get_run=local" not in r]
+    unexplained = unexplained_stale(stack, load, answered_by="runs.get_run=local")
     assert unexplained == [], f"reads lost acknowledged runs: {unexplained[:5]}"
     for write in load.writes:
         # Loading the runner (a read) and the write share the request's one deadline.
@@ -560,7 +579,7 @@ def test_f3_every_process_reloaded_under_load_fails_no_request(stack):
     set_flags(stack, ("runs", "rampdown"), ("reports", "remote"), ("strava", "remote"))
     mirror_failures = len(log_events(stack, "mirror_write_deferred"))
     took = {}
-    with Load(url, runners) as load, TokenFetches(stack) as tokens:
+    with Load(url, runners, stale_checked=True) as load, TokenFetches(stack) as tokens:
         gevent.sleep(2)
         for watcher, port in RELOADED.items():
             old = set(stack.watcher_pids(watcher))
@@ -575,6 +594,7 @@ def test_f3_every_process_reloaded_under_load_fails_no_request(stack):
           f"failed; {load.summary()}\nF3 routes: {dict(load.routes)}")
 
     assert load.failures == [], load.failures[:5]
+    assert unexplained_stale(stack, load) == [], load.stale[:5]
     assert tokens.failures == [], tokens.failures[:5]
     assert tokens.done > 50
     for route in ("runs.add_run=remote", "runs.list_runs=remote", "accounts.get_user=remote",
