@@ -39,7 +39,8 @@ def side_by_side() -> list[int]:
     with tempfile.TemporaryDirectory() as logs:
         outputs = [Path(logs, f"layers-{i}.log") for i in range(len(SIDE_BY_SIDE))]
         runs = []
-        for paths, coverage_file, output in zip(SIDE_BY_SIDE, COVERAGE_FILES, outputs):
+        halves = zip(SIDE_BY_SIDE, COVERAGE_FILES[:len(SIDE_BY_SIDE)], outputs, strict=True)
+        for paths, coverage_file, output in halves:
             with output.open("wb") as sink:
                 runs.append(pytest(paths, coverage_file, stdout=sink, stderr=subprocess.STDOUT))
         codes = [run.wait() for run in runs]
