@@ -9,7 +9,7 @@ from typing import Any
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 
-from monolith import api_openapi, auth, errors, headers, idempotent_api
+from monolith import api_openapi, auth, errors, field_names, headers, idempotent_api
 from monolith.accounts import throttle
 from monolith.accounts.grants import SESSION, TOKEN, Grants
 from monolith.config import load_config, read_or_create_secret
@@ -64,6 +64,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     throttle.init_app(app)  # before any hook reads current_user (basic auth checks a password)
     idempotent_api.init_app(app, outcomes)  # after auth: keys are scoped to the runner
     errors.init_app(app)
+    field_names.init_app(app)
     headers.init_app(app)
     html, api = _blueprints()
     for blueprint in api:

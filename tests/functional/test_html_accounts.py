@@ -59,12 +59,20 @@ def test_signup_creates_the_account_and_logs_in(web):
     ({"email": ""}, "email is required"),
     ({"email": "not-an-email"}, "email must be an email address"),
     ({"password": "short"}, "password must be at least 8 characters"),
-    ({"first_name": "x" * 101}, "first_name must be at most 100 characters"),
+    ({"first_name": "x" * 101}, "first name must be at most 100 characters"),
 ])
 def test_signup_refuses_bad_input_and_writes_nothing(web, values, message):
     res = fill_signup(web, **values).submit(status=400)
     assert message in res.text
     assert 'value="Ada"' in res.text or "first_name" in values  # the user's input is kept
+    assert user_count() == 0
+
+
+def test_an_empty_signup_names_every_field_it_needs(web):
+    res = fill_signup(web, email="", password="", first_name="").submit(status=400)
+    assert "This form has 2 problems" in res.text
+    assert 'id="email-error">email is required<' in res.text
+    assert 'id="password-error">password is required<' in res.text
     assert user_count() == 0
 
 
@@ -165,8 +173,8 @@ def test_profile_shows_and_updates(web, make_user):
     ("weight", "heavy", "weight must be a number"),
     ("age", "36.5", "age must be an integer"),
     ("age", "200", "age must be at most 120"),
-    ("vo2max", "5", "vo2max must be at least 10"),
-    ("rest_hr", "100", "rest_hr must be below max_hr"),
+    ("vo2max", "5", "VO2max must be at least 10"),
+    ("rest_hr", "100", "resting heart rate must be below maximum heart rate"),
 ])
 def test_profile_refuses_bad_input_and_writes_nothing(web, make_user, field, value, message):
     user = make_user(first_name="Ada", max_hr=100)
@@ -210,7 +218,7 @@ def test_link_strava_refuses_an_empty_token(web, make_user):
     form = web.get("/profile").forms["strava"]
     form["strava_token"] = "   "
     res = form.submit(status=400)
-    assert "strava_token is required" in res.text
+    assert "Strava token is required" in res.text
     assert not features().accounts.get_user(user.id).strava_linked
 
 

@@ -96,6 +96,13 @@ def test_create_refuses_bad_input_and_writes_nothing(web, runner, values, messag
     assert race_count(runner) == 0
 
 
+def test_an_empty_race_form_names_every_missing_field(web, runner):
+    res = web.post("/races", {"csrf_token": csrf_token(web)}, status=400)
+    for field in ("name", "date", "distance"):
+        assert f'id="{field}-error">{field} is required<' in res.text
+    assert race_count(runner) == 0
+
+
 def test_create_without_csrf_is_refused(web, runner):
     web.post("/races", {"name": "x", "date": "2027-01-01", "distance": "5000"}, status=400)
     assert race_count(runner) == 0
@@ -212,11 +219,11 @@ def test_generate_a_plan_replaces_the_old_one(web, runner):
 
 
 @pytest.mark.parametrize(("value", "message"), [
-    ("", "runs_per_week is required"),
-    ("0", "runs_per_week must be at least 1"),
-    ("8", "runs_per_week must be at most 7"),
-    ("three", "runs_per_week must be an integer"),
-    ("2.5", "runs_per_week must be an integer"),
+    ("", "runs per week is required"),
+    ("0", "runs per week must be at least 1"),
+    ("8", "runs per week must be at most 7"),
+    ("three", "runs per week must be an integer"),
+    ("2.5", "runs per week must be an integer"),
 ])
 def test_generate_refuses_bad_runs_per_week(web, runner, value, message):
     race = make_race(runner, joined=True)
