@@ -106,8 +106,16 @@ def generate_plan(race_id: int):
     try:
         fields.only_known(request.form, {"runs_per_week", "csrf_token"}, "form")
         runs_per_week = fields.integer(request.form, "runs_per_week", minimum=1, maximum=7)
+        had_plan = bool(races.plan(current_user.id, race_id))
         plan = races.generate_plan(current_user.id, race_id, runs_per_week, dt.date.today())
     except FORM_ERRORS as error:
         return _race_page(race_id, request.form, error)
-    flash(f"Generated a plan of {len(plan)} runs, replacing the previous plan.", "success")
+    flash(_generated(len(plan), had_plan), "success")
     return redirect(url_for(".race", race_id=race_id))
+
+
+def _generated(count: int, had_plan: bool) -> str:
+    """Says a plan was replaced only when there was one: a first plan replaces nothing."""
+    runs = f"{count} run{'s' if count != 1 else ''}"
+    return f"Generated a plan of {runs}" + (", replacing the previous plan." if had_plan
+                                            else ".")

@@ -214,8 +214,19 @@ def test_generate_a_plan_replaces_the_old_one(web, runner):
     assert all(p.description != "old" for p in plan)
     assert plan[0].date == dt.date.today()
     page = res.follow()
-    assert f"Generated a plan of {len(plan)} runs" in page.text
+    assert f"Generated a plan of {len(plan)} runs, replacing the previous plan." in page.text
     assert "week 1: easy run" in page.text and "week 10: long run (taper)" in page.text
+
+
+def test_a_first_plan_is_not_said_to_replace_one(web, runner):
+    race = make_race(runner, joined=True)
+    page = web.get(f"/races/{race.id}")
+    assert "Replaces your plan" not in page.text
+    assert "A plan that builds up week by week" in page.text
+    page = page.forms["generate-plan"].submit().follow()
+    assert f"Generated a plan of {len(plan_of(runner, race))} runs." in page.text
+    assert "replacing" not in page.text
+    assert "Replaces your plan with one that builds up" in page.text  # there is one now
 
 
 @pytest.mark.parametrize(("value", "message"), [
