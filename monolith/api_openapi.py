@@ -112,6 +112,8 @@ RUN_FIELDS = {
     "total_elevation_gain": _number(0, 20000, required=False),
 }
 RUN_REQUIRED = ("name", "distance", "start_date", "elapsed_time")
+# A race day must not have passed (409): a rule of the day the request comes, not of the
+# document, so the schema cannot say it.
 RACE = _object({"name": _text(MAX_TEXT, required=True), "date": _date(),
                 "distance": _number(100, 1_000_000),
                 "location": _text(MAX_TEXT, required=False)}, ("name", "date", "distance"))
@@ -184,7 +186,7 @@ _ROUTES: dict[tuple[str, str], tuple] = {
     ("/api/reports/monthly", "get"): ("the caller's monthly report", BEARER, None, 200,
                                       "MonthlyReport", ()),
     ("/api/races", "get"): ("every race", BEARER, None, 200, "RaceList", ()),
-    ("/api/races", "post"): ("create a race", BEARER, RACE, 201, "RaceRecord", ()),
+    ("/api/races", "post"): ("create a race", BEARER, RACE, 201, "RaceRecord", (409,)),
     ("/api/races/{race_id}", "get"): ("a race", BEARER, None, 200, "RaceRecord", (404,)),
     ("/api/races/{race_id}", "delete"): ("delete a race (its creator or an admin)", BEARER,
                                          None, 204, None, (403, 404)),

@@ -18,6 +18,8 @@ from shims.errors import ContractError
 
 bp = Blueprint("races_html", __name__)
 
+PLAN_FORM_DEFAULTS = {"runs_per_week": "3"}  # what the plan forms show before any input
+
 
 @bp.route("/races", methods=["GET", "POST"])
 @login_required
@@ -37,7 +39,7 @@ def list_races():
 @bp.get("/races/<int:race_id>")
 @login_required
 def race(race_id: int):
-    return _race_page(race_id, {"runs_per_week": "3"})
+    return _race_page(race_id, PLAN_FORM_DEFAULTS)
 
 
 def _race_page(race_id: int, form: Mapping[str, Any], error: ContractError | None = None):
@@ -63,7 +65,10 @@ def delete_race(race_id: int):
 @bp.post("/races/<int:race_id>/join")
 @login_required
 def join(race_id: int):
-    record = features().races.join_race(current_user.id, race_id)
+    try:
+        record = features().races.join_race(current_user.id, race_id)
+    except FORM_ERRORS as error:  # joined already, or the race is over: say so on its page
+        return _race_page(race_id, PLAN_FORM_DEFAULTS, error)
     flash(f"You joined “{record.name}”. Good luck!", "success")
     return redirect(url_for(".race", race_id=race_id))
 

@@ -3,6 +3,7 @@
 import datetime as dt
 
 import pytest
+from sqlalchemy import text
 
 from monolith.wiring import features
 from contracts.races import PlannedRunInput, RaceInput
@@ -64,16 +65,16 @@ def test_list_shows_races_with_counts_and_joined_status(web, runner, make_user):
 
 def test_create_a_race(web, runner):
     form = web.get("/races").forms["create-race"]
-    form["name"], form["date"], form["distance"] = "Harbour Half", "2027-04-11", "21097.5"
+    form["name"], form["date"], form["distance"] = "Harbour Half", "2083-04-11", "21097.5"
     form["location"] = "Harbour"
     res = form.submit()
     [race] = features().races.list_races(runner.id)
     assert res.location.endswith(f"/races/{race.id}")
     page = res.follow()
     assert "Created race “Harbour Half”." in page.text
-    assert "Sunday 11 April 2027" in page.text and "21.10 km" in page.text
+    assert "Sunday 11 April 2083" in page.text and "21.10 km" in page.text
     assert (race.name, race.date, race.distance, race.location, race.created_by) == (
-        "Harbour Half", dt.date(2027, 4, 11), 21097.5, "Harbour", runner.id)
+        "Harbour Half", dt.date(2083, 4, 11), 21097.5, "Harbour", runner.id)
 
 
 @pytest.mark.parametrize(("values", "message"), [
@@ -86,7 +87,7 @@ def test_create_a_race(web, runner):
 ])
 def test_create_refuses_bad_input_and_writes_nothing(web, runner, values, message):
     form = web.get("/races").forms["create-race"]
-    good = {"name": "Harbour Half", "date": "2027-04-11", "distance": "21097.5"}
+    good = {"name": "Harbour Half", "date": "2083-04-11", "distance": "21097.5"}
     for name, value in (good | values).items():
         form[name] = value
     res = form.submit(status=400)
@@ -104,7 +105,7 @@ def test_an_empty_race_form_names_every_missing_field(web, runner):
 
 
 def test_create_without_csrf_is_refused(web, runner):
-    web.post("/races", {"name": "x", "date": "2027-01-01", "distance": "5000"}, status=400)
+    web.post("/races", {"name": "x", "date": "2083-01-01", "distance": "5000"}, status=400)
     assert race_count(runner) == 0
 
 
@@ -138,6 +139,28 @@ def test_join_and_leave(web, runner, make_user):
 
     res = form_for(page, f"/races/{race.id}/leave").submit()
     assert "You left “City 10K”" in res.follow().text
+    assert not features().races.get_race(runner.id, race.id).joined
+
+
+def test_a_race_in_the_past_cannot_be_created(web, runner):
+    form = web.get("/races").forms["create-race"]
+    past = dt.date.today() - dt.timedelta(days=2)
+    form["name"], form["date"], form["distance"] = "Yesterday's 10K", past.isoformat(), "10000"
+    res = form.submit(status=409)
+    assert f'id="date-error">date must be today or later; {past} has passed<' in res.text
+    assert race_count(runner) == 0
+
+
+def test_a_race_in_the_past_cannot_be_joined(web, app, runner):
+    race = make_race(runner)
+    past = dt.date.today() - dt.timedelta(days=2)
+    with app.extensions["runnerly_engine"].begin() as connection:  # created ahead, now past
+        connection.execute(text("UPDATE races SET date = :day WHERE id = :id"),
+                           {"day": past.isoformat(), "id": race.id})
+    page = web.get(f"/races/{race.id}")
+    res = form_for(page, f"/races/{race.id}/join").submit(status=409)
+    assert f"was on {past}: a race in the past cannot be joined" in res.text
+    assert "<h1>City 10K</h1>" in res.text  # said on the race's own page
     assert not features().races.get_race(runner.id, race.id).joined
 
 
