@@ -148,9 +148,9 @@ _ROUTES: dict[tuple[str, str], tuple] = {
     ("/api/me", "patch"): ("change the caller's profile", BEARER,
                            _rest_below_max(_object(PROFILE)), 200,
                            "UserRecord", ()),
-    ("/api/me/strava", "put"): ("link a Strava token", BEARER,
+    ("/api/me/strava", "put"): ("link a Strava token, once Strava accepts it", BEARER,
                                 _object({"strava_token": _text(MAX_TEXT, required=True)},
-                                        ("strava_token",)), 200, "UserRecord", ()),
+                                        ("strava_token",)), 200, "UserRecord", (502,)),
     ("/api/me/strava", "delete"): ("unlink Strava", BEARER, None, 200, "UserRecord", ()),
     ("/api/admin/users", "get"): ("every account (admin)", BEARER, None, 200,
                                   ["UserRecord"], (403,)),
@@ -224,9 +224,10 @@ _REASONS = {400: "invalid: malformed JSON, or a missing, mistyped, out-of-range 
             401: "no or bad credentials", 403: "not allowed", 404: "no such resource",
             405: "method not allowed (`Allow` lists the methods)",
             409: "conflicts with the current state", 413: "the body is over the size limit",
-            422: "the Idempotency-Key was used for another request",
+            422: "the Idempotency-Key was used for another request, or Strava refused the "
+                 "token",
             429: "too many attempts; `Retry-After` says when to try again",
-            502: "Strava failed", 503: "a service behind the API is unavailable"}
+            502: "Strava failed", 503: "a service behind the API, or Strava, is unavailable"}
 
 
 def operations() -> list[tuple[str, str]]:

@@ -113,11 +113,28 @@ class IdempotencyKeyReused(ContractError):
     code = "idempotency_key_reused"
 
 
+class Unprocessable(ContractError):
+    """Well formed, but a system outside Turnout refuses what it names (Strava does not know
+    the token): not a broken payload (400), nor that system failing (502)."""
+
+    status = 422
+    code = "unprocessable"
+
+
 class UpstreamError(ContractError):
     """A system outside Turnout (e.g. Strava) failed; the contract reports it."""
 
     status = 502
     code = "upstream_error"
+
+
+class UpstreamUnavailable(UpstreamError):
+    """A system outside Turnout could not be reached, so nothing was done: asking again
+    later may work, which Retry-After says to HTTP clients."""
+
+    status = 503
+    code = "upstream_unavailable"
+    retry_after = 30  # seconds: a restart or a network blip, not an outage to wait out
 
 
 class InvalidToken(TurnoutError):
@@ -176,7 +193,7 @@ class DeadlineExceeded(TransportError):
 CONTRACT_ERRORS: dict[str, type[ContractError]] = {
     cls.code: cls
     for cls in (ValidationError, Unauthorized, Forbidden, NotFound, Conflict,
-                IdempotencyKeyReused, UpstreamError)
+                IdempotencyKeyReused, Unprocessable, UpstreamError, UpstreamUnavailable)
 }
 
 

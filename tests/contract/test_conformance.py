@@ -15,13 +15,16 @@ from monolith.accounts.service import LocalAccounts
 from monolith.races.service import LocalRaces
 from monolith.runs.service import LocalRuns
 from monolith.runs.sync import LocalRunsSync
+from monolith.strava.service import LocalStravaImport
 from contracts.accounts import ACCOUNTS, RemoteAccounts
 from contracts.races import RACES, RemoteRaces
 from contracts.runs import RUNS, RemoteRuns
+from contracts.strava import STRAVA, RemoteStravaImport
 from shims.sync import SYNC, RemoteDataSync
 
 PAIRS = [(ACCOUNTS, LocalAccounts, RemoteAccounts), (RUNS, LocalRuns, RemoteRuns),
-         (SYNC, LocalRunsSync, RemoteDataSync), (RACES, LocalRaces, RemoteRaces)]
+         (SYNC, LocalRunsSync, RemoteDataSync), (RACES, LocalRaces, RemoteRaces),
+         (STRAVA, LocalStravaImport, RemoteStravaImport)]
 
 
 def _shape(function) -> list[tuple[str, inspect._ParameterKind, object]]:

@@ -1,8 +1,10 @@
 """HTML accounts pages: landing, sign-up, login/logout, profile, Strava link, admin users."""
 
 import pytest
+import requests
 
 from monolith.wiring import features
+from support import serve_strava_dev
 from tests.conftest import PASSWORD
 
 
@@ -197,18 +199,50 @@ def test_profile_refuses_unknown_fields(web, make_user):
     assert not features().accounts.get_user(user.id).is_admin
 
 
-def test_link_and_unlink_strava(web, make_user):
+@pytest.fixture
+def strava(requests_mock):
+    """The Strava development server at the app's STRAVA_URL, as the demo runs it: it knows
+    the demo runner's "demo-strava-token" only."""
+    serve_strava_dev(requests_mock)
+    return requests_mock
+
+
+def test_link_and_unlink_strava(web, make_user, strava):
     user = make_user()
     login(web, user)
     page = web.get("/profile")
     assert "not linked" in page.text
     form = page.forms["strava"]
-    form["strava_token"] = "tok-123"
+    form["strava_token"] = "demo-strava-token"
     assert form.submit().follow().forms["strava"]
-    assert features().accounts.strava_link(user.id).token == "tok-123"
+    assert features().accounts.strava_link(user.id).token == "demo-strava-token"
     page = web.get("/profile")
     unlink = next(f for f in page.forms.values() if f.action == "/profile/strava/unlink")
     assert "Strava account unlinked." in unlink.submit().follow().text
+    assert not features().accounts.get_user(user.id).strava_linked
+
+
+def test_a_token_strava_refuses_is_a_form_error_naming_the_field(web, make_user, strava):
+    user = make_user()
+    login(web, user)
+    form = web.get("/profile").forms["strava"]
+    form["strava_token"] = "wrong-token"
+    res = form.submit(status=422)
+    assert 'id="strava_token-error">Strava token was refused by Strava' in res.text
+    assert not features().accounts.get_user(user.id).strava_linked
+
+
+def test_a_strava_that_cannot_be_reached_is_a_form_error_and_links_nothing(
+        web, make_user, requests_mock):
+    requests_mock.get("http://strava.test/api/v3/athlete",
+                      exc=requests.exceptions.ConnectionError("connection refused"))
+    user = make_user()
+    login(web, user)
+    form = web.get("/profile").forms["strava"]
+    form["strava_token"] = "tok-123"
+    res = form.submit(status=503)
+    assert "Strava could not be reached at http://strava.test" in res.text
+    assert 'id="strava_token-error"' in res.text and 'id="profile"' in res.text  # the form
     assert not features().accounts.get_user(user.id).strava_linked
 
 
