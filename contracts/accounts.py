@@ -31,35 +31,33 @@ class Profile:
 
     @classmethod
     def parse(cls, data: Mapping[str, Any], base: Profile | None = None) -> Profile:
-        """Fields absent from `data` keep their value from `base` (a partial update)."""
+        """Fields absent from `data` keep their value from `base` (a partial update). Every
+        field is checked before any refusal, so it names all that are wrong."""
         base = base or cls()
-
-        def given(name: str) -> bool:
-            return name in data
-
-        def pick(name: str, parsed: Any) -> Any:
-            return parsed if given(name) else getattr(base, name)
-
-        profile = cls(
-            first_name=pick("first_name", fields.text(data, "first_name", required=False,
-                                                      max_length=100, default="")),
-            last_name=pick("last_name", fields.text(data, "last_name", required=False,
-                                                    max_length=100, default="")),
-            age=pick("age", fields.integer(data, "age", required=False, minimum=5, maximum=120)),
-            weight=pick("weight", fields.number(data, "weight", required=False, minimum=20,
-                                                maximum=300)),
-            max_hr=pick("max_hr", fields.integer(data, "max_hr", required=False, minimum=80,
-                                                 maximum=250)),
-            rest_hr=pick("rest_hr", fields.integer(data, "rest_hr", required=False, minimum=25,
-                                                   maximum=120)),
-            vo2max=pick("vo2max", fields.number(data, "vo2max", required=False, minimum=10,
-                                                maximum=100)),
-        )
+        problems = fields.Problems()
+        parsed = {
+            "first_name": problems.parse(fields.text, data, "first_name", required=False,
+                                         max_length=100, default=""),
+            "last_name": problems.parse(fields.text, data, "last_name", required=False,
+                                        max_length=100, default=""),
+            "age": problems.parse(fields.integer, data, "age", required=False, minimum=5,
+                                  maximum=120),
+            "weight": problems.parse(fields.number, data, "weight", required=False, minimum=20,
+                                     maximum=300),
+            "max_hr": problems.parse(fields.integer, data, "max_hr", required=False,
+                                     minimum=80, maximum=250),
+            "rest_hr": problems.parse(fields.integer, data, "rest_hr", required=False,
+                                      minimum=25, maximum=120),
+            "vo2max": problems.parse(fields.number, data, "vo2max", required=False,
+                                     minimum=10, maximum=100),
+        }
+        problems.raise_any()
+        profile = cls(**{name: value if name in data else getattr(base, name)
+                         for name, value in parsed.items()})
         if profile.max_hr is not None and profile.rest_hr is not None \
                 and profile.rest_hr >= profile.max_hr:
             raise ValidationError("rest_hr must be below max_hr", field="rest_hr")
         return profile
-
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any]) -> Profile:
@@ -75,9 +73,14 @@ class SignUp:
 
     @classmethod
     def parse(cls, data: Mapping[str, Any]) -> SignUp:
-        fields.only_known(data, {"email", "password", *PROFILE_FIELDS, "csrf_token"})
-        return cls(email=fields.email(data), password=fields.password(data),
-                   profile=Profile.parse(data))
+        problems = fields.Problems()
+        problems.parse(fields.only_known, data, {"email", "password", *PROFILE_FIELDS,
+                                                 "csrf_token"})
+        email = problems.parse(fields.email, data)
+        password = problems.parse(fields.password, data)
+        profile = problems.parse(Profile.parse, data)
+        problems.raise_any()
+        return cls(email=email, password=password, profile=profile)
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any]) -> SignUp:

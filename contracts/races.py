@@ -18,6 +18,11 @@ Day = Annotated[dt.date, fields.DATE_LIMITS]
 RunsPerWeek = Annotated[int, Limits(minimum=1, maximum=7)]
 
 
+def _distance(data: Mapping[str, Any]) -> float:
+    """As `Distance` limits it: metres, from 100 m to 1000 km."""
+    return float(fields.number(data, "distance", minimum=100, maximum=1_000_000))
+
+
 @dataclass(frozen=True)
 class RaceInput:
     name: Annotated[str, fields.text_limits(200)]
@@ -27,11 +32,14 @@ class RaceInput:
 
     @classmethod
     def parse(cls, data: Mapping[str, Any]) -> RaceInput:
-        fields.only_known(data, {"name", "date", "distance", "location"})
-        return cls(name=fields.text(data, "name", max_length=200),
-                   date=fields.date(data, "date"),
-                   distance=float(fields.number(data, "distance", minimum=100, maximum=1_000_000)),
-                   location=fields.text(data, "location", required=False, default=""))
+        problems = fields.Problems()
+        problems.parse(fields.only_known, data, {"name", "date", "distance", "location"})
+        name = problems.parse(fields.text, data, "name", max_length=200)
+        date = problems.parse(fields.date, data, "date")
+        distance = problems.parse(_distance, data)
+        location = problems.parse(fields.text, data, "location", required=False, default="")
+        problems.raise_any()
+        return cls(name=name, date=date, distance=distance, location=location)
 
 
     @classmethod
@@ -59,10 +67,14 @@ class PlannedRunInput:
 
     @classmethod
     def parse(cls, data: Mapping[str, Any]) -> PlannedRunInput:
-        fields.only_known(data, {"date", "distance", "description"})
-        return cls(date=fields.date(data, "date"),
-                   distance=float(fields.number(data, "distance", minimum=100, maximum=1_000_000)),
-                   description=fields.text(data, "description", required=False, default=""))
+        problems = fields.Problems()
+        problems.parse(fields.only_known, data, {"date", "distance", "description"})
+        date = problems.parse(fields.date, data, "date")
+        distance = problems.parse(_distance, data)
+        description = problems.parse(fields.text, data, "description", required=False,
+                                     default="")
+        problems.raise_any()
+        return cls(date=date, distance=distance, description=description)
 
 
     @classmethod

@@ -34,21 +34,27 @@ class RunInput:
 
     @classmethod
     def parse(cls, data: Mapping[str, Any], *, allow_strava_id: bool = False) -> RunInput:
+        """Every field is checked before any refusal, so it names all that are wrong."""
         allowed = {*RUN_FIELDS} | ({"strava_id"} if allow_strava_id else set())
-        fields.only_known(data, allowed)
-        return cls(
-            name=fields.text(data, "name", max_length=200),
-            distance=float(fields.number(data, "distance", minimum=1, maximum=MAX_DISTANCE_M)),
-            start_date=fields.timestamp(data, "start_date"),
-            elapsed_time=fields.integer(data, "elapsed_time", minimum=1, maximum=MAX_ELAPSED_S),
-            average_heartrate=fields.number(data, "average_heartrate", required=False,
-                                            minimum=20, maximum=250),
-            total_elevation_gain=fields.number(data, "total_elevation_gain", required=False,
-                                               minimum=0, maximum=20000),
-            strava_id=fields.integer(data, "strava_id", required=False, minimum=1,
-                                     maximum=MAX_ID)
+        problems = fields.Problems()
+        problems.parse(fields.only_known, data, allowed)
+        values = {
+            "name": problems.parse(fields.text, data, "name", max_length=200),
+            "distance": problems.parse(fields.number, data, "distance", minimum=1,
+                                       maximum=MAX_DISTANCE_M),
+            "start_date": problems.parse(fields.timestamp, data, "start_date"),
+            "elapsed_time": problems.parse(fields.integer, data, "elapsed_time", minimum=1,
+                                           maximum=MAX_ELAPSED_S),
+            "average_heartrate": problems.parse(fields.number, data, "average_heartrate",
+                                                required=False, minimum=20, maximum=250),
+            "total_elevation_gain": problems.parse(fields.number, data, "total_elevation_gain",
+                                                   required=False, minimum=0, maximum=20000),
+            "strava_id": problems.parse(fields.integer, data, "strava_id", required=False,
+                                        minimum=1, maximum=MAX_ID)
             if allow_strava_id else None,
-        )
+        }
+        problems.raise_any()
+        return cls(**values | {"distance": float(values["distance"])})
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any]) -> RunInput:

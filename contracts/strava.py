@@ -1,10 +1,12 @@
-"""Strava import: pull each linked runner's recent activities, keep new runs."""
+"""Strava: link a runner's token once Strava accepts it; pull each linked runner's recent
+activities, keep new runs."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Protocol
 
+from contracts.accounts import StravaToken, UserRecord
 from shims.contract import describe, write
 from shims.ids import Id
 from shims.remote import RemoteClient
@@ -21,6 +23,10 @@ class ImportResult:
 
 
 class StravaImport(Protocol):
+    @write
+    def link(self, user_id: Id, token: StravaToken) -> UserRecord:
+        """Strava is asked once whether it knows the token; only then is it stored. Refused:
+        Unprocessable (422); Strava unreachable: UpstreamUnavailable (503), nothing stored."""
     @write
     def import_user(self, user_id: Id) -> ImportResult: ...
     @write

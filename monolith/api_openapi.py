@@ -112,6 +112,8 @@ RUN_FIELDS = {
     "total_elevation_gain": _number(0, 20000, required=False),
 }
 RUN_REQUIRED = ("name", "distance", "start_date", "elapsed_time")
+# A race day must not have passed (409): a rule of the day the request comes, not of the
+# document, so the schema cannot say it.
 RACE = _object({"name": _text(MAX_TEXT, required=True), "date": _date(),
                 "distance": _number(100, 1_000_000),
                 "location": _text(MAX_TEXT, required=False)}, ("name", "date", "distance"))
@@ -146,9 +148,9 @@ _ROUTES: dict[tuple[str, str], tuple] = {
     ("/api/me", "patch"): ("change the caller's profile", BEARER,
                            _rest_below_max(_object(PROFILE)), 200,
                            "UserRecord", ()),
-    ("/api/me/strava", "put"): ("link a Strava token", BEARER,
+    ("/api/me/strava", "put"): ("link a Strava token, once Strava accepts it", BEARER,
                                 _object({"strava_token": _text(MAX_TEXT, required=True)},
-                                        ("strava_token",)), 200, "UserRecord", ()),
+                                        ("strava_token",)), 200, "UserRecord", (502,)),
     ("/api/me/strava", "delete"): ("unlink Strava", BEARER, None, 200, "UserRecord", ()),
     ("/api/admin/users", "get"): ("every account (admin)", BEARER, None, 200,
                                   ["UserRecord"], (403,)),
@@ -184,7 +186,7 @@ _ROUTES: dict[tuple[str, str], tuple] = {
     ("/api/reports/monthly", "get"): ("the caller's monthly report", BEARER, None, 200,
                                       "MonthlyReport", ()),
     ("/api/races", "get"): ("every race", BEARER, None, 200, "RaceList", ()),
-    ("/api/races", "post"): ("create a race", BEARER, RACE, 201, "RaceRecord", ()),
+    ("/api/races", "post"): ("create a race", BEARER, RACE, 201, "RaceRecord", (409,)),
     ("/api/races/{race_id}", "get"): ("a race", BEARER, None, 200, "RaceRecord", (404,)),
     ("/api/races/{race_id}", "delete"): ("delete a race (its creator or an admin)", BEARER,
                                          None, 204, None, (403, 404)),
@@ -222,9 +224,10 @@ _REASONS = {400: "invalid: malformed JSON, or a missing, mistyped, out-of-range 
             401: "no or bad credentials", 403: "not allowed", 404: "no such resource",
             405: "method not allowed (`Allow` lists the methods)",
             409: "conflicts with the current state", 413: "the body is over the size limit",
-            422: "the Idempotency-Key was used for another request",
+            422: "the Idempotency-Key was used for another request, or Strava refused the "
+                 "token",
             429: "too many attempts; `Retry-After` says when to try again",
-            502: "Strava failed", 503: "a service behind the API is unavailable"}
+            502: "Strava failed", 503: "a service behind the API, or Strava, is unavailable"}
 
 
 def operations() -> list[tuple[str, str]]:

@@ -6,10 +6,10 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask
+from flask import Flask, Response, current_app, send_from_directory
 from flask_wtf.csrf import CSRFProtect
 
-from monolith import api_openapi, auth, errors, headers, idempotent_api
+from monolith import api_openapi, auth, errors, field_names, headers, idempotent_api
 from monolith.accounts import throttle
 from monolith.accounts.grants import SESSION, TOKEN, Grants
 from monolith.config import load_config, read_or_create_secret
@@ -19,6 +19,15 @@ from shims.extension import Turnout
 from shims.outcomes import OutcomeStore
 
 log = logging.getLogger(__name__)
+# Browsers ask for /favicon.ico on every site whatever its pages link to; a day in their
+# cache spares the asking on each page, and a changed icon still shows by the next day.
+FAVICON_MAX_AGE = 24 * 3600
+
+
+def favicon() -> Response:
+    """Runnerly's icon (drawn by scripts/make_favicon.py), cacheable by anyone for a day."""
+    return send_from_directory(current_app.static_folder, "favicon.ico",
+                               mimetype="image/vnd.microsoft.icon", max_age=FAVICON_MAX_AGE)
 
 
 def _blueprints():
@@ -64,6 +73,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     throttle.init_app(app)  # before any hook reads current_user (basic auth checks a password)
     idempotent_api.init_app(app, outcomes)  # after auth: keys are scoped to the runner
     errors.init_app(app)
+    field_names.init_app(app)
     headers.init_app(app)
     html, api = _blueprints()
     for blueprint in api:
@@ -71,6 +81,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.register_blueprint(blueprint)
     for blueprint in html:
         app.register_blueprint(blueprint)
+    app.add_url_rule("/favicon.ico", "favicon", favicon)
     for blueprint in app.extensions["turnout"].blueprints:
         csrf.exempt(blueprint)  # JSON from programs and operators, never a browser form
     return app

@@ -13,6 +13,7 @@ from flask import Flask, current_app, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from monolith.field_names import messages_for_people
 from monolith.web import json_response
 from shims import json_input
 from shims.errors import TurnoutError
@@ -32,16 +33,19 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(Exception, _unexpected_error)
 
 
-def _render(status: int, code: str, message: str, field: str | None = None,
-            headers: list[tuple[str, str]] | None = None):
+def _render(status: int, code: str, message: str, headers: list[tuple[str, str]] | None = None):
+    return _answer(status, {"error": code, "message": message}, headers)
+
+
+def _answer(status: int, body: dict, headers: list[tuple[str, str]] | None = None,
+            error: TurnoutError | None = None):
+    """`body` as JSON for the API; a page for a browser, naming fields as people do."""
     if wants_json():
-        body = {"error": code, "message": message}
-        if field:
-            body["field"] = field
         response = json_response(body, status)
     else:
-        response = make_response(render_template("error.html", status=status, message=message),
-                                 status)
+        messages = messages_for_people(error) or [body["message"]]
+        response = make_response(render_template("error.html", status=status,
+                                                 messages=messages), status)
     response.headers.extend(headers or [])
     return response
 
@@ -49,7 +53,7 @@ def _render(status: int, code: str, message: str, field: str | None = None,
 def _turnout_error(error: TurnoutError):
     retry_after = getattr(error, "retry_after", None)  # a service is down: say when to retry
     headers = [("Retry-After", str(retry_after))] if retry_after else None
-    return _render(error.status, error.code, error.message, error.field, headers=headers)
+    return _answer(error.status, error.to_dict(), headers, error)
 
 
 def _csrf_error(error: CSRFError):

@@ -13,6 +13,9 @@ the style of Werkzeug's exceptions, so one error handler serves every app.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 
 class TurnoutError(Exception):
     """Root of every error raised by Turnout and the features it routes."""
@@ -24,6 +27,11 @@ class TurnoutError(Exception):
         super().__init__(message)
         self.message = message
         self.field = field
+
+    @property
+    def problems(self) -> list[TurnoutError]:
+        """Each thing wrong, for a caller that shows them one by one (a form, by field)."""
+        return [self]
 
     def to_dict(self) -> dict:
         body = {"error": self.code, "message": self.message}
@@ -40,10 +48,41 @@ class ContractError(TurnoutError):
 
 
 class ValidationError(ContractError):
-    """The payload broke the contract's schema; `field` names the culprit."""
+    """The payload broke the contract's schema; `field` names the culprit.
+
+    One error may stand for several problems (`combine`): every field that is missing or
+    wrong, so a client fixes them all at once. Its own message and field are the first
+    problem's, which is all a client written before `errors` existed reads."""
 
     status = 400
     code = "invalid"
+
+    def __init__(self, message: str, *, field: str | None = None,
+                 problems: Sequence[ValidationError] = ()):
+        super().__init__(message, field=field)
+        self._problems = list(problems)
+
+    @classmethod
+    def combine(cls, problems: Sequence[ValidationError]) -> ValidationError:
+        if len(problems) == 1:
+            return problems[0]
+        return cls(problems[0].message, field=problems[0].field, problems=problems)
+
+    @property
+    def problems(self) -> list[ValidationError]:
+        return list(self._problems) or [self]
+
+    def place_under(self, path: str) -> None:
+        """Name each field as a part of `path` (a wire argument: `run.distance`)."""
+        for error in {id(e): e for e in [self, *self._problems]}.values():
+            error.field = f"{path}.{error.field}" if error.field else path
+
+    def to_dict(self) -> dict:
+        body = super().to_dict()
+        body["errors"] = [{"message": problem.message}
+                          | ({"field": problem.field} if problem.field is not None else {})
+                          for problem in self.problems]
+        return body
 
 
 class Unauthorized(ContractError):
@@ -74,11 +113,28 @@ class IdempotencyKeyReused(ContractError):
     code = "idempotency_key_reused"
 
 
+class Unprocessable(ContractError):
+    """Well formed, but a system outside Turnout refuses what it names (Strava does not know
+    the token): not a broken payload (400), nor that system failing (502)."""
+
+    status = 422
+    code = "unprocessable"
+
+
 class UpstreamError(ContractError):
     """A system outside Turnout (e.g. Strava) failed; the contract reports it."""
 
     status = 502
     code = "upstream_error"
+
+
+class UpstreamUnavailable(UpstreamError):
+    """A system outside Turnout could not be reached, so nothing was done: asking again
+    later may work, which Retry-After says to HTTP clients."""
+
+    status = 503
+    code = "upstream_unavailable"
+    retry_after = 30  # seconds: a restart or a network blip, not an outage to wait out
 
 
 class InvalidToken(TurnoutError):
@@ -137,5 +193,30 @@ class DeadlineExceeded(TransportError):
 CONTRACT_ERRORS: dict[str, type[ContractError]] = {
     cls.code: cls
     for cls in (ValidationError, Unauthorized, Forbidden, NotFound, Conflict,
-                IdempotencyKeyReused, UpstreamError)
+                IdempotencyKeyReused, Unprocessable, UpstreamError, UpstreamUnavailable)
 }
+
+
+def contract_error_from(body: Mapping[str, Any], status: int) -> ContractError | None:
+    """The contract error a JSON error body (`to_dict`) with this HTTP status stands for, as
+    the side that answered raised it; None for a body outside the contract."""
+    code, field = body.get("error"), body.get("field")
+    error = CONTRACT_ERRORS.get(code) if isinstance(code, str) else None
+    if error is None or status != error.status:
+        return None
+    message = str(body.get("message", ""))
+    field = field if isinstance(field, str) else None
+    if error is ValidationError:
+        problems = _problems(body.get("errors"))
+        return ValidationError(message, field=field, problems=problems
+                               if len(problems) > 1 else ())
+    return error(message, field=field)
+
+
+def _problems(listed: Any) -> list[ValidationError]:
+    """`errors` as sent; anything malformed in it is dropped (the top level still holds)."""
+    if not isinstance(listed, list):
+        return []
+    return [ValidationError(str(item.get("message", "")),
+                            field=item["field"] if isinstance(item.get("field"), str) else None)
+            for item in listed if isinstance(item, Mapping)]

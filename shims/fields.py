@@ -12,13 +12,14 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from shims.errors import ValidationError
 from shims.limits import Limits
 
 _MISSING = object()
+T = TypeVar("T")
 FIRST_YEAR, LAST_YEAR = 1970, 2100
 # What str.strip() removes, spelled out: regex engines disagree on `\s` (Python's takes
 # \x1c-\x1f, JavaScript's and Hypothesis's generators do not), and the OpenAPI document
@@ -216,3 +217,29 @@ def only_known(data: Mapping, allowed: set[str], what: str = "body") -> None:
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise ValidationError(f"unknown field(s) in {what}: {', '.join(unknown)}", field=unknown[0])
+
+
+class Problems:
+    """Parses fields one by one, keeping each refusal instead of stopping at the first, so
+    one answer names every field that is missing or wrong:
+
+        problems = Problems()
+        name = problems.parse(text, data, "name")
+        distance = problems.parse(number, data, "distance")
+        problems.raise_any()  # a ValidationError naming both, if both were refused
+    """
+
+    def __init__(self) -> None:
+        self._found: list[ValidationError] = []
+
+    def parse(self, parser: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
+        """The parser's value, or None once its refusal is noted."""
+        try:
+            return parser(*args, **kwargs)
+        except ValidationError as error:
+            self._found.extend(error.problems)
+            return None
+
+    def raise_any(self) -> None:
+        if self._found:
+            raise ValidationError.combine(self._found)

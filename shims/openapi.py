@@ -18,7 +18,12 @@ ERROR_SCHEMA = {
     "type": "object",
     "required": ["error", "message"],
     "properties": {"error": {"type": "string"}, "message": {"type": "string"},
-                   "field": {"type": "string"}},
+                   "field": {"type": "string"},
+                   # invalid: every problem found, the first being `field` and `message`
+                   "errors": {"type": "array", "items": {
+                       "type": "object", "required": ["message"],
+                       "properties": {"field": {"type": "string"},
+                                      "message": {"type": "string"}}}}},
 }
 DEADLINE_HEADER = {
     "name": deadline.HEADER, "in": "header", "required": False,

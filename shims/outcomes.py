@@ -43,7 +43,8 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from shims import idempotency
 from shims.contract import ContractSpec, MethodSpec
-from shims.errors import CONTRACT_ERRORS, Conflict, ContractError, IdempotencyKeyReused
+from shims.errors import (Conflict, ContractError, IdempotencyKeyReused,
+                          contract_error_from)
 from shims.sql import create_tables, lock_for_writing
 from shims.transactions import joined, joined_to
 from shims.wire import from_wire, to_wire
@@ -214,4 +215,7 @@ def _answer(method: MethodSpec, outcome: Outcome) -> Any:
     body = json.loads(outcome.body)
     if outcome.status == 200:
         return from_wire(method.returns, body["result"], "result")
-    raise CONTRACT_ERRORS[body["error"]](body["message"], field=body.get("field"))
+    error = contract_error_from(body, outcome.status)
+    if error is None:  # only contract errors are kept (_outcome_of)
+        raise ValueError(f"a kept outcome that is not a contract error: {outcome.status}")
+    raise error

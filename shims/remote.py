@@ -3,7 +3,7 @@
 Subclass `RemoteClient` with `spec = describe(Protocol, name)` and the class
 gains one method per contract method. A call posts its arguments to
 `/rpc/<contract>/<method>`; a 200 carries the result, decoded back into the
-contract's dataclasses; any other status carries `{"error", "message", "field"}`,
+contract's dataclasses; any other status carries `{"error", "message", "field", "errors"}`,
 mapped back to the very contract error the local side would have raised.
 
 Reads are retried once on a transport error (they have no side effects), except
@@ -30,8 +30,8 @@ from tenacity import (RetryCallState, Retrying, retry_if_exception, stop_after_a
 
 from shims import deadline, idempotency
 from shims.contract import ContractSpec, MethodSpec
-from shims.errors import (CONTRACT_ERRORS, BadAnswer, DeadlineExceeded, TransportError,
-                          ValidationError)
+from shims.errors import (BadAnswer, DeadlineExceeded, TransportError, ValidationError,
+                          contract_error_from)
 from shims.http_cache import ReadCache
 from shims.transport import GATEWAY_STATUSES, Reply, Transport
 from shims.wire import from_wire, to_wire
@@ -151,11 +151,9 @@ class RemoteClient:
             except ValidationError as exc:
                 raise BadAnswer(f"{method.qualified_name}: the service answered a result "
                                 f"that breaks the contract ({exc.message})") from exc
-        code, field = body.get("error"), body.get("field")
-        error = CONTRACT_ERRORS.get(code) if isinstance(code, str) else None
-        if error is not None and reply.status == error.status:
-            raise error(str(body.get("message", "")),
-                        field=field if isinstance(field, str) else None)
+        error = contract_error_from(body, reply.status)
+        if error is not None:
+            raise error
         # A 502/503/504 is the service (or what stands before it) not answering this time;
         # anything else outside the contract it would answer again.
         kind = TransportError if reply.status in GATEWAY_STATUSES else BadAnswer

@@ -47,6 +47,13 @@ def error_response(status: int, code: str, message: str, field: str | None = Non
     return response
 
 
+def error_json(error: TurnoutError) -> Response:
+    """A raised error as its JSON body (a ValidationError lists every problem in `errors`)."""
+    response = jsonify(error.to_dict())
+    response.status_code = error.status
+    return response
+
+
 def rpc_blueprint(bindings: Iterable[tuple[ContractSpec, Any]],
                   observe: CallObserver | None = None, guard: Guard | None = None,
                   document: dict[str, Any] | None = None) -> Blueprint:
@@ -77,7 +84,7 @@ def rpc_blueprint(bindings: Iterable[tuple[ContractSpec, Any]],
             return _answer(method, {"result": to_wire(result)})
         except TurnoutError as error:
             outcome = error.code
-            return error_response(error.status, error.code, error.message, error.field)
+            return error_json(error)
         except HTTPException as error:  # e.g. a body past the size limit: answered by the app
             outcome = f"http_{error.code}"
             raise
@@ -163,7 +170,7 @@ def install_json_errors(app: Flask) -> None:
 
     @app.errorhandler(TurnoutError)
     def turnout_error(error: TurnoutError):
-        return error_response(error.status, error.code, error.message, error.field)
+        return error_json(error)
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception):

@@ -129,7 +129,7 @@ def _dataclass(cls: type, value: Any, path: str) -> Any:
     try:
         built = custom(value)
     except ValidationError as exc:  # its own rules name the field; the path places it
-        exc.field = f"{path}.{exc.field}" if exc.field else path
+        exc.place_under(path)
         raise
     _fields(cls, value, path)  # and the typed, limited fields, as strictly as documented
     return built

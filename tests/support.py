@@ -243,3 +243,28 @@ def api_id(value: str | int) -> int:
     """An id as the public API sends it (a string of digits, docs/api.md "Ids are strings"),
     as the databases hold it, for comparing what was acknowledged with what was stored."""
     return int(value)
+
+
+TEST_STRAVA = "http://strava.test"  # runnerly_app's STRAVA_URL
+
+
+def serve_strava_dev(mocker, tokens: str | None = None, base_url: str = TEST_STRAVA):
+    """`base_url` answered by the Strava development server (stravadev) in this process,
+    through requests-mock (`mocker`: its fixture or a Mocker). Its tokens are `tokens`
+    ("token:name,...") or its default, the demo runner's "demo-strava-token"."""
+    import requests_mock
+
+    from stravadev.app import create_app
+
+    client = create_app({"TOKENS": tokens} if tokens else None).test_client()
+
+    def strava(request):
+        if not request.url.startswith(base_url + "/"):
+            return None
+        answer = client.open(request.path_url, method=request.method,
+                             headers=dict(request.headers), data=request.body)
+        return requests_mock.create_response(request, status_code=answer.status_code,
+                                             content=answer.get_data(),
+                                             headers={"Content-Type": answer.content_type})
+
+    mocker.add_matcher(strava)

@@ -88,7 +88,7 @@ def link_strava():
     data = json_body()
     fields.only_known(data, {"strava_token"})
     token = fields.text(data, "strava_token", max_length=200)
-    return json_response(features().accounts.link_strava(current_user.id, token))
+    return json_response(features().strava.link(current_user.id, token))
 
 
 @bp.delete("/me/strava")

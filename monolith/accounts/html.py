@@ -19,7 +19,8 @@ from monolith.auth import log_in, log_out, log_out_everywhere
 from monolith.wiring import features
 from shims import fields
 from contracts.accounts import PROFILE_FIELDS, Profile, SignUp, UserRecord
-from shims.errors import Conflict, ContractError, Forbidden, Unauthorized, ValidationError
+from shims.errors import (Conflict, ContractError, Forbidden, Unauthorized, Unprocessable,
+                          UpstreamError, ValidationError)
 
 bp = Blueprint("accounts_html", __name__)
 
@@ -166,8 +167,8 @@ def link_strava():
     try:
         fields.only_known(request.form, {"strava_token", "csrf_token"}, "form")
         token = fields.text(request.form, "strava_token", max_length=200)
-        accounts.link_strava(current_user.id, token)
-    except ValidationError as error:
+        features().strava.link(current_user.id, token)  # Strava checks the token first
+    except (ValidationError, Unprocessable, UpstreamError) as error:
         user = accounts.get_user(current_user.id)
         return _profile_page(user, profile_values(user) | dict(request.form.items()), error)
     flash("Strava account linked.", "success")

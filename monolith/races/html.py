@@ -18,6 +18,8 @@ from shims.errors import ContractError
 
 bp = Blueprint("races_html", __name__)
 
+PLAN_FORM_DEFAULTS = {"runs_per_week": "3"}  # what the plan forms show before any input
+
 
 @bp.route("/races", methods=["GET", "POST"])
 @login_required
@@ -37,7 +39,7 @@ def list_races():
 @bp.get("/races/<int:race_id>")
 @login_required
 def race(race_id: int):
-    return _race_page(race_id, {"runs_per_week": "3"})
+    return _race_page(race_id, PLAN_FORM_DEFAULTS)
 
 
 def _race_page(race_id: int, form: Mapping[str, Any], error: ContractError | None = None):
@@ -63,7 +65,10 @@ def delete_race(race_id: int):
 @bp.post("/races/<int:race_id>/join")
 @login_required
 def join(race_id: int):
-    record = features().races.join_race(current_user.id, race_id)
+    try:
+        record = features().races.join_race(current_user.id, race_id)
+    except FORM_ERRORS as error:  # joined already, or the race is over: say so on its page
+        return _race_page(race_id, PLAN_FORM_DEFAULTS, error)
     flash(f"You joined “{record.name}”. Good luck!", "success")
     return redirect(url_for(".race", race_id=race_id))
 
@@ -106,8 +111,16 @@ def generate_plan(race_id: int):
     try:
         fields.only_known(request.form, {"runs_per_week", "csrf_token"}, "form")
         runs_per_week = fields.integer(request.form, "runs_per_week", minimum=1, maximum=7)
+        had_plan = bool(races.plan(current_user.id, race_id))
         plan = races.generate_plan(current_user.id, race_id, runs_per_week, dt.date.today())
     except FORM_ERRORS as error:
         return _race_page(race_id, request.form, error)
-    flash(f"Generated a plan of {len(plan)} runs, replacing the previous plan.", "success")
+    flash(_generated(len(plan), had_plan), "success")
     return redirect(url_for(".race", race_id=race_id))
+
+
+def _generated(count: int, had_plan: bool) -> str:
+    """Says a plan was replaced only when there was one: a first plan replaces nothing."""
+    runs = f"{count} run{'s' if count != 1 else ''}"
+    return f"Generated a plan of {runs}" + (", replacing the previous plan." if had_plan
+                                            else ".")

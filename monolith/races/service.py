@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -13,11 +14,23 @@ from contracts.races import PlannedRunInput, PlannedRunRecord, RaceInput, RaceRe
 from shims.errors import Conflict, Forbidden, NotFound, ValidationError
 
 MAX_PLAN_WEEKS = 52
+# A race day is over once it has ended everywhere on Earth, at UTC-12: a runner west of the
+# server may still enter a race on their today that the server's date calls yesterday.
+LAST_TIME_ZONE = dt.timedelta(hours=12)
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
 
 
 class LocalRaces:
-    def __init__(self, sessions: sessionmaker):
+    def __init__(self, sessions: sessionmaker, *, clock: Callable[[], dt.datetime] = utc_now):
+        """`clock`: the current time, timezone-aware (tests pass a fixed one)."""
         self._sessions = sessions
+        self._clock = clock
+
+    def _is_over(self, day: dt.date) -> bool:
+        return day < (self._clock().astimezone(dt.timezone.utc) - LAST_TIME_ZONE).date()
 
     def list_races(self, user_id: int) -> list[RaceRecord]:
         with self._sessions() as session:
@@ -29,6 +42,9 @@ class LocalRaces:
             return _race_record(session, _load_race(session, race_id), user_id)
 
     def create_race(self, user_id: int, race: RaceInput) -> RaceRecord:
+        if self._is_over(race.date):
+            # 409, not 400: the date is well formed, and was acceptable until time moved on
+            raise Conflict(f"date must be today or later; {race.date} has passed", field="date")
         with self._sessions.begin() as session:
             _require_user(session, user_id)
             row = Race(name=race.name, date=race.date, distance=race.distance,
@@ -50,6 +66,9 @@ class LocalRaces:
         with self._sessions.begin() as session:
             race = _load_race(session, race_id)
             _require_user(session, user_id)
+            if self._is_over(race.date):
+                raise Conflict(f"race {race_id} was on {race.date}: a race in the past cannot "
+                               "be joined", field="date")
             if session.get(RaceEntry, (race_id, user_id)) is not None:
                 raise Conflict(f"you have already joined race {race_id}")
             session.add(RaceEntry(race_id=race_id, user_id=user_id))

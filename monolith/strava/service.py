@@ -13,9 +13,10 @@ from collections.abc import Callable
 from typing import Any
 
 from monolith.strava.client import StravaClient
-from contracts.accounts import Accounts
+from contracts.accounts import Accounts, UserRecord
 from contracts.runs import RunInput, Runs
 from contracts.strava import ImportResult
+from shims import fields
 from shims.errors import ContractError, ValidationError
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,13 @@ class LocalStravaImport:
         self._client = client
         self._days = days
         self._clock = clock or (lambda: dt.datetime.now(dt.timezone.utc).replace(tzinfo=None))
+
+    def link(self, user_id: int, token: str) -> UserRecord:
+        """A wrong token is refused now, when the runner can fix it, not at the next import."""
+        token = fields.text({"strava_token": token}, "strava_token", max_length=200)
+        self._accounts.get_user(user_id)  # an unknown runner is a 404 before Strava is asked
+        self._client.athlete(token)
+        return self._accounts.link_strava(user_id, token)
 
     def import_user(self, user_id: int) -> ImportResult:
         token = self._accounts.strava_link(user_id).token

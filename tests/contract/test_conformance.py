@@ -12,14 +12,19 @@ import inspect
 import pytest
 
 from monolith.accounts.service import LocalAccounts
+from monolith.races.service import LocalRaces
 from monolith.runs.service import LocalRuns
 from monolith.runs.sync import LocalRunsSync
+from monolith.strava.service import LocalStravaImport
 from contracts.accounts import ACCOUNTS, RemoteAccounts
+from contracts.races import RACES, RemoteRaces
 from contracts.runs import RUNS, RemoteRuns
+from contracts.strava import STRAVA, RemoteStravaImport
 from shims.sync import SYNC, RemoteDataSync
 
 PAIRS = [(ACCOUNTS, LocalAccounts, RemoteAccounts), (RUNS, LocalRuns, RemoteRuns),
-         (SYNC, LocalRunsSync, RemoteDataSync)]
+         (SYNC, LocalRunsSync, RemoteDataSync), (RACES, LocalRaces, RemoteRaces),
+         (STRAVA, LocalStravaImport, RemoteStravaImport)]
 
 
 def _shape(function) -> list[tuple[str, inspect._ParameterKind, object]]:

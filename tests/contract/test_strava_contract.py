@@ -42,7 +42,7 @@ from monolith.strava.service import LocalStravaImport
 from contracts.accounts import Profile, RemoteAccounts, SignUp, UserRecord
 from contracts.runs import RemoteRuns
 from contracts.strava import ImportResult, RemoteStravaImport
-from shims.errors import NotFound, UpstreamError
+from shims.errors import NotFound, Unprocessable, UpstreamError, UpstreamUnavailable
 from shims.transport import HttpTransport, WsgiTransport
 from stravadev.app import create_app as create_stravadev
 
@@ -244,6 +244,41 @@ def http_services(tmp_path_factory) -> Iterator[HttpServices]:
 
 
 # --- the contract ----------------------------------------------------------------------------
+
+def test_link_stores_a_token_strava_accepts(strava_side):
+    token = strava_side.strava.token()
+    runner = strava_side.runner()
+    linked = strava_side.importer.link(runner.id, f" {token} ")
+    assert (linked.id, linked.strava_linked) == (runner.id, True)
+    assert strava_side.accounts.strava_link(runner.id).token == token
+
+
+def test_link_refuses_a_token_strava_refuses_and_keeps_the_old_one(strava_side):
+    old = strava_side.strava.token()
+    runner = strava_side.runner(old)
+    with pytest.raises(Unprocessable) as caught:
+        strava_side.importer.link(runner.id, REFUSED_TOKEN)
+    assert (caught.value.status, caught.value.code, caught.value.field) == (
+        422, "unprocessable", "strava_token")
+    assert "refused by Strava" in caught.value.message
+    assert strava_side.accounts.strava_link(runner.id).token == old
+
+
+def test_link_with_strava_down_is_a_503_and_stores_nothing(strava_side):
+    runner = strava_side.runner()
+    with pytest.raises(UpstreamUnavailable) as caught:
+        strava_side.importer_without_strava.link(runner.id, strava_side.strava.token())
+    assert (caught.value.status, caught.value.code, caught.value.field) == (
+        503, "upstream_unavailable", "strava_token")
+    assert "nothing was linked" in caught.value.message
+    assert not strava_side.accounts.get_user(runner.id).strava_linked
+
+
+def test_link_for_an_unknown_runner_is_not_found(strava_side):
+    with pytest.raises(NotFound) as caught:
+        strava_side.importer.link(UNKNOWN_USER, strava_side.strava.token())
+    assert str(UNKNOWN_USER) in caught.value.message
+
 
 def test_an_import_stores_every_run_strava_holds(strava_side):
     token = strava_side.strava.token()

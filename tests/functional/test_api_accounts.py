@@ -8,9 +8,10 @@ import base64
 import time
 
 import pytest
+import requests
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
-from support import PASSWORD, assert_error, basic_auth
+from support import TEST_STRAVA, PASSWORD, assert_error, basic_auth, serve_strava_dev
 from monolith.auth import TOKEN_SALT
 from monolith.wiring import features
 from contracts.runs import RunInput
@@ -290,7 +291,14 @@ def test_patch_me_refuses_a_body_that_is_not_an_object(web, runner, api_headers,
 
 # --- PUT / DELETE /api/me/strava ---------------------------------------------------------
 
-def test_link_and_unlink_strava(web, runner, api_headers):
+@pytest.fixture
+def strava(requests_mock):
+    """The Strava development server at the app's STRAVA_URL, knowing "tok-123"."""
+    serve_strava_dev(requests_mock, "tok-123:Ada Runner")
+    return requests_mock
+
+
+def test_link_and_unlink_strava(web, runner, api_headers, strava):
     headers = api_headers(runner)
     linked = web.put_json("/api/me/strava", {"strava_token": " tok-123 "}, headers=headers)
     assert linked.json["strava_linked"] is True
@@ -316,6 +324,33 @@ def test_link_strava_refuses_a_bad_token_and_keeps_the_old_one(web, runner, api_
     body_json = assert_error(response, 400, mentions=mentions)
     assert body_json["field"] in ("strava_token", "athlete")
     assert features().accounts.strava_link(runner.id).token == "old-token"
+
+
+def test_a_token_strava_refuses_is_a_422_at_link_time_and_the_old_one_stays(
+        web, runner, api_headers, strava):
+    features().accounts.link_strava(runner.id, "old-token")
+    response = web.put_json("/api/me/strava", {"strava_token": "wrong-token"},
+                            headers=api_headers(runner), expect_errors=True)
+    body = assert_error(response, 422, field="strava_token", mentions=["refused by Strava"])
+    assert body["error"] == "unprocessable"
+    assert strava.last_request.headers["Authorization"] == "Bearer wrong-token"
+    assert features().accounts.strava_link(runner.id).token == "old-token"
+
+
+@pytest.mark.parametrize("strava_fails", [
+    {"exc": requests.exceptions.ConnectTimeout("no answer")},
+    {"exc": requests.exceptions.ConnectionError("connection refused")},
+    {"status_code": 503, "text": "down for maintenance"},
+])
+def test_a_strava_that_cannot_check_the_token_is_a_503_and_stores_nothing(
+        web, runner, api_headers, requests_mock, strava_fails):
+    requests_mock.get(f"{TEST_STRAVA}/api/v3/athlete", **strava_fails)
+    response = web.put_json("/api/me/strava", {"strava_token": "tok-123"},
+                            headers=api_headers(runner), expect_errors=True)
+    body = assert_error(response, 503, field="strava_token", mentions=["nothing was linked"])
+    assert body["error"] == "upstream_unavailable"
+    assert response.headers["Retry-After"] == "30"
+    assert not features().accounts.get_user(runner.id).strava_linked
 
 
 def test_strava_link_needs_a_login(web, runner):

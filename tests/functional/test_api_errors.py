@@ -9,7 +9,9 @@ def assert_error(response, status, *, code=None, mentions=()):
     assert response.status_int == status, response.body
     assert response.content_type == "application/json"
     body = response.json
-    assert set(body) <= {"error", "message", "field"}
+    assert set(body) <= {"error", "message", "field", "errors"}
+    if "errors" in body:  # every problem; the first is the top level's (docs/api.md)
+        assert body["errors"][0] == {key: body[key] for key in ("field", "message") if key in body}
     assert isinstance(body.get("error"), str) and body["error"]
     assert isinstance(body.get("message"), str) and body["message"]
     if code is not None:

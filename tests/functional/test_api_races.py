@@ -4,12 +4,16 @@ import datetime as dt
 
 import pytest
 
+from sqlalchemy import text
+
 from monolith.wiring import features
 from contracts.races import PlannedRunInput, RaceInput
 from support import assert_error
 
-RACE = {"name": "Paris Marathon", "date": "2027-04-04", "distance": 42195, "location": "Paris"}
-PLANNED = {"date": "2027-03-01", "distance": 8000, "description": "easy"}
+# Race days far enough ahead never to pass (a race in the past is refused), in a year whose
+# calendar is 2027's: the same weekdays.
+RACE = {"name": "Paris Marathon", "date": "2083-04-04", "distance": 42195, "location": "Paris"}
+PLANNED = {"date": "2083-03-01", "distance": 8000, "description": "easy"}
 
 
 @pytest.fixture
@@ -55,7 +59,7 @@ def test_create_and_list_races(web, runner, other, headers, api_headers):
     assert created.status_int == 201
     race = created.json
     assert (race["name"], race["date"], race["distance"], race["location"]) == \
-        ("Paris Marathon", "2027-04-04", 42195.0, "Paris")
+        ("Paris Marathon", "2083-04-04", 42195.0, "Paris")
     assert (race["created_by"], race["runner_count"], race["joined"]) == (str(runner.id), 0,
                                                                        False)
     listed = web.get("/api/races", headers=api_headers(other)).json["races"]
@@ -66,9 +70,9 @@ def test_create_and_list_races(web, runner, other, headers, api_headers):
 @pytest.mark.parametrize("changes, field, mentions", [
     ({"name": ""}, "name", ["required"]),
     ({"name": 12}, "name", ["string"]),
-    ({"date": "04/04/2027"}, "date", ["date like"]),
+    ({"date": "04/04/2083"}, "date", ["date like"]),
     ({"date": None}, "date", ["required"]),
-    ({"date": 20270404}, "date", ["date like"]),
+    ({"date": 20830404}, "date", ["date like"]),
     ({"distance": 99}, "distance", ["at least 100"]),
     ({"distance": "marathon"}, "distance", ["number"]),
     ({"distance": True}, "distance", ["number"]),
@@ -84,7 +88,38 @@ def test_create_race_refuses_bad_input(web, runner, headers, changes, field, men
     assert races() == []
 
 
-@pytest.mark.parametrize("raw", ["", "[]", '"race"', "{", '{"name": "x", "date": "2027-04-04", '
+def days_from_today(days):
+    return (dt.date.today() + dt.timedelta(days=days)).isoformat()
+
+
+def test_a_race_in_the_past_cannot_be_created(web, runner, headers):
+    past = days_from_today(-2)  # over everywhere on Earth, whatever the hour
+    response = web.post_json("/api/races", {**RACE, "date": past}, headers=headers,
+                             expect_errors=True)
+    assert_error(response, 409, field="date", mentions=["today or later", past])
+    assert races() == []
+
+
+def test_a_race_today_can_be_created(web, runner, headers):
+    created = web.post_json("/api/races", {**RACE, "date": days_from_today(0)}, headers=headers)
+    assert created.json["date"] == days_from_today(0)
+
+
+def move_race(app, race, day):
+    """The race day as time would have it: created ahead, since passed."""
+    with app.extensions["runnerly_engine"].begin() as connection:
+        connection.execute(text("UPDATE races SET date = :day WHERE id = :id"),
+                           {"day": day, "id": race.id})
+
+
+def test_a_race_in_the_past_cannot_be_joined(web, app, race, runner, headers):
+    move_race(app, race, days_from_today(-2))
+    response = web.post(f"/api/races/{race.id}/join", headers=headers, expect_errors=True)
+    assert_error(response, 409, field="date", mentions=["in the past", days_from_today(-2)])
+    assert not entry(runner, race)
+
+
+@pytest.mark.parametrize("raw", ["", "[]", '"race"', "{", '{"name": "x", "date": "2083-04-04", '
                                                           '"distance": NaN}'])
 def test_create_race_refuses_a_bad_body(web, runner, headers, raw):
     response = web.post("/api/races", raw, headers=headers, content_type="application/json",
@@ -171,7 +206,7 @@ def test_plan_before_joining_is_409_and_nothing_is_planned(web, race, runner, he
     assert_error(web.get(f"/api/races/{race.id}/plan", headers=headers, expect_errors=True),
                  409, mentions=["join race"])
     for path, body in [("/plan", PLANNED), ("/plan/generate", {"runs_per_week": 3,
-                                                               "start": "2027-01-01"})]:
+                                                               "start": "2083-01-01"})]:
         response = web.post_json(f"/api/races/{race.id}{path}", body, headers=headers,
                                  expect_errors=True)
         assert_error(response, 409, mentions=["join race"])
@@ -184,17 +219,17 @@ def test_add_and_list_planned_runs(web, race, runner, headers):
     added = web.post_json(f"/api/races/{race.id}/plan", PLANNED, headers=headers)
     assert added.status_int == 201
     assert (added.json["date"], added.json["distance"], added.json["description"]) == \
-        ("2027-03-01", 8000.0, "easy")
+        ("2083-03-01", 8000.0, "easy")
     on_race_day = web.post_json(f"/api/races/{race.id}/plan", {**PLANNED, "date": RACE["date"]},
                                 headers=headers)
     assert on_race_day.status_int == 201
     plan = web.get(f"/api/races/{race.id}/plan", headers=headers).json
     assert plan["race_id"] == str(race.id)
-    assert [p["date"] for p in plan["plan"]] == ["2027-03-01", "2027-04-04"]
+    assert [p["date"] for p in plan["plan"]] == ["2083-03-01", "2083-04-04"]
 
 
 @pytest.mark.parametrize("changes, status, field, mentions", [
-    ({"date": "2027-04-05"}, 400, "date", ["race day", "2027-04-04"]),
+    ({"date": "2083-04-05"}, 400, "date", ["race day", "2083-04-04"]),
     ({"date": "tomorrow"}, 400, "date", ["date like"]),
     ({"distance": 50}, 400, "distance", ["at least 100"]),
     ({"distance": "far"}, 400, "distance", ["number"]),
@@ -210,7 +245,7 @@ def test_add_planned_run_refuses_bad_input(web, race, runner, headers, changes, 
     assert plan_of(runner, race) == []
 
 
-@pytest.mark.parametrize("raw", ["", "[]", "{", '{"date": "2027-03-01", "distance": Infinity}'])
+@pytest.mark.parametrize("raw", ["", "[]", "{", '{"date": "2083-03-01", "distance": Infinity}'])
 def test_add_planned_run_refuses_a_bad_body(web, race, runner, headers, raw):
     join(runner, race)
     response = web.post(f"/api/races/{race.id}/plan", raw, headers=headers,
@@ -254,12 +289,12 @@ def test_generate_a_plan_replaces_the_old_one(web, race, runner, headers):
     join(runner, race)
     features().races.add_planned_run(runner.id, race.id, PlannedRunInput.parse(PLANNED))
     response = web.post_json(f"/api/races/{race.id}/plan/generate",
-                             {"runs_per_week": 3, "start": "2027-01-04"}, headers=headers)
+                             {"runs_per_week": 3, "start": "2083-01-04"}, headers=headers)
     assert response.status_int == 201
     plan = response.json["plan"]
     dates = [dt.date.fromisoformat(p["date"]) for p in plan]
     assert dates == sorted(dates)
-    assert dt.date(2027, 1, 4) <= dates[0] and dates[-1] < dt.date(2027, 4, 4)
+    assert dt.date(2083, 1, 4) <= dates[0] and dates[-1] < dt.date(2083, 4, 4)
     assert len(plan) == 3 * 12  # 90 days: 12 whole weeks, 3 runs each
     assert [str(p.id) for p in plan_of(runner, race)] == [p["id"] for p in plan]
     assert "(taper)" in plan[-1]["description"]
@@ -277,12 +312,12 @@ def test_generate_defaults_the_start_to_today(web, runner, headers):
 
 def test_generate_for_a_race_far_away_ends_the_plan_near_race_day(web, runner, headers):
     race = features().races.create_race(runner.id, RaceInput.parse(
-        {**RACE, "date": "2029-06-03"}))
+        {**RACE, "date": "2085-06-03"}))
     join(runner, race)
     plan = web.post_json(f"/api/races/{race.id}/plan/generate",
-                         {"runs_per_week": 2, "start": "2027-01-04"}, headers=headers).json["plan"]
+                         {"runs_per_week": 2, "start": "2083-01-04"}, headers=headers).json["plan"]
     last = dt.date.fromisoformat(plan[-1]["date"])
-    assert dt.date(2029, 5, 27) <= last < dt.date(2029, 6, 3)
+    assert dt.date(2085, 5, 27) <= last < dt.date(2085, 6, 3)
     assert "(taper)" in plan[-1]["description"]
 
 
@@ -310,7 +345,7 @@ def test_generate_after_race_day_is_409_and_keeps_the_plan(web, race, runner, he
     join(runner, race)
     kept = features().races.add_planned_run(runner.id, race.id, PlannedRunInput.parse(PLANNED))
     response = web.post_json(f"/api/races/{race.id}/plan/generate",
-                             {"runs_per_week": 3, "start": "2027-04-04"}, headers=headers,
+                             {"runs_per_week": 3, "start": "2083-04-04"}, headers=headers,
                              expect_errors=True)
     assert_error(response, 409, mentions=["no time left"])
     assert plan_of(runner, race) == [kept]

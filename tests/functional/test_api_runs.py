@@ -145,6 +145,24 @@ def test_add_run_refuses_bad_values_and_writes_nothing(web, runner, headers, cha
     assert runs_of(runner) == []
 
 
+def test_an_empty_body_lists_every_missing_field_by_its_key(web, runner, headers):
+    response = web.post_json("/api/runs", {}, headers=headers, expect_errors=True)
+    body = assert_error(response, 400, field="name", mentions=["name is required"])
+    assert body["errors"] == [{"field": key, "message": f"{key} is required"}
+                              for key in ("name", "distance", "start_date", "elapsed_time")]
+    assert runs_of(runner) == []
+
+
+def test_every_invalid_field_is_listed_with_the_unknown_ones(web, runner, headers):
+    changes = {"distance": "far", "average_heartrate": "fast", "pace": 270}
+    response = web.post_json("/api/runs", {**RUN, **changes}, headers=headers,
+                             expect_errors=True)
+    body = assert_error(response, 400, field="pace", mentions=["unknown"])
+    assert [problem["field"] for problem in body["errors"]] == [
+        "pace", "distance", "average_heartrate"]
+    assert body["errors"][2]["message"] == "average_heartrate must be a number, got 'fast'"
+
+
 @pytest.mark.parametrize("raw, field, mentions", [
     ('{"name": "x", "distance": NaN, "start_date": "2026-05-01T07:00:00", "elapsed_time": 60}',
      "distance", ["finite"]),

@@ -1,8 +1,10 @@
 """HTML accounts pages: landing, sign-up, login/logout, profile, Strava link, admin users."""
 
 import pytest
+import requests
 
 from monolith.wiring import features
+from support import serve_strava_dev
 from tests.conftest import PASSWORD
 
 
@@ -59,12 +61,20 @@ def test_signup_creates_the_account_and_logs_in(web):
     ({"email": ""}, "email is required"),
     ({"email": "not-an-email"}, "email must be an email address"),
     ({"password": "short"}, "password must be at least 8 characters"),
-    ({"first_name": "x" * 101}, "first_name must be at most 100 characters"),
+    ({"first_name": "x" * 101}, "first name must be at most 100 characters"),
 ])
 def test_signup_refuses_bad_input_and_writes_nothing(web, values, message):
     res = fill_signup(web, **values).submit(status=400)
     assert message in res.text
     assert 'value="Ada"' in res.text or "first_name" in values  # the user's input is kept
+    assert user_count() == 0
+
+
+def test_an_empty_signup_names_every_field_it_needs(web):
+    res = fill_signup(web, email="", password="", first_name="").submit(status=400)
+    assert "This form has 2 problems" in res.text
+    assert 'id="email-error">email is required<' in res.text
+    assert 'id="password-error">password is required<' in res.text
     assert user_count() == 0
 
 
@@ -165,8 +175,8 @@ def test_profile_shows_and_updates(web, make_user):
     ("weight", "heavy", "weight must be a number"),
     ("age", "36.5", "age must be an integer"),
     ("age", "200", "age must be at most 120"),
-    ("vo2max", "5", "vo2max must be at least 10"),
-    ("rest_hr", "100", "rest_hr must be below max_hr"),
+    ("vo2max", "5", "VO2max must be at least 10"),
+    ("rest_hr", "100", "resting heart rate must be below maximum heart rate"),
 ])
 def test_profile_refuses_bad_input_and_writes_nothing(web, make_user, field, value, message):
     user = make_user(first_name="Ada", max_hr=100)
@@ -189,18 +199,50 @@ def test_profile_refuses_unknown_fields(web, make_user):
     assert not features().accounts.get_user(user.id).is_admin
 
 
-def test_link_and_unlink_strava(web, make_user):
+@pytest.fixture
+def strava(requests_mock):
+    """The Strava development server at the app's STRAVA_URL, as the demo runs it: it knows
+    the demo runner's "demo-strava-token" only."""
+    serve_strava_dev(requests_mock)
+    return requests_mock
+
+
+def test_link_and_unlink_strava(web, make_user, strava):
     user = make_user()
     login(web, user)
     page = web.get("/profile")
     assert "not linked" in page.text
     form = page.forms["strava"]
-    form["strava_token"] = "tok-123"
+    form["strava_token"] = "demo-strava-token"
     assert form.submit().follow().forms["strava"]
-    assert features().accounts.strava_link(user.id).token == "tok-123"
+    assert features().accounts.strava_link(user.id).token == "demo-strava-token"
     page = web.get("/profile")
     unlink = next(f for f in page.forms.values() if f.action == "/profile/strava/unlink")
     assert "Strava account unlinked." in unlink.submit().follow().text
+    assert not features().accounts.get_user(user.id).strava_linked
+
+
+def test_a_token_strava_refuses_is_a_form_error_naming_the_field(web, make_user, strava):
+    user = make_user()
+    login(web, user)
+    form = web.get("/profile").forms["strava"]
+    form["strava_token"] = "wrong-token"
+    res = form.submit(status=422)
+    assert 'id="strava_token-error">Strava token was refused by Strava' in res.text
+    assert not features().accounts.get_user(user.id).strava_linked
+
+
+def test_a_strava_that_cannot_be_reached_is_a_form_error_and_links_nothing(
+        web, make_user, requests_mock):
+    requests_mock.get("http://strava.test/api/v3/athlete",
+                      exc=requests.exceptions.ConnectionError("connection refused"))
+    user = make_user()
+    login(web, user)
+    form = web.get("/profile").forms["strava"]
+    form["strava_token"] = "tok-123"
+    res = form.submit(status=503)
+    assert "Strava could not be reached at http://strava.test" in res.text
+    assert 'id="strava_token-error"' in res.text and 'id="profile"' in res.text  # the form
     assert not features().accounts.get_user(user.id).strava_linked
 
 
@@ -210,7 +252,7 @@ def test_link_strava_refuses_an_empty_token(web, make_user):
     form = web.get("/profile").forms["strava"]
     form["strava_token"] = "   "
     res = form.submit(status=400)
-    assert "strava_token is required" in res.text
+    assert "Strava token is required" in res.text
     assert not features().accounts.get_user(user.id).strava_linked
 
 

@@ -3,6 +3,7 @@
 import datetime as dt
 
 import pytest
+from sqlalchemy import text
 
 from monolith.wiring import features
 from contracts.races import PlannedRunInput, RaceInput
@@ -64,16 +65,16 @@ def test_list_shows_races_with_counts_and_joined_status(web, runner, make_user):
 
 def test_create_a_race(web, runner):
     form = web.get("/races").forms["create-race"]
-    form["name"], form["date"], form["distance"] = "Harbour Half", "2027-04-11", "21097.5"
+    form["name"], form["date"], form["distance"] = "Harbour Half", "2083-04-11", "21097.5"
     form["location"] = "Harbour"
     res = form.submit()
     [race] = features().races.list_races(runner.id)
     assert res.location.endswith(f"/races/{race.id}")
     page = res.follow()
     assert "Created race “Harbour Half”." in page.text
-    assert "Sunday 11 April 2027" in page.text and "21.10 km" in page.text
+    assert "Sunday 11 April 2083" in page.text and "21.10 km" in page.text
     assert (race.name, race.date, race.distance, race.location, race.created_by) == (
-        "Harbour Half", dt.date(2027, 4, 11), 21097.5, "Harbour", runner.id)
+        "Harbour Half", dt.date(2083, 4, 11), 21097.5, "Harbour", runner.id)
 
 
 @pytest.mark.parametrize(("values", "message"), [
@@ -86,7 +87,7 @@ def test_create_a_race(web, runner):
 ])
 def test_create_refuses_bad_input_and_writes_nothing(web, runner, values, message):
     form = web.get("/races").forms["create-race"]
-    good = {"name": "Harbour Half", "date": "2027-04-11", "distance": "21097.5"}
+    good = {"name": "Harbour Half", "date": "2083-04-11", "distance": "21097.5"}
     for name, value in (good | values).items():
         form[name] = value
     res = form.submit(status=400)
@@ -96,8 +97,15 @@ def test_create_refuses_bad_input_and_writes_nothing(web, runner, values, messag
     assert race_count(runner) == 0
 
 
+def test_an_empty_race_form_names_every_missing_field(web, runner):
+    res = web.post("/races", {"csrf_token": csrf_token(web)}, status=400)
+    for field in ("name", "date", "distance"):
+        assert f'id="{field}-error">{field} is required<' in res.text
+    assert race_count(runner) == 0
+
+
 def test_create_without_csrf_is_refused(web, runner):
-    web.post("/races", {"name": "x", "date": "2027-01-01", "distance": "5000"}, status=400)
+    web.post("/races", {"name": "x", "date": "2083-01-01", "distance": "5000"}, status=400)
     assert race_count(runner) == 0
 
 
@@ -131,6 +139,28 @@ def test_join_and_leave(web, runner, make_user):
 
     res = form_for(page, f"/races/{race.id}/leave").submit()
     assert "You left “City 10K”" in res.follow().text
+    assert not features().races.get_race(runner.id, race.id).joined
+
+
+def test_a_race_in_the_past_cannot_be_created(web, runner):
+    form = web.get("/races").forms["create-race"]
+    past = dt.date.today() - dt.timedelta(days=2)
+    form["name"], form["date"], form["distance"] = "Yesterday's 10K", past.isoformat(), "10000"
+    res = form.submit(status=409)
+    assert f'id="date-error">date must be today or later; {past} has passed<' in res.text
+    assert race_count(runner) == 0
+
+
+def test_a_race_in_the_past_cannot_be_joined(web, app, runner):
+    race = make_race(runner)
+    past = dt.date.today() - dt.timedelta(days=2)
+    with app.extensions["runnerly_engine"].begin() as connection:  # created ahead, now past
+        connection.execute(text("UPDATE races SET date = :day WHERE id = :id"),
+                           {"day": past.isoformat(), "id": race.id})
+    page = web.get(f"/races/{race.id}")
+    res = form_for(page, f"/races/{race.id}/join").submit(status=409)
+    assert f"was on {past}: a race in the past cannot be joined" in res.text
+    assert "<h1>City 10K</h1>" in res.text  # said on the race's own page
     assert not features().races.get_race(runner.id, race.id).joined
 
 
@@ -207,16 +237,27 @@ def test_generate_a_plan_replaces_the_old_one(web, runner):
     assert all(p.description != "old" for p in plan)
     assert plan[0].date == dt.date.today()
     page = res.follow()
-    assert f"Generated a plan of {len(plan)} runs" in page.text
+    assert f"Generated a plan of {len(plan)} runs, replacing the previous plan." in page.text
     assert "week 1: easy run" in page.text and "week 10: long run (taper)" in page.text
 
 
+def test_a_first_plan_is_not_said_to_replace_one(web, runner):
+    race = make_race(runner, joined=True)
+    page = web.get(f"/races/{race.id}")
+    assert "Replaces your plan" not in page.text
+    assert "A plan that builds up week by week" in page.text
+    page = page.forms["generate-plan"].submit().follow()
+    assert f"Generated a plan of {len(plan_of(runner, race))} runs." in page.text
+    assert "replacing" not in page.text
+    assert "Replaces your plan with one that builds up" in page.text  # there is one now
+
+
 @pytest.mark.parametrize(("value", "message"), [
-    ("", "runs_per_week is required"),
-    ("0", "runs_per_week must be at least 1"),
-    ("8", "runs_per_week must be at most 7"),
-    ("three", "runs_per_week must be an integer"),
-    ("2.5", "runs_per_week must be an integer"),
+    ("", "runs per week is required"),
+    ("0", "runs per week must be at least 1"),
+    ("8", "runs per week must be at most 7"),
+    ("three", "runs per week must be an integer"),
+    ("2.5", "runs per week must be an integer"),
 ])
 def test_generate_refuses_bad_runs_per_week(web, runner, value, message):
     race = make_race(runner, joined=True)

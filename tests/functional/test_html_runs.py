@@ -129,13 +129,13 @@ BAD_RUNS = [
     ({"distance": "0"}, "distance must be at least 1"),
     ({"distance": "nan"}, "distance must be a finite number"),
     ({"distance": "2000000"}, "distance must be at most 1e+06"),
-    ({"start_date": ""}, "start_date is required"),
-    ({"start_date": "yesterday"}, "start_date must be a date-time"),
-    ({"elapsed_time": "1.5"}, "elapsed_time must be an integer"),
-    ({"elapsed_time": "-3"}, "elapsed_time must be at least 1"),
-    ({"average_heartrate": "300"}, "average_heartrate must be at most 250"),
-    ({"average_heartrate": "fast"}, "average_heartrate must be a number"),
-    ({"total_elevation_gain": "-1"}, "total_elevation_gain must be at least 0"),
+    ({"start_date": ""}, "start time is required"),
+    ({"start_date": "yesterday"}, "start time must be a date-time"),
+    ({"elapsed_time": "1.5"}, "elapsed time must be an integer"),
+    ({"elapsed_time": "-3"}, "elapsed time must be at least 1"),
+    ({"average_heartrate": "300"}, "average heart rate must be at most 250"),
+    ({"average_heartrate": "fast"}, "average heart rate must be a number"),
+    ({"total_elevation_gain": "-1"}, "elevation gain must be at least 0"),
 ]
 
 
@@ -147,6 +147,23 @@ def test_add_refuses_bad_input_and_writes_nothing(web, runner, values, message):
     assert f'id="{field}-error"' in res.text  # the message sits by the field it names
     if field != "name":
         assert 'value="Morning loop"' in res.text  # the user's input is kept
+    assert runs_of(runner) == []
+
+
+def test_messages_name_fields_as_the_form_does_not_by_their_keys(web, runner):
+    res = fill(web.get("/runs/new").forms["run"], average_heartrate="fast").submit(status=400)
+    assert "average heart rate must be a number, got &#39;fast&#39;" in res.text
+    assert "average_heartrate must" not in res.text
+
+
+def test_an_empty_form_names_every_missing_field(web, runner):
+    res = web.post("/runs/new", {"csrf_token": csrf_token(web)}, status=400)
+    assert "This form has 4 problems" in res.text
+    for field, message in [("name", "name is required"), ("distance", "distance is required"),
+                           ("start_date", "start time is required"),
+                           ("elapsed_time", "elapsed time is required")]:
+        assert f'<strong class="field-error" id="{field}-error">{message}</strong>' in res.text
+    assert 'id="average_heartrate-error"' not in res.text  # optional: nothing is wrong
     assert runs_of(runner) == []
 
 

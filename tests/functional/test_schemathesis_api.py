@@ -15,11 +15,12 @@ The CLI equivalent against a running monolith is in docs/api.md.
 from pathlib import Path
 
 import pytest
+import requests_mock
 import schemathesis
 from hypothesis import HealthCheck, settings
 
 from monolith.api_openapi import api_document
-from support import LOOPBACK, PASSWORD, basic_auth, runnerly_app
+from support import LOOPBACK, PASSWORD, basic_auth, runnerly_app, serve_strava_dev
 from webtest import TestApp
 
 WORKFLOWS = 40  # stateful scenarios, of up to 6 linked calls each
@@ -84,7 +85,16 @@ def app(tmp_path):
 
 
 @pytest.fixture
-def served(app):
+def strava():
+    """The Strava development server at the app's STRAVA_URL, as in the demo: linking a
+    token asks it (a generated token is refused, 422), and nothing else goes out."""
+    with requests_mock.Mocker() as mocker:
+        serve_strava_dev(mocker)
+        yield mocker
+
+
+@pytest.fixture
+def served(app, strava):
     """This test's app answers the schema's requests over WSGI, as from_wsgi would set it."""
     CURRENT.app = app
     yield app
@@ -99,7 +109,7 @@ def test_api_conforms_to_its_document(case, served, api_token):
     case.call_and_validate()
 
 
-def test_api_workflows(tmp_path):
+def test_api_workflows(tmp_path, strava):
     """The stateful phase: chains of calls along the document's links (POST /api/runs, then
     GET, PUT, PATCH or DELETE that very run), which random ids alone almost never reach.
 

@@ -155,3 +155,33 @@ def test_only_known():
         fields.only_known({"a": 1, "zz": 2, "c": 3}, {"a"}, what="run")
     assert caught.value.field == "c"
     assert caught.value.message == "unknown field(s) in run: c, zz"
+
+
+def test_problems_keeps_every_refusal_and_raises_them_together():
+    problems = fields.Problems()
+    data = {"age": "old", "weight": "70"}
+    assert problems.parse(fields.text, data, "name") is None
+    assert problems.parse(fields.number, data, "weight") == 70.0
+    assert problems.parse(fields.integer, data, "age") is None
+    with pytest.raises(ValidationError) as caught:
+        problems.raise_any()
+    assert (caught.value.field, caught.value.message) == ("name", "name is required")
+    assert [problem.field for problem in caught.value.problems] == ["name", "age"]
+
+
+def test_problems_flattens_an_error_that_already_holds_several():
+    inner = fields.Problems()
+    inner.parse(fields.text, {}, "a")
+    inner.parse(fields.text, {}, "b")
+    outer = fields.Problems()
+    outer.parse(inner.raise_any)
+    outer.parse(fields.text, {}, "c")
+    with pytest.raises(ValidationError) as caught:
+        outer.raise_any()
+    assert [problem.field for problem in caught.value.problems] == ["a", "b", "c"]
+
+
+def test_problems_without_a_refusal_raises_nothing():
+    problems = fields.Problems()
+    assert problems.parse(fields.text, {"n": "x"}, "n") == "x"
+    problems.raise_any()

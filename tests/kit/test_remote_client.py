@@ -147,7 +147,23 @@ def test_a_validation_error_names_its_field(client, service):
         client.add_run(3, RUN)
     assert caught.value.field == "run.distance"
     assert caught.value.to_dict() == {"error": "invalid", "message": "distance must be at "
-                                      "least 1", "field": "run.distance"}
+                                      "least 1", "field": "run.distance",
+                                      "errors": [{"field": "run.distance", "message":
+                                                  "distance must be at least 1"}]}
+
+
+def test_a_validation_error_keeps_every_problem_the_service_listed(client, service):
+    problems = [{"field": "run.name", "message": "name is required"},
+                {"field": "run.distance", "message": "distance is required"}]
+    service.post(ADD_RUN, status_code=400, json={
+        "error": "invalid", "message": "name is required", "field": "run.name",
+        "errors": problems})
+    with pytest.raises(ValidationError) as caught:
+        client.add_run(3, RUN)
+    assert (caught.value.field, caught.value.message) == ("run.name", "name is required")
+    assert [(p.field, p.message) for p in caught.value.problems] == [
+        ("run.name", "name is required"), ("run.distance", "distance is required")]
+    assert caught.value.to_dict()["errors"] == problems
 
 
 def test_a_field_that_is_not_text_is_dropped(client, service):

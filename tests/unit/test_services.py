@@ -41,9 +41,12 @@ def runs(sessions):
     return LocalRuns(sessions)
 
 
+NOW = dt.datetime(2026, 6, 1, 9, 0, tzinfo=dt.timezone.utc)  # before every race day below
+
+
 @pytest.fixture
 def races(sessions):
-    return LocalRaces(sessions)
+    return LocalRaces(sessions, clock=lambda: NOW)
 
 
 @pytest.fixture
@@ -189,6 +192,29 @@ def test_import_for_an_unknown_user_is_404(runs):
 def race(races, user):
     return races.create_race(user.id, RaceInput(name="Half", date=dt.date(2027, 3, 1),
                                                 distance=21097.5))
+
+
+@pytest.mark.parametrize(("now", "open_"), [
+    (dt.datetime(2026, 6, 2, 11, 59, tzinfo=dt.timezone.utc), True),  # still 1 June at UTC-12
+    (dt.datetime(2026, 6, 2, 12, 0, tzinfo=dt.timezone.utc), False),  # 1 June over everywhere
+    (dt.datetime(2026, 6, 2, 1, 0, tzinfo=dt.timezone(dt.timedelta(hours=-11))), False),
+])
+def test_a_race_day_is_open_until_it_has_ended_everywhere_on_earth(sessions, user, now, open_):
+    early = LocalRaces(sessions, clock=lambda: NOW)
+    race = early.create_race(user.id, RaceInput(name="r", date=dt.date(2026, 6, 1),
+                                                distance=5000.0))
+    later = LocalRaces(sessions, clock=lambda: now)
+    again = RaceInput(name="again", date=race.date, distance=5000.0)
+    if open_:
+        assert later.create_race(user.id, again).date == race.date
+        assert later.join_race(user.id, race.id).joined
+        return
+    with pytest.raises(Conflict, match="today or later") as created:
+        later.create_race(user.id, again)
+    with pytest.raises(Conflict, match="in the past") as joined:
+        later.join_race(user.id, race.id)
+    assert created.value.field == joined.value.field == "date"
+    assert not later.get_race(user.id, race.id).joined
 
 
 def test_join_leave_and_plan(races, user, race):

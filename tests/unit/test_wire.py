@@ -272,6 +272,11 @@ def test_a_custom_refusal_is_placed_at_its_path(change, field):
     assert refused(RunInput, {**RUN_WIRE, **change}, "run").field == field
 
 
+def test_every_problem_of_a_custom_refusal_is_placed_at_its_path():
+    error = refused(RunInput, {**RUN_WIRE, "name": "", "distance": 0}, "run")
+    assert [problem.field for problem in error.problems] == ["run.name", "run.distance"]
+
+
 def test_a_custom_refusal_inside_a_list_names_the_item():
     runs = [RUN_WIRE, RUN_WIRE, {**RUN_WIRE, "elapsed_time": -1}]
     assert refused(list[RunInput], runs, "runs").field == "runs[2].elapsed_time"
