@@ -27,10 +27,13 @@ class EvidenceConfig:
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> EvidenceConfig:
-        config = cls(bucket_seconds=settings["EVIDENCE_BUCKET_SECONDS"],
-                     flush_seconds=settings["EVIDENCE_FLUSH_SECONDS"],
-                     keep_seconds=settings["EVIDENCE_KEEP_SECONDS"],
-                     windows=parse_windows(settings["EVIDENCE_WINDOWS"],
+        def setting(name: str) -> Any:  # an app's own settings may predate these
+            return settings.get(name, DEFAULTS[name])
+
+        config = cls(bucket_seconds=setting("EVIDENCE_BUCKET_SECONDS"),
+                     flush_seconds=setting("EVIDENCE_FLUSH_SECONDS"),
+                     keep_seconds=setting("EVIDENCE_KEEP_SECONDS"),
+                     windows=parse_windows(setting("EVIDENCE_WINDOWS"),
                                            "TURNOUT_EVIDENCE_WINDOWS"))
         if config.flush_seconds > config.bucket_seconds:
             raise ConfigError(f"TURNOUT_EVIDENCE_FLUSH_SECONDS ({config.flush_seconds:g}) must "
