@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -75,7 +74,7 @@ def build_control(settings: Mapping[str, Any], features: Mapping[str, FeatureInf
     store = SqlFlagStore.from_url(settings["FLAGS_URL"], dict(features), companions=COMPANIONS)
     mismatches = SqlMismatchLog(store.engine)
     evidence_store = SqlEvidenceStore(store.engine, before_use=store.verify)
-    policy = policy_for(settings["PROJECT"], Path.cwd())
+    policy = policy_for(settings["PROJECT"])
     evidence_config = EvidenceConfig.from_settings(settings)
     policy.require_features(features, settings["PROJECT"] or "the policy")
     policy.require_windows(evidence_config.bucket_seconds, evidence_config.keep_seconds,

@@ -14,8 +14,8 @@ sub-table per feature that overrides some of them:
     max_p99_ms = 4000
 
 Both the `turnout` command and the monolith's workers read it (the workers find the file
-by `TURNOUT_PROJECT`, which `turnout up` sets, else ./turnout.toml, else use the defaults
-below). Every mistake is one ConfigError naming the key, e.g.
+by `TURNOUT_PROJECT`, which `turnout up` sets; without it they use the defaults below).
+Every mistake is one ConfigError naming the key, e.g.
 "turnout.toml: `gates.runs.max_error_rate` must be a number from 0 to 1, got 2".
 """
 
@@ -115,16 +115,16 @@ def read_policy(path: Path) -> Policy:
     return parse_policy(data, str(path))
 
 
-def policy_for(project: str | None, cwd: Path) -> Policy:
-    """What a worker follows: the project file named (TURNOUT_PROJECT), else ./turnout.toml
-    if there is one, else the defaults."""
-    if project:
-        path = Path(project)
-        if not path.is_file():
-            raise ConfigError(f"TURNOUT_PROJECT: {project} does not exist")
-        return read_policy(path)
-    found = cwd / "turnout.toml"
-    return read_policy(found) if found.is_file() else Policy()
+def policy_for(project: str | None) -> Policy:
+    """What a worker follows: the project file named (TURNOUT_PROJECT, which `turnout up`
+    sets), else the defaults. Never a turnout.toml that happens to be in the current
+    directory: a test or a tool run from a checkout is not that project's worker."""
+    if not project:
+        return Policy()
+    path = Path(project)
+    if not path.is_file():
+        raise ConfigError(f"TURNOUT_PROJECT: {project} does not exist")
+    return read_policy(path)
 
 
 def _table(data: Mapping[str, Any], name: str, defaults: Any, checks: Mapping[str, Check],
