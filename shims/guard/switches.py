@@ -11,7 +11,7 @@ from __future__ import annotations
 from sqlalchemy import Boolean, Column, DateTime, MetaData, String, Table, insert, select, update
 from sqlalchemy.engine import Connection
 
-from shims.flags.model import validate_flag
+from shims.flags.model import FlagError, validate_flag
 from shims.flags.store import SqlFlagStore, utcnow
 from shims.gates.config import Policy
 from shims.sql import create_tables
@@ -55,7 +55,10 @@ class GuardSwitches:
 
     def switch(self, feature: str, enabled: bool, *, actor: str) -> bool:
         """Sets a feature's switch, audited; returns whether it was on before."""
-        validate_flag(self.store.features, feature, "remote")  # unknown, or no remote side
+        validate_flag(self.store.features, feature, "local")  # an unknown feature
+        if not self.store.features[feature].has_remote:
+            raise FlagError(f"feature {feature!r} has no remote side yet: there is nothing "
+                            "for the guard to watch", field="feature")
         before = self.enabled()[feature]
         stored = feature in self.stored()
 
