@@ -1,16 +1,18 @@
 """When the guard acts: pure rules over the evidence and the audit log, with no clock of
 their own (the caller gives `now`), so a test can walk them through time.
 
-**A breach** (`breach`) is the remote side failing one of the guard's limits over the whole
-window, and in every evidence bucket of it, not just on average: a burst that is over in a
-few seconds never moves a feature, however bad. The limits:
-- error rate: at least `min_calls` remote calls in the window, and more than
-  `max_error_rate` of them failed, in the window and in each bucket (a bucket without a
-  remote call does not hold the breach);
-- p99 (unless `max_p99_ms` is 0): above `max_p99_ms`, likewise;
-- breaker open (if `breaker_open`): some worker reported the feature's breaker not closed
-  in every bucket. While it is open the remote side gets only trial calls, so the error
-  rate alone would miss an outage that the breaker already contains.
+**A breach** (`breach`) is the remote side failing for the whole window: in every
+evidence bucket of it, not just on average, so a burst that is over in a few seconds never
+moves a feature, however bad. A bucket fails when, there:
+- more than `max_error_rate` of its remote calls failed (a bucket without a remote call
+  does not fail on errors: no proof);
+- its remote p99 is above `max_p99_ms` (unless that is 0);
+- or (if `breaker_open`) some worker reported the feature's breaker not closed. While it is
+  open the service gets only trial calls, so an outage the breaker already contains would
+  otherwise leave buckets with no remote call to fail.
+A bucket may fail one way and the next another (the errors that open the breaker, then the
+breaker). And the window as a whole must carry weight: at least `min_calls` remote calls,
+or the breaker not closed in every bucket.
 
 **Standing** (`standing`): the guard acts on a feature at most once per forward move. After
 it acted, it waits `cooldown` seconds and until someone moved the feature forward again
@@ -36,7 +38,7 @@ GUARDED_MODES = frozenset({"canary", "live", "rampdown", "remote"})  # the servi
 
 @dataclass(frozen=True)
 class Breach:
-    limit: str  # error_rate, p99, breaker_open
+    limit: str  # how the buckets failed: error_rate, p99, breaker_open, joined by "+"
     detail: str  # short, with the numbers: it goes into the audit log's actor column
 
 
@@ -48,45 +50,42 @@ class Standing:
 
 def breach(whole: FeatureEvidence, buckets: Sequence[FeatureEvidence],
            guard: GuardSettings) -> Breach | None:
-    """The first limit the remote side broke for the whole window, or None."""
+    """The breach, if every bucket of the window failed; None otherwise."""
     if not buckets:
         return None
-    return (_error_rate(whole, buckets, guard) or _p99(whole, buckets, guard)
-            or _breaker(whole, buckets, guard))
+    failing = [_failing(bucket, guard) for bucket in buckets]
+    if not all(failing):
+        return None
+    held_open = sum("breaker_open" in ways for ways in failing)
+    if whole.remote.calls < guard.min_calls and held_open < len(buckets):
+        return None  # too little evidence
+    seen = sorted({way for ways in failing for way in ways})
+    return Breach("+".join(seen), _detail(whole, len(buckets), held_open, seen))
 
 
-def _error_rate(whole: FeatureEvidence, buckets: Sequence[FeatureEvidence],
-                guard: GuardSettings) -> Breach | None:
-    remote, limit = whole.remote, guard.max_error_rate
-    if remote.calls < guard.min_calls or not _above(remote.error_rate, limit):
-        return None
-    if not all(_above(bucket.remote.error_rate, limit) for bucket in buckets):
-        return None
-    return Breach("error_rate", f"remote error rate {remote.error_rate:.0%} of {remote.calls} "
-                                f"calls over {whole.window_seconds}s, above {limit:.0%} "
-                                "in every bucket")
+def _failing(bucket: FeatureEvidence, guard: GuardSettings) -> tuple[str, ...]:
+    """The ways this bucket's remote side failed (none: it did not)."""
+    remote = bucket.remote
+    ways = []
+    if _above(remote.error_rate, guard.max_error_rate):
+        ways.append("error_rate")
+    if guard.max_p99_ms and _above(remote.p99_ms, guard.max_p99_ms):
+        ways.append("p99")
+    if guard.breaker_open and _above(bucket.breaker.open_share, 0.0):
+        ways.append("breaker_open")
+    return tuple(ways)
 
 
-def _p99(whole: FeatureEvidence, buckets: Sequence[FeatureEvidence],
-         guard: GuardSettings) -> Breach | None:
-    remote, limit = whole.remote, guard.max_p99_ms
-    if not limit or remote.calls < guard.min_calls or not _above(remote.p99_ms, limit):
-        return None
-    if not all(_above(bucket.remote.p99_ms, limit) for bucket in buckets):
-        return None
-    return Breach("p99", f"remote p99 {remote.p99_ms:.0f} ms over {whole.window_seconds}s "
-                         f"({remote.calls} calls), above {limit:g} ms in every bucket")
-
-
-def _breaker(whole: FeatureEvidence, buckets: Sequence[FeatureEvidence],
-             guard: GuardSettings) -> Breach | None:
-    if not guard.breaker_open:
-        return None
-    if not all(_above(bucket.breaker.open_share, 0.0) for bucket in buckets):
-        return None
-    share = whole.breaker.open_share or 0.0
-    return Breach("breaker_open", f"breaker not closed in every bucket of "
-                                  f"{whole.window_seconds}s ({share:.0%} of worker samples)")
+def _detail(whole: FeatureEvidence, buckets: int, held_open: int, seen: list[str]) -> str:
+    remote = whole.remote
+    parts = [f"remote failing in all {buckets} buckets of {whole.window_seconds}s"]
+    if "error_rate" in seen:
+        parts.append(f"error rate {remote.error_rate:.0%} of {remote.calls} calls")
+    if "p99" in seen:
+        parts.append(f"p99 {remote.p99_ms:.0f} ms")
+    if "breaker_open" in seen:
+        parts.append(f"breaker open in {held_open}")
+    return "; ".join(parts)
 
 
 def _above(value: float | None, limit: float) -> bool:

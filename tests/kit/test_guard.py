@@ -47,8 +47,8 @@ def figures(calls=20, errors=20, p99=50.0, open_share=None, window=BUCKET):
 def test_an_error_rate_above_the_limit_in_every_bucket_is_a_breach_with_its_numbers():
     found = rules.breach(figures(80, 76, window=20), [figures(20, 19)] * 4, GUARD)
     assert found.limit == "error_rate"
-    assert found.detail == ("remote error rate 95% of 80 calls over 20s, above 50% in every "
-                            "bucket")
+    assert found.detail == ("remote failing in all 4 buckets of 20s; error rate 95% of 80 "
+                            "calls")
 
 
 def test_a_burst_that_does_not_hold_for_the_whole_window_is_no_breach():
@@ -66,7 +66,7 @@ def test_too_few_calls_prove_nothing():
 def test_a_p99_above_its_limit_throughout_is_a_breach_unless_switched_off():
     slow = [figures(20, 0, p99=1500.0)] * 4
     found = rules.breach(figures(80, 0, p99=1500.0, window=20), slow, GUARD)
-    assert found.limit == "p99" and "remote p99 1500 ms" in found.detail
+    assert found.limit == "p99" and "p99 1500 ms" in found.detail
     no_latency = GuardSettings(**{**GUARD.__dict__, "max_p99_ms": 0.0})
     assert rules.breach(figures(80, 0, p99=1500.0, window=20), slow, no_latency) is None
 
@@ -75,11 +75,23 @@ def test_a_breaker_open_in_every_bucket_is_a_breach_even_without_calls():
     """With the breaker open, the service gets only trial calls: too few to count."""
     opened = [figures(0, 0, open_share=1.0)] * 4
     found = rules.breach(figures(0, 0, open_share=1.0, window=20), opened, GUARD)
-    assert found.limit == "breaker_open"
+    assert found.limit == "breaker_open" and "breaker open in 4" in found.detail
     closing = [*opened[:3], figures(3, 0, open_share=0.0)]
     assert rules.breach(figures(3, 0, open_share=0.75, window=20), closing, GUARD) is None
     ignored = GuardSettings(**{**GUARD.__dict__, "breaker_open": False})
     assert rules.breach(figures(0, 0, open_share=1.0, window=20), opened, ignored) is None
+
+
+def test_errors_that_open_the_breaker_then_the_breaker_hold_a_breach_together():
+    """An outage: calls fail until the breaker opens, then only trials reach the service."""
+    outage = [figures(20, 20), figures(20, 20, open_share=0.5), figures(1, 1, open_share=1.0),
+              figures(0, 0, open_share=1.0)]
+    found = rules.breach(figures(41, 41, open_share=0.6, window=20), outage, GUARD)
+    assert found.limit == "breaker_open+error_rate"
+    assert "error rate 100% of 41 calls" in found.detail and "breaker open in 3" in found.detail
+    few = [figures(2, 2), figures(1, 1, open_share=1.0), figures(0, 0, open_share=1.0),
+           figures(0, 0, open_share=1.0)]
+    assert rules.breach(figures(3, 3, open_share=0.7, window=20), few, GUARD) is None
 
 
 # --- standing: hysteresis after acting ----------------------------------------------------
@@ -178,7 +190,8 @@ def test_a_breach_held_for_the_window_rolls_back_one_stage_once_audited(world, c
     assert guard.tick() == ["search"]
     assert store.snapshot().flag("search") == Flag("search", "canary", 5)
     entry = store.history("search")[0]
-    assert entry.actor.startswith("turnout-guard (remote error rate 100% of ")
+    assert entry.actor == ("turnout-guard (remote failing in all 4 buckets of 20s; error rate "
+                           "100% of 40 calls)")
     assert (entry.old, entry.new) == ("canary 25%", "canary 5%")
     assert rollbacks(metrics) == 1
     assert '"event": "guard_rolled_back"' in caplog.text
