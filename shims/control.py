@@ -74,11 +74,12 @@ def build_control(settings: Mapping[str, Any], features: Mapping[str, FeatureInf
     store = SqlFlagStore.from_url(settings["FLAGS_URL"], dict(features), companions=COMPANIONS)
     mismatches = SqlMismatchLog(store.engine)
     evidence_store = SqlEvidenceStore(store.engine, before_use=store.verify)
-    policy = policy_for(settings["PROJECT"])
+    project = settings.get("PROJECT")  # settings made before the policy existed lack it
+    policy = policy_for(project)
     evidence_config = EvidenceConfig.from_settings(settings)
-    policy.require_features(features, settings["PROJECT"] or "the policy")
+    policy.require_features(features, project or "the policy")
     policy.require_windows(evidence_config.bucket_seconds, evidence_config.keep_seconds,
-                           settings["PROJECT"] or "the policy")
+                           project or "the policy")
     try:
         store.open()
         mismatches.create_schema()

@@ -42,7 +42,7 @@ def advance(moves: StageMoves, feature: str, *, actor: str, force: bool, reason:
             window: int | None) -> list[str]:
     step = moves.next_step(feature, window=window)
     lines = verdict_lines(step.verdict) if step.verdict is not None else []
-    flag = moves.advance(feature, actor=actor, force=force, reason=reason, window=window)
+    flag = moves.advance(feature, actor=actor, force=force, reason=reason, step=step)
     return [*lines, f"{feature} -> {describe_flag(flag)} (every worker within a second)"]
 
 

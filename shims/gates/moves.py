@@ -93,8 +93,10 @@ class StageMoves:
     # --- moving -----------------------------------------------------------------------
 
     def advance(self, feature: str, *, actor: str, force: bool = False,
-                reason: str | None = None, window: int | None = None) -> Flag:
-        step = self.next_step(feature, window=window)
+                reason: str | None = None, window: int | None = None,
+                step: Step | None = None) -> Flag:
+        """`step`: the one `next_step` judged (and its caller showed), else judged now."""
+        step = step if step is not None else self.next_step(feature, window=window)
         if step.target is None:
             raise NoFurtherStage(f"{feature} is at {describe_flag(step.current)}, the last "
                                  "stage of its path: there is nothing to advance to")

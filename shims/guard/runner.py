@@ -43,6 +43,7 @@ from shims.mirror import Lease
 log = logging.getLogger("turnout.guard")
 LEASE_NAME = "guard"
 ACTOR_LENGTH = 200  # the audit log's actor column
+COMPLAIN_EVERY = 60.0  # seconds between two logged failures of a tick (a store down)
 
 
 class Guard:
@@ -71,12 +72,16 @@ class Guard:
             self._greenlet = None
 
     def _loop(self) -> None:
+        complained_at = float("-inf")
         while True:
             gevent.sleep(self.tick_seconds)
             try:
                 self.tick()
             except Exception as exc:  # the store down, say: the guard outlives it
-                event(log, "guard_tick_failed", logging.WARNING, error=repr(exc)[:300])
+                if time.monotonic() - complained_at >= COMPLAIN_EVERY:
+                    complained_at = time.monotonic()
+                    event(log, "guard_tick_failed", logging.WARNING, error=repr(exc)[:300],
+                          meaning="the guard looks again at its next tick")
 
     def tick(self) -> list[str]:
         """One look at every feature; returns the features it moved back (tests)."""
