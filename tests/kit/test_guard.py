@@ -136,9 +136,12 @@ def clock():
     return ManualClock(time.time())  # the audit log keeps real times: start from now
 
 
-@pytest.fixture
-def world(tmp_path, clock):
-    store = SqlFlagStore.from_url(f"sqlite:///{tmp_path / 'flags.db'}", FEATURES)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def world(request, tmp_path, clock):
+    """A flag store with the evidence beside it, on SQLite and on PostgreSQL."""
+    url = (f"sqlite:///{tmp_path / 'flags.db'}" if request.param == "sqlite"
+           else request.getfixturevalue("postgres_url"))
+    store = SqlFlagStore.from_url(url, FEATURES)
     store.open()
     table = SqlEvidenceStore(store.engine, before_use=store.verify)
     evidence = Evidence(table, FEATURES, bucket_seconds=BUCKET, clock=clock)
