@@ -3,9 +3,10 @@ evidence and rollback guard.
 
 Built once per process by the composition root (shims/extension.py) and shared by every
 router of that process; the `turnout` command builds the same store from the same
-settings, so both always read one set of flags. The evidence tables, the guard's switches
-and its lease live in the flag store's database too (its companions: a store started
-afresh holds them as well).
+settings, so both always read one set of flags. The guard's switches live in the flag store's
+database (a companion: a store started afresh holds them too); the evidence and the
+guard's lease, written every few seconds, in the evidence database (shims/evidence/store.py:
+the flag store's own on PostgreSQL, a file beside a SQLite one).
 """
 
 from __future__ import annotations
@@ -23,8 +24,7 @@ from shims.evidence.config import EvidenceConfig
 from shims.evidence.flusher import EvidenceFlusher
 from shims.evidence.reader import Evidence
 from shims.evidence.recorder import EvidenceRecorder
-from shims.evidence.store import SqlEvidenceStore
-from shims.evidence.store import metadata as evidence_tables
+from shims.evidence.store import SqlEvidenceStore, evidence_engine, evidence_url
 from shims.flags.cache import FlagCache
 from shims.flags.model import FeatureInfo
 from shims.flags.problems import FlagStoreError
@@ -34,7 +34,7 @@ from shims.guard.switches import GuardSwitches
 from shims.guard.switches import metadata as guard_tables
 from shims.logs import event
 from shims.metrics import TurnoutMetrics
-from shims.mirror import Channel, Lease, MirrorApplier, lease_metadata
+from shims.mirror import Channel, Lease, MirrorApplier
 from shims.mismatches import SqlMismatchLog
 from shims.mismatches import metadata as mismatch_tables
 from shims.router import make_breaker
@@ -42,7 +42,7 @@ from shims.sync import Backlog
 
 log = logging.getLogger("turnout.flags")
 # Everything the kit keeps in the flag store's database beside the flags.
-COMPANIONS = (mismatch_tables, evidence_tables, guard_tables, lease_metadata)
+COMPANIONS = (mismatch_tables, guard_tables)
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,7 @@ class Control:
     breakers: dict[str, CircuitBreaker]
     mismatches: SqlMismatchLog
     recorder: EvidenceRecorder
+    evidence_store: SqlEvidenceStore
     evidence: Evidence
     flusher: EvidenceFlusher
     evidence_config: EvidenceConfig
@@ -73,7 +74,8 @@ class Control:
 def build_control(settings: Mapping[str, Any], features: Mapping[str, FeatureInfo]) -> Control:
     store = SqlFlagStore.from_url(settings["FLAGS_URL"], dict(features), companions=COMPANIONS)
     mismatches = SqlMismatchLog(store.engine)
-    evidence_store = SqlEvidenceStore(store.engine, before_use=store.verify)
+    evidence_store = SqlEvidenceStore(evidence_engine(
+        evidence_url(settings["FLAGS_URL"], settings.get("EVIDENCE_URL"))))
     project = settings.get("PROJECT")  # settings made before the policy existed lack it
     policy = policy_for(project)
     evidence_config = EvidenceConfig.from_settings(settings)
@@ -83,7 +85,6 @@ def build_control(settings: Mapping[str, Any], features: Mapping[str, FeatureInf
     try:
         store.open()
         mismatches.create_schema()
-        evidence_store.create_schema()
     except (FlagStoreError, SQLAlchemyError) as problem:
         # A worker starting while the store is damaged still serves (every feature local
         # until the store can be read, as the cache does before any read) rather than fail
@@ -102,7 +103,7 @@ def build_control(settings: Mapping[str, Any], features: Mapping[str, FeatureInf
                               keep_seconds=evidence_config.keep_seconds, breakers=breakers,
                               metrics=metrics)
     return Control(store=store, flags=flags, metrics=metrics, breakers=breakers,
-                   mismatches=mismatches, recorder=recorder,
+                   mismatches=mismatches, recorder=recorder, evidence_store=evidence_store,
                    evidence=Evidence(evidence_store, features,
                                      bucket_seconds=evidence_config.bucket_seconds),
                    flusher=flusher, evidence_config=evidence_config, policy=policy,

@@ -262,7 +262,7 @@ def _gated_moves(state: TurnoutState) -> StageMoves:
     tick = state.settings["GUARD_TICK_SECONDS"]
     control.guards.append(Guard(
         control.store, control.evidence, moves.waiting(GUARD_MOVE_WAIT), control.switches,
-        Lease(control.store.engine, LEASE_NAME, ttl=max(3.0, 3 * tick)),
+        Lease(control.evidence_store.engine, LEASE_NAME, ttl=max(3.0, 3 * tick)),
         metrics=control.metrics, tick=tick,
         settle=control.evidence_config.flush_seconds + 1.0))
     return moves

@@ -14,7 +14,7 @@ from shims.cli.sides import DataSides
 from shims.evidence.config import EvidenceConfig
 from shims.evidence.model import FeatureEvidence, SideFigures
 from shims.evidence.reader import Evidence
-from shims.evidence.store import SqlEvidenceStore
+from shims.evidence.store import SqlEvidenceStore, evidence_engine, evidence_url
 from shims.flags.model import describe_flag
 from shims.flags.store import SqlFlagStore
 from shims.gates.moves import StageMoves
@@ -25,7 +25,8 @@ from shims.guard.switches import GuardSwitches
 def gated_moves(store: SqlFlagStore, project: Any, sides: DataSides, *, wait: float,
                 progress=print) -> StageMoves:
     config = EvidenceConfig.from_settings(project.settings)
-    evidence = Evidence(SqlEvidenceStore(store.engine, before_use=store.verify), store.features,
+    url = evidence_url(project.settings["FLAGS_URL"], project.settings.get("EVIDENCE_URL"))
+    evidence = Evidence(SqlEvidenceStore(evidence_engine(url)), store.features,
                         bucket_seconds=config.bucket_seconds)
     policy = project.file.policy
     policy.require_features(store.features, str(project.file.path))

@@ -10,6 +10,8 @@ from typing import Any
 from shims.settings import ConfigError
 
 DEFAULTS: dict[str, Any] = {
+    # None: the flag store's database, or beside a SQLite one `flags-evidence.db`
+    "EVIDENCE_URL": None,
     "EVIDENCE_BUCKET_SECONDS": 10,  # the time buckets every worker counts in
     "EVIDENCE_FLUSH_SECONDS": 5.0,  # how often a worker adds its counts to the shared table
     "EVIDENCE_KEEP_SECONDS": 3600,  # buckets older than this are dropped

@@ -1,6 +1,6 @@
-"""The shared evidence table: every worker adds its per-bucket counts, readers merge them.
+"""The shared evidence tables: every worker adds its per-bucket counts, readers merge them.
 
-Two tables in the flag store's database (one store, one truth for every process and host):
+Two tables (one truth for every process and host that shares the flag store):
 `turnout_evidence_calls` (calls, errors, total seconds and a latency histogram per bucket,
 feature, method and side) and `turnout_evidence_counts` (named counts and gauges per
 bucket: shadow results, fallbacks, mirrored writes, backlogs, breaker samples). A flush is
@@ -8,17 +8,17 @@ one transaction of upserts that *add* to what other workers wrote for the same k
 keep the highest gauge), on SQLite (3.24+) and PostgreSQL alike (`INSERT ... ON CONFLICT
 DO UPDATE`).
 
-It writes to the flag store's file, so it uses it as the flag store does: `before_use`
-(the store's `verify`) runs first and refuses a file that moved or is damaged, and the
-tables are created only once a verified store is there, never on an emptied file. On
-SQLite a flush waits for another process's lock `busy_timeout` seconds at most (sqlite3
-waits in C, holding up the worker's greenlets): a flush that cannot write gives its rows
-back for the next one.
+They live in the evidence database (`evidence_url`): the flag store's own database on
+PostgreSQL; beside a SQLite flag store, a file of their own (`flags-evidence.db`), because
+a SQLite flag store is an operator's file (copied, restored by hand, checked at every
+look) written only when a flag changes, and every worker writing into it every few seconds
+would hold its lock and keep its WAL full of pages that a copy restored by hand would be
+overlaid with. The evidence file is disposable: its tables are made again if it is lost.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -29,7 +29,8 @@ from sqlalchemy.exc import IntegrityError
 
 from shims.evidence import histogram
 from shims.evidence.model import CallRow, CountRow, Rows
-from shims.sql import create_tables
+from shims.flags.sqlite_file import sqlite_path
+from shims.sql import create_tables, make_engine
 
 HISTOGRAM_COLUMNS = tuple(f"h{index:02d}" for index in range(histogram.SLOTS))
 
@@ -56,15 +57,28 @@ counts_table = Table(
 )
 CALL_KEYS = ("bucket", "feature", "method", "side")
 COUNT_KEYS = ("bucket", "feature", "method", "name")
-DEFAULT_BUSY_TIMEOUT = 0.25
+# sqlite3 waits for another process's lock in C, holding up every greenlet of the worker:
+# a flush that cannot have the lock this soon gives its rows back for the next one.
+BUSY_TIMEOUT = 0.25
+EVIDENCE_FILE = "flags-evidence.db"
+
+
+def evidence_url(flags_url: str, given: str | None = None) -> str:
+    """Where the evidence lives: `given` (TURNOUT_EVIDENCE_URL), else beside a SQLite flag
+    store in a file of its own, else the flag store's database."""
+    if given:
+        return given
+    path = sqlite_path(flags_url)
+    return f"sqlite:///{path.with_name(EVIDENCE_FILE)}" if path is not None else flags_url
+
+
+def evidence_engine(url: str) -> Engine:
+    return make_engine(url, pool_size=2, max_overflow=4, sqlite_busy_timeout=BUSY_TIMEOUT)
 
 
 class SqlEvidenceStore:
-    def __init__(self, engine: Engine, *, before_use: Callable[[], None] = lambda: None,
-                 busy_timeout: float = DEFAULT_BUSY_TIMEOUT):
+    def __init__(self, engine: Engine):
         self.engine = engine
-        self._before_use = before_use
-        self._busy_ms = int(busy_timeout * 1000)
         self._ready = False
 
     def create_schema(self) -> None:
@@ -76,7 +90,7 @@ class SqlEvidenceStore:
         if not rows:
             return
         self._prepare()
-        with self.engine.begin() as connection, _short_wait(connection, self._busy_ms):
+        with self._again_if_lost(), self.engine.begin() as connection:
             if rows.calls:
                 _upsert(connection, calls_table, CALL_KEYS,
                         ("calls", "errors", "seconds", *HISTOGRAM_COLUMNS), (),
@@ -98,14 +112,22 @@ class SqlEvidenceStore:
     def prune(self, before: int) -> int:
         """Drops the buckets that started before `before`; how many rows went."""
         self._prepare()
-        with self.engine.begin() as connection, _short_wait(connection, self._busy_ms):
+        with self._again_if_lost(), self.engine.begin() as connection:
             return sum(connection.execute(delete(table).where(table.c.bucket < before)).rowcount
                        for table in (calls_table, counts_table))
 
     def _prepare(self) -> None:
-        self._before_use()
         if not self._ready:
             self.create_schema()
+
+    @contextmanager
+    def _again_if_lost(self) -> Iterator[None]:
+        """A failed write makes the tables again next time, in case the file was lost."""
+        try:
+            yield
+        except Exception:
+            self._ready = False
+            raise
 
 
 def _window(table: Table, since: int, until: int, features: frozenset[str] | None):
@@ -127,21 +149,6 @@ def _count_values(row: CountRow) -> dict[str, Any]:
 def _call_row(row: Any) -> CallRow:
     return CallRow(row.bucket, row.feature, row.method, row.side, row.calls, row.errors,
                    row.seconds, tuple(getattr(row, name) for name in HISTOGRAM_COLUMNS))
-
-
-@contextmanager
-def _short_wait(connection: Connection, milliseconds: int) -> Iterator[None]:
-    """SQLite: this connection waits `milliseconds` at most for another process's lock while
-    the flush runs, then its usual wait again (it is the flag store's pooled connection)."""
-    if connection.dialect.name != "sqlite":
-        yield
-        return
-    previous = int(connection.exec_driver_sql("PRAGMA busy_timeout").scalar())
-    connection.exec_driver_sql(f"PRAGMA busy_timeout = {milliseconds:d}")
-    try:
-        yield
-    finally:
-        connection.exec_driver_sql(f"PRAGMA busy_timeout = {previous:d}")
 
 
 def _upsert(connection: Connection, table: Table, keys: Sequence[str], added: Sequence[str],

@@ -1,10 +1,11 @@
 """The guard itself: a greenlet in every monolith worker, of which the one holding the
-lease `guard` in the flag store's database works (`shims.mirror.Lease`, as the mirror
-appliers elect theirs). So there is one guard per flag store, across every worker and
-host, with no process of its own to deploy; if its worker dies the lease lapses and
-another worker's guard takes over within `3 x tick` seconds. Everything it decides on is
-in the shared database (the evidence, the flags, the audit log), so a new leader decides
-exactly as the old one would have.
+lease `guard` in the evidence database works (`shims.mirror.Lease`, as the mirror
+appliers elect theirs; the evidence database is the flag store's own on PostgreSQL and
+a file beside a SQLite one, shims/evidence/store.py). So there is one guard per flag
+store, across every worker and host, with no process of its own to deploy; if its worker
+dies the lease lapses and another worker's guard takes over within `3 x tick` seconds.
+Everything it decides on is shared (the evidence, the flags, the audit log), so a new
+leader decides exactly as the old one would have.
 
 Each tick, for every feature whose switch is on, in a stage where the service answers
 users (canary, live, rampdown, remote), and not while the kill switch is on: if the feature
@@ -98,7 +99,6 @@ class Guard:
         return moved
 
     def _lead(self) -> bool:
-        self.store.verify()  # the lease's table is made only in a whole flag store
         if not self._lease_ready:
             self.lease.create_schema()
             self._lease_ready = True

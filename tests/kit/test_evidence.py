@@ -15,7 +15,7 @@ from shims.evidence.flusher import EvidenceFlusher
 from shims.evidence.model import CallRow, CountRow, Rows
 from shims.evidence.reader import Evidence
 from shims.evidence.recorder import EvidenceRecorder
-from shims.evidence.store import SqlEvidenceStore
+from shims.evidence.store import SqlEvidenceStore, evidence_engine, evidence_url
 from shims.metrics import TurnoutMetrics
 from shims.settings import ConfigError
 from shims.shadow import ShadowOutcome
@@ -151,18 +151,30 @@ def test_reads_take_the_buckets_of_the_window_and_pruning_drops_older_ones(table
     assert [r.bucket for r in table.read(0, T0 + 100).calls] == [T0 + 2 * BUCKET]
 
 
-def test_a_table_made_by_a_worker_that_never_verified_its_store_is_not_made(tmp_path):
-    """The tables are made in a flag store the store's own check passed, never on a file
-    that check refuses (an emptied one, say)."""
-    engine = make_engine(f"sqlite:///{tmp_path / 'flags.db'}")
+def test_the_evidence_lives_beside_a_sqlite_flag_store_and_in_a_postgresql_one():
+    """A SQLite flag store is an operator's file, written only when a flag changes."""
+    assert evidence_url("sqlite:////srv/run/flags.db") == "sqlite:////srv/run/flags-evidence.db"
+    assert evidence_url("postgresql://db/flags") == "postgresql://db/flags"
+    assert evidence_url("sqlite:////srv/run/flags.db", "sqlite:////tmp/e.db") == \
+        "sqlite:////tmp/e.db"
 
-    def refuse():
-        raise OperationalError("check", {}, Exception("the flag store is damaged"))
 
-    store = SqlEvidenceStore(engine, before_use=refuse)
-    with pytest.raises(OperationalError):
-        store.add(Rows(calls=(one_call(T0, "local", 0.001),)))
-    assert not (tmp_path / "flags.db").exists() or (tmp_path / "flags.db").stat().st_size == 0
+def test_a_lost_evidence_file_is_made_again_and_the_flush_loses_nothing(tmp_path):
+    path = tmp_path / "flags-evidence.db"
+    engine = evidence_engine(f"sqlite:///{path}")
+    table = SqlEvidenceStore(engine)
+    recorder = EvidenceRecorder(BUCKET, clock=Clock())
+    flusher = EvidenceFlusher(recorder, table, interval=1.0, keep_seconds=3600,
+                              clock=Clock())
+    recorder.call("runs", "runs.get", "local", "ok", 0.001)
+    assert flusher.flush()
+    engine.dispose()
+    for lost in tmp_path.glob("flags-evidence.db*"):
+        lost.unlink()
+    recorder.call("runs", "runs.get", "local", "ok", 0.001)
+    assert flusher.flush() is False  # no table in the new, empty file: kept for next time
+    assert flusher.flush() is True
+    assert table.read(T0, T0 + BUCKET).calls[0].calls == 1
     engine.dispose()
 
 

@@ -13,7 +13,7 @@ from monolith.wiring import FEATURES
 from shims.cli import main
 from shims.evidence import histogram
 from shims.evidence.model import CallRow, Rows
-from shims.evidence.store import SqlEvidenceStore
+from shims.evidence.store import SqlEvidenceStore, evidence_engine, evidence_url
 from shims.flags.store import SqlFlagStore
 from support import FAST_HASH, ROOT
 
@@ -112,8 +112,10 @@ def test_evidence_prints_each_sides_figures_from_every_workers_buckets(turnout, 
     counts = histogram.empty()
     counts[histogram.slot(0.004)] = 10
     bucket = int(time.time() // 10) * 10
-    SqlEvidenceStore(store.engine).add(Rows(calls=(
+    engine = evidence_engine(evidence_url(str(store.engine.url)))  # beside flags.db
+    SqlEvidenceStore(engine).add(Rows(calls=(
         CallRow(bucket, "reports", "reports.monthly", "remote", 10, 2, 0.04, tuple(counts)),)))
+    engine.dispose()
     store.engine.dispose()
     code, out, _ = turnout("flags", "evidence", "reports", "--window", "60")
     assert code == 0
