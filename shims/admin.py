@@ -38,11 +38,13 @@ def admin_blueprint(store: SqlFlagStore, cache: FlagCache, mismatches: SqlMismat
                     authorize: Callable[[], str],
                     channels: Mapping[str, Mapping[str, Channel]] | None = None, *,
                     moves: StageMoves | None = None, switches: GuardSwitches | None = None,
-                    windows: Sequence[int] = (60, 900)) -> Blueprint:
+                    windows: Sequence[int] = (60, 900),
+                    keep_seconds: int = 3600) -> Blueprint:
     """`channels[feature]`: the mirror of each feature that owns data, so that a flag change
     through the API moves as safely as `turnout flags set` (shims/stages.py). With `moves`
     and `switches`, the gated moves, the guard's switches and the evidence too
-    (shims/gates/api.py; `windows`: the evidence's default windows, in seconds)."""
+    (shims/gates/api.py; `windows`: the evidence's default windows, `keep_seconds` how far
+    back it goes, in seconds)."""
     channels = channels or {}
     blueprint = Blueprint("turnout_admin", __name__, url_prefix="/_turnout")
 
@@ -110,7 +112,7 @@ def admin_blueprint(store: SqlFlagStore, cache: FlagCache, mismatches: SqlMismat
         return jsonify({"mismatches": to_wire(mismatches.recent(feature, limit))})
 
     if moves is not None and switches is not None:
-        add_gate_routes(blueprint, moves, switches, cache, windows, authorize)
+        add_gate_routes(blueprint, moves, switches, cache, windows, keep_seconds, authorize)
     return blueprint
 
 

@@ -52,6 +52,7 @@ from shims.sync import RemoteDataSync
 from shims.transport import HttpTransport, Transport, transport_for
 
 EXTENSION_KEY = "turnout"
+GUARD_MOVE_WAIT = 10.0  # seconds the guard lets a drain take before it retries next tick
 
 
 class InitHook(Protocol):
@@ -268,9 +269,6 @@ def _gated_moves(state: TurnoutState) -> StageMoves:
     return moves
 
 
-GUARD_MOVE_WAIT = 10.0  # seconds the guard lets a drain take before it retries next tick
-
-
 def _report_routes(app: Flask) -> None:
     """Every response says which side answered each routed call (shims/trace.py)."""
     app.before_request(trace.start)
@@ -305,7 +303,8 @@ def _blueprints(state: TurnoutState, engine: Engine | None, name: str, serve: li
                                           control.breakers, authorize=authorize_admin,
                                           channels=state.channels, moves=state.moves,
                                           switches=control.switches,
-                                          windows=control.evidence_config.windows))
+                                          windows=control.evidence_config.windows,
+                                          keep_seconds=control.evidence_config.keep_seconds))
     return blueprints
 
 

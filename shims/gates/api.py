@@ -34,13 +34,13 @@ MAX_WINDOWS = 4
 
 
 def add_gate_routes(blueprint: Blueprint, moves: StageMoves, switches: GuardSwitches,
-                    cache: FlagCache, windows: Sequence[int],
+                    cache: FlagCache, windows: Sequence[int], keep_seconds: int,
                     authorize: Callable[[], str]) -> None:
-    keep = max(windows)
+    """`windows`: the evidence's default windows; `keep_seconds`: the longest there is."""
 
     @blueprint.get("/evidence")
     def evidence():
-        asked = _windows(request.args.get("window"), windows, limit=max(keep, 3600))
+        asked = _windows(request.args.get("window"), windows, limit=keep_seconds)
         feature = request.args.get("feature") or None
         names = sorted(moves.store.features) if feature is None else [_known(moves, feature)]
         return jsonify(evidence_view(moves, switches, names, asked))
@@ -49,7 +49,8 @@ def add_gate_routes(blueprint: Blueprint, moves: StageMoves, switches: GuardSwit
     def advance(feature: str):
         data = _body({"force", "reason", "wait", "window"})
         force, reason = _force(data)
-        window = fields.integer(data, "window", required=False, minimum=1, maximum=keep * 24)
+        window = fields.integer(data, "window", required=False, minimum=1,
+                                maximum=keep_seconds)
         try:
             flag = _waiting(moves, data).advance(feature, actor=authorize(), force=force,
                                                  reason=reason, window=window)

@@ -189,21 +189,16 @@ def _flag(_key: str, value: Any) -> bool:
 
 
 def _steps(_key: str, value: Any) -> tuple[float, ...]:
-    expected = "a list of percentages above 0 and at most 100, each larger than the one before"
-    if not isinstance(value, list) or not value:
-        raise _Bad(expected)
-    steps = tuple(_number(0, 100)(_key, step) for step in _checked_steps(value, expected))
-    if steps[0] <= 0 or any(b <= a for a, b in pairwise(steps)):
-        raise _Bad(expected)
+    if not isinstance(value, list) or not value or any(
+            isinstance(step, bool) or not isinstance(step, int | float) for step in value):
+        raise _Bad(STEPS)
+    steps = tuple(float(step) for step in value)
+    if not steps[0] > 0 or not steps[-1] <= 100 or any(b <= a for a, b in pairwise(steps)):
+        raise _Bad(STEPS)  # NaN fails these comparisons too
     return steps
 
 
-def _checked_steps(value: list, expected: str) -> list:
-    if any(isinstance(step, bool) or not isinstance(step, int | float) for step in value):
-        raise _Bad(expected)
-    return value
-
-
+STEPS = "a list of percentages above 0 and at most 100, each larger than the one before"
 RATE = _number(0, 1)
 GATE_CHECKS: dict[str, Check] = {
     "window": _whole(1), "min_comparisons": _whole(0), "max_mismatch_rate": RATE,

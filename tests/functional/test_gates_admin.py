@@ -132,6 +132,7 @@ def test_the_guard_is_switched_per_feature_and_audited(web, admin_headers):
 @pytest.mark.parametrize(("method", "path", "body", "field", "words"), [
     ("get", "/_turnout/evidence?window=soon", None, "window", "lengths in seconds"),
     ("get", "/_turnout/evidence?window=0", None, "window", "from 1"),
+    ("get", "/_turnout/evidence?window=60,7200", None, "window", "to 3600"),  # not kept
     ("get", "/_turnout/evidence?feature=billing", None, "feature", "unknown feature"),
     ("post", "/_turnout/flags/reports/advance", {"force": "maybe"}, "force", "true or false"),
     ("post", "/_turnout/flags/reports/advance", {"force": True}, "reason", "reason"),
