@@ -98,7 +98,8 @@ def build_control(settings: Mapping[str, Any], features: Mapping[str, FeatureInf
                                    reset_timeout=settings["BREAKER_RESET_SECONDS"])
                 for name, info in features.items() if info.has_remote}
     flags = FlagCache(store, refresh_interval=settings["FLAGS_REFRESH"], metrics=metrics)
-    recorder = EvidenceRecorder(evidence_config.bucket_seconds)
+    recorder = EvidenceRecorder(evidence_config.bucket_seconds,
+                                keep_seconds=evidence_config.keep_seconds)
     flusher = EvidenceFlusher(recorder, evidence_store, interval=evidence_config.flush_seconds,
                               keep_seconds=evidence_config.keep_seconds, breakers=breakers,
                               metrics=metrics)

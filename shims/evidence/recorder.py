@@ -3,8 +3,10 @@
 The router, the shadow runners, the mirror applier and the flusher (breaker states) report
 here; nothing here does I/O, so reporting costs a request a dict update. `take()` hands
 the flusher everything counted since the last take, as rows to add to the shared table;
-`give_back()` keeps rows a failed flush could not write, for the next one, dropping those
-older than the table keeps anyway so an unreachable store cannot grow the worker's memory.
+`give_back()` keeps rows a failed flush could not write, for the next one. Buckets older
+than the table keeps (`keep_seconds`) are dropped as a new bucket starts, so neither an
+unreachable store nor a process that never flushes (one whose server did not start the
+flusher) grows the worker's memory.
 """
 
 from __future__ import annotations
@@ -36,11 +38,14 @@ class _CountTally:
 
 
 class EvidenceRecorder:
-    def __init__(self, bucket_seconds: int = 10, *, clock: Callable[[], float] = time.time):
+    def __init__(self, bucket_seconds: int = 10, *, keep_seconds: int = 3600,
+                 clock: Callable[[], float] = time.time):
         if bucket_seconds < 1:
             raise ValueError("bucket_seconds must be at least 1")
         self.bucket_seconds = int(bucket_seconds)
+        self._keep = keep_seconds
         self._clock = clock
+        self._newest = 0  # the newest bucket counted in
         self._lock = threading.Lock()  # only matters under real threads, as in the breaker
         self._calls: dict[CallKey, _CallTally] = {}
         self._counts: dict[CountKey, _CountTally] = {}
@@ -49,11 +54,23 @@ class EvidenceRecorder:
         moment = self._clock() if at is None else at
         return int(moment // self.bucket_seconds) * self.bucket_seconds
 
+    def _now(self) -> int:
+        """The current bucket; when a new one starts, those too old to keep are dropped.
+        Called with the lock held."""
+        current = self.bucket()
+        if current > self._newest:
+            self._newest = current
+            oldest = current - self._keep
+            for tallies in (self._calls, self._counts):
+                for key in [key for key in tallies if key[0] < oldest]:
+                    del tallies[key]
+        return current
+
     # --- what is reported ------------------------------------------------------------
 
     def call(self, feature: str, method: str, side: str, outcome: str, seconds: float) -> None:
         with self._lock:
-            tally = self._calls.setdefault((self.bucket(), feature, method, side), _CallTally())
+            tally = self._calls.setdefault((self._now(), feature, method, side), _CallTally())
             tally.calls += 1
             tally.errors += outcome in ERROR_OUTCOMES
             tally.seconds += seconds
@@ -84,12 +101,12 @@ class EvidenceRecorder:
 
     def count(self, feature: str, name: str, *, method: str = "", by: int = 1) -> None:
         with self._lock:
-            self._counts.setdefault((self.bucket(), feature, method, name),
+            self._counts.setdefault((self._now(), feature, method, name),
                                     _CountTally()).count += by
 
     def gauge(self, feature: str, name: str, value: float) -> None:
         with self._lock:
-            tally = self._counts.setdefault((self.bucket(), feature, "", name), _CountTally())
+            tally = self._counts.setdefault((self._now(), feature, "", name), _CountTally())
             tally.peak = max(tally.peak, float(value))
 
     # --- what the flusher takes ------------------------------------------------------

@@ -104,6 +104,18 @@ def test_rows_given_back_after_a_failed_flush_are_counted_again_but_old_ones_dro
     assert not recorder.take()
 
 
+def test_a_recorder_nobody_flushes_keeps_no_more_than_the_table_would():
+    clock = Clock()
+    recorder = EvidenceRecorder(BUCKET, keep_seconds=60, clock=clock)
+    for _ in range(30):  # five minutes of calls, one per bucket, never taken
+        recorder.call("runs", "runs.get", "local", "ok", 0.001)
+        recorder.count("runs", "shadow.match")
+        clock.now += BUCKET
+    rows = recorder.take()
+    assert len(rows.calls) == len(rows.counts) == 7  # the buckets of the last 60 s, and now
+    assert min(row.bucket for row in rows.calls) == T0 + 23 * BUCKET
+
+
 # --- the shared table --------------------------------------------------------------------
 
 @pytest.fixture(params=["sqlite", "postgresql"])
