@@ -12,7 +12,7 @@ names the store and what to run."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from flask import Blueprint, jsonify, request
 
@@ -22,6 +22,9 @@ from shims.flags import recovery
 from shims.flags.cache import FlagCache
 from shims.flags.model import FlagError, validate_flag
 from shims.flags.store import SqlFlagStore
+from shims.gates.api import add_gate_routes
+from shims.gates.moves import StageMoves
+from shims.guard.switches import GuardSwitches
 from shims.mirror import Channel
 from shims.mismatches import SqlMismatchLog
 from shims.stages import StageMover, plan_move
@@ -33,9 +36,15 @@ MAX_MOVE_WAIT = 60  # seconds a PUT may hold its worker while the mirror catches
 def admin_blueprint(store: SqlFlagStore, cache: FlagCache, mismatches: SqlMismatchLog,
                     breakers: Mapping[str, CircuitBreaker],
                     authorize: Callable[[], str],
-                    channels: Mapping[str, Mapping[str, Channel]] | None = None) -> Blueprint:
+                    channels: Mapping[str, Mapping[str, Channel]] | None = None, *,
+                    moves: StageMoves | None = None, switches: GuardSwitches | None = None,
+                    windows: Sequence[int] = (60, 900),
+                    keep_seconds: int = 3600) -> Blueprint:
     """`channels[feature]`: the mirror of each feature that owns data, so that a flag change
-    through the API moves as safely as `turnout flags set` (shims/stages.py)."""
+    through the API moves as safely as `turnout flags set` (shims/stages.py). With `moves`
+    and `switches`, the gated moves, the guard's switches and the evidence too
+    (shims/gates/api.py; `windows`: the evidence's default windows, `keep_seconds` how far
+    back it goes, in seconds)."""
     channels = channels or {}
     blueprint = Blueprint("turnout_admin", __name__, url_prefix="/_turnout")
 
@@ -102,6 +111,8 @@ def admin_blueprint(store: SqlFlagStore, cache: FlagCache, mismatches: SqlMismat
                                default=20)
         return jsonify({"mismatches": to_wire(mismatches.recent(feature, limit))})
 
+    if moves is not None and switches is not None:
+        add_gate_routes(blueprint, moves, switches, cache, windows, keep_seconds, authorize)
     return blueprint
 
 

@@ -13,11 +13,15 @@ from typing import Any
 
 from shims import deadline, outcomes, remote
 from shims.auth import AUTH_DEFAULTS
+from shims.evidence import config as evidence_config
 from shims.registry import Registry
 from shims.settings import load_settings
 
 KIT_DEFAULTS: dict[str, Any] = {
     "RUN_DIR": "run",
+    # The project file (turnout.toml) whose [gates] and [guard] tables the workers follow;
+    # `turnout up` sets TURNOUT_PROJECT. None: the defaults of shims/gates/config.py.
+    "PROJECT": None,
     "FLAGS_URL": None,  # None: sqlite file flags.db in RUN_DIR (shared by every process)
     "FLAGS_REFRESH": 0.25,  # seconds between flag version checks in each worker
     # Service-to-service tokens: with a client secret, every remote call carries a bearer
@@ -38,10 +42,14 @@ KIT_DEFAULTS: dict[str, Any] = {
     "SHADOW_TIMEOUT": 2.0,
     "SHADOW_MAX_IN_FLIGHT": 100,
     "SHADOW_IGNORE": "",  # comma-separated fields allowed to differ between the two sides
+    "SHADOW_RECHECK_SECONDS": 1.0,  # a mismatch is asked again after this long (0: never)
+    **evidence_config.DEFAULTS,  # the per-bucket evidence every worker keeps and flushes
+    "GUARD_TICK_SECONDS": 5.0,  # how often the rollback guard looks (its leader only)
     "MIRROR_INTERVAL": 0.1,  # seconds between the mirror applier's looks at the outbox
 }
 
-POSITIVE = (*remote.DEFAULTS, *deadline.DEFAULTS, *outcomes.DEFAULTS)
+POSITIVE = (*remote.DEFAULTS, *deadline.DEFAULTS, *outcomes.DEFAULTS, *evidence_config.POSITIVE,
+            "GUARD_TICK_SECONDS")
 
 
 def kit_settings(registry: Registry, override: Mapping[str, Any] | None = None,

@@ -9,6 +9,9 @@ Given the app, its feature registry (shims/registry.py) and settings (shims/defa
   client over a pooled HTTP transport (with dealer tokens when this process has a client
   secret), a `Router` between them, and, for a feature that owns data, the mirror
   channels and the applier that drains its outbox;
+- the evidence every router, shadow runner and applier reports (shims/evidence), the
+  gated stage moves (shims/gates) and the rollback guard (shims/guard), which the app's
+  server workers start with the appliers (`start_appliers`);
 - on the app: one deadline per request (installed first, so every later hook runs within
   it), the `X-Turnout-Route` header, `/healthz`, `/metrics`, the admin API under
   `/_turnout/` (when the app says who is an admin) and `/rpc` for the contracts it
@@ -32,9 +35,11 @@ from shims.admin import admin_blueprint
 from shims.auth import client_tokens, verifying_guard
 from shims.control import Control, add_applier, build_control, serving_flags, start_appliers
 from shims.defaults import kit_settings
+from shims.gates.moves import StageMoves
+from shims.guard.runner import LEASE_NAME, Guard
 from shims.health import health_blueprint
 from shims.metrics import metrics_blueprint
-from shims.mirror import Channel, mirror_channels
+from shims.mirror import Channel, Lease, mirror_channels
 from shims.ops import loopback_only
 from shims.registry import Feature, Registry, Resources
 from shims.remote import client_options
@@ -47,6 +52,7 @@ from shims.sync import RemoteDataSync
 from shims.transport import HttpTransport, Transport, transport_for
 
 EXTENSION_KEY = "turnout"
+GUARD_MOVE_WAIT = 10.0  # seconds the guard lets a drain take before it retries next tick
 
 
 class InitHook(Protocol):
@@ -107,6 +113,7 @@ class TurnoutState:
     # (they take JSON from programs, never a browser form).
     blueprints: list[Blueprint] = field(default_factory=list)
     transports: dict[str, Transport] = field(default_factory=dict)
+    moves: StageMoves | None = None  # advance and rollback, on evidence (shims/gates)
 
     def drain_shadows(self, timeout: float = 5.0) -> int:
         """Wait until every shadow started so far has compared (tests; a plain test never
@@ -156,6 +163,7 @@ class Turnout:
         state = TurnoutState(registry=registry, settings=settings, control=control,
                              routed=Routed({}), transports=transports)
         state.routed = Routed(_build_features(state, engine, dict(extras or {})))
+        state.moves = _gated_moves(state)
         app.extensions[EXTENSION_KEY] = state
         _report_routes(app)
         state.blueprints = _blueprints(state, engine, name, list(serve), authorize_admin)
@@ -220,7 +228,7 @@ def _build_feature(state: TurnoutState, feature: Feature,
             flags=state.control.flags, breaker=state.control.breakers[feature.name],
             metrics=state.control.metrics, shadow=shadow,
             mirror=feature.data.mirror if feature.data else None, channels=channels,
-            silent_for=settings["REMOTE_READ_TIMEOUT"])
+            silent_for=settings["REMOTE_READ_TIMEOUT"], evidence=state.control.recorder)
     return routers
 
 
@@ -240,9 +248,25 @@ def _shadow_runner(state: TurnoutState, feature: Feature) -> ShadowRunner:
     runner = ShadowRunner(feature.name, state.control.metrics, state.control.mismatches,
                           timeout=settings["SHADOW_TIMEOUT"],
                           max_in_flight=settings["SHADOW_MAX_IN_FLIGHT"], ignore=ignore,
-                          context=list(feature.shadow_context))
+                          context=list(feature.shadow_context),
+                          listener=state.control.recorder.shadow,
+                          recheck_after=settings["SHADOW_RECHECK_SECONDS"])
     state.shadows.append(runner)
     return runner
+
+
+def _gated_moves(state: TurnoutState) -> StageMoves:
+    """Advance and rollback for the admin API, and the rollback guard that uses them."""
+    control = state.control
+    moves = StageMoves(control.store, control.evidence, control.policy,
+                       channels=state.channels.get)
+    tick = state.settings["GUARD_TICK_SECONDS"]
+    control.guards.append(Guard(
+        control.store, control.evidence, moves.waiting(GUARD_MOVE_WAIT), control.switches,
+        Lease(control.evidence_store.engine, LEASE_NAME, ttl=max(3.0, 3 * tick)),
+        metrics=control.metrics, tick=tick,
+        settle=control.evidence_config.flush_seconds + 1.0))
+    return moves
 
 
 def _report_routes(app: Flask) -> None:
@@ -277,7 +301,10 @@ def _blueprints(state: TurnoutState, engine: Engine | None, name: str, serve: li
     if authorize_admin is not None:
         blueprints.append(admin_blueprint(control.store, control.flags, control.mismatches,
                                           control.breakers, authorize=authorize_admin,
-                                          channels=state.channels))
+                                          channels=state.channels, moves=state.moves,
+                                          switches=control.switches,
+                                          windows=control.evidence_config.windows,
+                                          keep_seconds=control.evidence_config.keep_seconds))
     return blueprints
 
 

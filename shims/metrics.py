@@ -40,6 +40,10 @@ class TurnoutMetrics:
         self.shadow = Counter("turnout_shadow_comparisons",
                               "Shadow comparisons: match, mismatch, shadow_error, shadow_timeout",
                               ["feature", "method", "result"], registry=r)
+        self.shadow_rechecks = Counter("turnout_shadow_rechecks",
+                                       "Mismatches asked again: transient (both sides agree "
+                                       "now), persistent, failed, skipped",
+                                       ["feature", "method", "result"], registry=r)
         self.fallbacks = Counter("turnout_fallbacks", "Calls sent to local instead of remote",
                                  ["feature", "method", "reason"], registry=r)
         self.mirrors = Counter("turnout_mirror_writes", "Writes mirrored to the other side",
@@ -67,6 +71,19 @@ class TurnoutMetrics:
         self.flag_store_problems = Counter("turnout_flag_store_problems",
                                            "Flag store problems noticed, by reason (each time "
                                            "a worker notices one)", ["reason"], registry=r)
+        self.evidence_flushes = Counter("turnout_evidence_flushes",
+                                        "Flushes of a worker's evidence to the shared table",
+                                        ["outcome"], registry=r)
+        self.guard_rollbacks = Counter("turnout_guard_rollbacks",
+                                       "Features moved back one stage by the rollback guard",
+                                       ["feature"], registry=r)
+        self.guard_refusals = Counter("turnout_guard_refusals",
+                                      "Rollbacks the guard wanted but could not make (a drain "
+                                      "could not finish, the store refused); retried",
+                                      ["feature"], registry=r)
+        self.guard_leader = Gauge("turnout_guard_leader",
+                                  "1 in the worker that holds the rollback guard's lease",
+                                  registry=r, multiprocess_mode="livesum")
         self.served = Counter("turnout_served_calls", "Contract calls this service answered",
                               ["contract", "method", "outcome"], registry=r)
         self.served_latency = Histogram("turnout_served_seconds", "Latency of answered calls",

@@ -30,6 +30,7 @@ from shims.breaker import STATE_VALUES, CircuitBreaker
 from shims.canary import goes_remote
 from shims.contract import ACTOR_PARAMETER, ContractSpec, MethodSpec
 from shims.errors import ContractError, DeadlineExceeded, ServiceTimeout, TransportError
+from shims.evidence.model import EvidenceSink, NoEvidence
 from shims.flags.cache import FlagCache
 from shims.flags.model import FeatureInfo, Flag
 from shims.logs import event
@@ -119,9 +120,11 @@ class Router:
                  flags: FlagCache, breaker: CircuitBreaker, metrics: TurnoutMetrics,
                  shadow: ShadowRunner, mirror: Mirror | None = None,
                  channels: dict[str, Channel] | None = None,
-                 clock: Callable[[], float] = time.perf_counter, silent_for: float = 5.0):
+                 clock: Callable[[], float] = time.perf_counter, silent_for: float = 5.0,
+                 evidence: EvidenceSink | None = None):
         """`silent_for`: seconds without any answer from the remote side after which calls
-        cut short by a request's deadline count as its failures (its read timeout)."""
+        cut short by a request's deadline count as its failures (its read timeout).
+        `evidence`: told every call, fallback and mirrored write (shims/evidence)."""
         if feature.owns_data and (mirror is None or sides.local_sync is None
                                   or sides.remote_sync is None):
             raise ValueError(f"feature {feature.name} owns data: give it a mirror and both syncs")
@@ -133,6 +136,7 @@ class Router:
         self._metrics = metrics
         self._shadow = shadow
         self._mirror = mirror
+        self._evidence = evidence or NoEvidence()
         self._clock = clock
         self._silent_for = silent_for
         self._answered_at = clock()  # the remote side's last answer, of any kind
@@ -155,7 +159,8 @@ class Router:
         primary_outcome = None
         if route.shadow is not None:
             primary_outcome = self._shadow.start(
-                method, route.primary, lambda: self._shadow_call(route.shadow, method, arguments))
+                method, route.primary, lambda: self._shadow_call(route.shadow, method, arguments),
+                primary_again=lambda: self._shadow_call(route.primary, method, arguments))
         try:
             result, served_by = self._answer(route.primary, method, arguments)
         except Exception as error:
@@ -247,8 +252,10 @@ class Router:
             raise
         finally:
             labels = (self.feature.name, method.qualified_name, side)
-            self._metrics.latency.labels(*labels).observe(self._clock() - started)
+            elapsed = self._clock() - started
+            self._metrics.latency.labels(*labels).observe(elapsed)
             self._metrics.calls.labels(*labels, outcome).inc()
+            self._evidence.call(*labels, outcome, elapsed)
 
     def _shadow_call(self, side: str, method: MethodSpec, arguments: dict[str, Any]) -> Any:
         if side == LOCAL:
@@ -287,6 +294,7 @@ class Router:
     def _mirror_outcome(self, target: str, outcome: str, keys: list,
                         error: Exception | None = None) -> None:
         self._metrics.mirrors.labels(self.feature.name, target, outcome).inc()
+        self._evidence.mirror_write(self.feature.name, target, outcome)
         if outcome != "ok":
             event(log, "mirror_write_" + outcome, logging.WARNING, feature=self.feature.name,
                   target=target, keys=keys, error=repr(error) if error else None,
@@ -294,6 +302,7 @@ class Router:
 
     def _fallback(self, method: MethodSpec, reason: str) -> None:
         self._metrics.fallbacks.labels(self.feature.name, method.qualified_name, reason).inc()
+        self._evidence.fallback(self.feature.name, method.qualified_name, reason)
 
     def _remote_failed(self) -> None:
         self._breaker.record_failure()

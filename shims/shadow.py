@@ -42,6 +42,16 @@ hub would otherwise compare nothing), and listeners (`listener=`, `add_listener`
 receive a `ShadowOutcome` for every result the metric counts, a mismatch with its
 `Mismatch`, an error with its exception. `ShadowRecorder` is a listener that keeps
 them, so a harness can fail a test on any mismatch.
+
+**Rechecks.** A mismatch may only be a read that raced a write: the primary side had the
+write, the shadow side had not received its mirror yet. With `recheck_after` set, the
+greenlet waits that long, asks both sides again and compares once more: agreeing now, the
+mismatch was `transient`; still differing, `persistent`; either side failing, `failed`
+(counted in `turnout_shadow_rechecks_total`, and told to listeners as a `recheck_<result>`
+outcome, which the evidence counts). Only reads are shadowed, so asking again is safe. A
+runner with `context` hooks does not recheck (their context managers were made for one
+call in the request), nor does one with `max_in_flight // 10` rechecks already waiting
+(`skipped`): an unchecked mismatch counts as persistent.
 """
 
 from __future__ import annotations
@@ -137,10 +147,11 @@ class ShadowRunner:
                  ignore: frozenset[str] = frozenset(),
                  context: ContextFactory | Sequence[ContextFactory] | None = None,
                  listener: ShadowListener | None = None,
-                 error_log_interval: float = 60.0):
+                 error_log_interval: float = 60.0, recheck_after: float = 0.0):
         """`context`: factories of the context managers the shadow call runs in (see the
         module's docstring); `listener`: told every outcome; `error_log_interval`: seconds
-        between two tracebacks of the same method and exception type."""
+        between two tracebacks of the same method and exception type; `recheck_after`:
+        seconds after a mismatch before both sides are asked again (0: never)."""
         self.feature = feature
         self._metrics = metrics
         self._sink = sink
@@ -153,11 +164,14 @@ class ShadowRunner:
         self._error_log_interval = error_log_interval
         self._traceback_logged: dict[tuple[str, str], float] = {}
         self._in_flight: set[gevent.Greenlet] = set()
+        self._recheck_after = recheck_after
+        self._recheck_slots = BoundedSemaphore(max(1, max_in_flight // 10))
         self.synchronous = False  # see primary_done
 
-    def start(self, method: MethodSpec, primary_side: str,
-              shadow_call: Callable[[], Any]) -> AsyncResult | None:
-        """Spawn the shadow; returns where to put the primary's outcome, or None if skipped."""
+    def start(self, method: MethodSpec, primary_side: str, shadow_call: Callable[[], Any],
+              primary_again: Callable[[], Any] | None = None) -> AsyncResult | None:
+        """Spawn the shadow; returns where to put the primary's outcome, or None if skipped.
+        `primary_again`: the primary side's call, made again for a recheck."""
         if not self._slots.acquire(blocking=False):
             self._count(method, "skipped_busy")
             return None
@@ -168,8 +182,12 @@ class ShadowRunner:
             self._failed(method, error)
             return None
         primary_outcome = AsyncResult()
+        recheck = None
+        if primary_again is not None and self._recheck_after > 0 and not contexts:
+            recheck = _both_again(app, primary_again, shadow_call)
         greenlet = gevent.spawn(self._run, method, primary_side,
-                                lambda: _within(app, contexts, shadow_call), primary_outcome)
+                                lambda: _within(app, contexts, shadow_call), primary_outcome,
+                                recheck)
         self._in_flight.add(greenlet)
         greenlet.link(self._finished)
         return primary_outcome
@@ -180,7 +198,7 @@ class ShadowRunner:
         what the primary read, never what a later step of the test wrote. In production the
         call returns at once and the shadow goes on in its greenlet."""
         if self.synchronous:
-            self.drain(self._timeout + 1.0)
+            self.drain(self._timeout + self._recheck_after + 1.0)
 
     def skip(self, method: MethodSpec, reason: str) -> None:
         """A shadow the router chose not to run (e.g. its service's breaker is open)."""
@@ -216,7 +234,8 @@ class ShadowRunner:
         self._slots.release()
 
     def _run(self, method: MethodSpec, primary_side: str, shadow_call: Callable[[], Any],
-             primary_outcome: AsyncResult) -> None:
+             primary_outcome: AsyncResult,
+             recheck: Callable[[], tuple[Any, Any]] | None = None) -> None:
         try:
             with gevent.Timeout(self._timeout):
                 shadow, error = _classified(shadow_call)
@@ -238,6 +257,31 @@ class ShadowRunner:
                             differences=found)
         self._count(method, "mismatch", mismatch=mismatch)
         self._report(mismatch)
+        if recheck is not None:
+            self._recheck(method, recheck)
+
+    def _recheck(self, method: MethodSpec, recheck: Callable[[], tuple[Any, Any]]) -> None:
+        """Both sides asked again a moment later: transient, persistent or failed."""
+        if not self._recheck_slots.acquire(blocking=False):
+            self._count_recheck(method, "skipped")
+            return
+        try:
+            gevent.sleep(self._recheck_after)
+            with gevent.Timeout(self._timeout):
+                primary, shadow = recheck()
+        except gevent.Timeout:
+            primary = shadow = {"unexpected": "Timeout"}
+        finally:
+            self._recheck_slots.release()
+        if "unexpected" in primary or "unexpected" in shadow:
+            self._count_recheck(method, "failed")
+        else:
+            found = differences(primary, shadow, self._ignore)
+            self._count_recheck(method, "persistent" if found else "transient")
+
+    def _count_recheck(self, method: MethodSpec, result: str) -> None:
+        self._metrics.shadow_rechecks.labels(self.feature, method.qualified_name, result).inc()
+        self._tell(ShadowOutcome(self.feature, method.qualified_name, "recheck_" + result))
 
     def _failed(self, method: MethodSpec, error: Exception) -> None:
         self._count(method, "shadow_error", error=error)
@@ -267,9 +311,11 @@ class ShadowRunner:
     def _count(self, method: MethodSpec, result: str, *, mismatch: Mismatch | None = None,
                error: BaseException | None = None) -> None:
         self._metrics.shadow.labels(self.feature, method.qualified_name, result).inc()
-        if not self._listeners:
-            return
-        outcome = ShadowOutcome(self.feature, method.qualified_name, result, mismatch, error)
+        if self._listeners:
+            self._tell(ShadowOutcome(self.feature, method.qualified_name, result, mismatch,
+                                     error))
+
+    def _tell(self, outcome: ShadowOutcome) -> None:
         for listener in tuple(self._listeners):
             try:
                 listener(outcome)
@@ -308,6 +354,16 @@ def _within(app: Flask | None, contexts: list[AbstractContextManager[Any]],
         for context in contexts:
             stack.enter_context(context)
         return to_wire(call())
+
+
+def _both_again(app: Flask | None, primary: Callable[[], Any],
+                shadow: Callable[[], Any]) -> Callable[[], tuple[Any, Any]]:
+    """A recheck's two calls, each in a fresh app context, in comparable form."""
+
+    def again() -> tuple[Any, Any]:
+        return (_classified(lambda: _within(app, [], primary))[0],
+                _classified(lambda: _within(app, [], shadow))[0])
+    return again
 
 
 def outcome_of(call: Callable[[], Any]) -> dict[str, Any]:

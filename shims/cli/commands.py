@@ -4,6 +4,11 @@
     turnout status               circus watchers and each process's /healthz
     turnout down                 stop circusd and every process under it
     turnout flags list|set|kill|unkill|history   the flags every process routes by
+    turnout flags advance|rollback FEATURE       one stage along the path; an advance only
+                                                 if the evidence passes its gates (exit 1
+                                                 with each failed gate otherwise)
+    turnout flags guard FEATURE on|off           the rollback guard's switch
+    turnout flags evidence [FEATURE]             what every worker saw of each side
     turnout flags repair|restore BACKUP          after a damaged store; back to a backup
     turnout data copy|verify FEATURE             move and compare a feature's rows
                                                  (verify exits 1 on a difference, 3 while
@@ -123,6 +128,8 @@ def cmd_flags(args: argparse.Namespace, project) -> int:
             lines = flags.repair(flags.connect(settings, features), actor)
         elif args.action == "restore":
             lines = flags.restore(flags.connect(settings, features), args.backup, actor)
+        elif args.action in GATED:
+            return _gated(flags.open_store(settings, features), args, project, sides, actor)
         else:
             lines = _flags_on_open_store(flags, flags.open_store(settings, features), args,
                                          project, sides, actor)
@@ -130,6 +137,43 @@ def cmd_flags(args: argparse.Namespace, project) -> int:
         sides.close()
     print("\n".join(lines))
     return 0
+
+
+GATED = ("advance", "rollback", "guard", "evidence")
+
+
+def _gated(store, args: argparse.Namespace, project, sides, actor: str) -> int:
+    from shims.cli import gates
+    from shims.gates.verdict import GatesFailed
+    from shims.guard.switches import GuardSwitches
+
+    if args.action == "guard":
+        print("\n".join(gates.guard(store, project, args.feature, args.state, actor)))
+        return 0
+    _require_reason(args)
+    moves = gates.gated_moves(store, project, sides, wait=getattr(args, "wait", 60))
+    try:
+        if args.action == "advance":
+            lines = gates.advance(moves, args.feature, actor=actor, force=args.force,
+                                  reason=args.reason, window=args.window)
+        elif args.action == "rollback":
+            lines = gates.rollback(moves, args.feature, actor=actor, force=args.force,
+                                   reason=args.reason)
+        else:
+            lines = gates.evidence(moves, GuardSwitches(store, project.file.policy),
+                                   args.feature, args.window)
+    except GatesFailed as refused:
+        print("\n".join(gates.refusal_lines(refused)), file=sys.stderr)
+        return 1
+    print("\n".join(lines))
+    return 0
+
+
+def _require_reason(args: argparse.Namespace) -> None:
+    from shims.settings import ConfigError
+
+    if getattr(args, "force", False) and not (args.reason or "").strip():
+        raise ConfigError("--force needs --reason \"...\": it is recorded in the audit log")
 
 
 def _flags_on_open_store(flags, store, args: argparse.Namespace, project, sides,
@@ -262,12 +306,38 @@ def _add_flags_parser(commands) -> None:
     restore = actions.add_parser("restore", help="write a backup's flags as one change "
                                                  "(the kill switch stays as it is)")
     restore.add_argument("backup", type=Path, help="a copy of the flags database")
+    _add_gated_parsers(actions)
     history = actions.add_parser("history", help="who changed what, when")
     history.add_argument("feature", nargs="?")
     history.add_argument("--limit", type=_positive, default=30)
     for action in actions.choices.values():
         action.add_argument("--actor", help="name recorded in the audit log (default user@host)")
     flags.set_defaults(func=cmd_flags)
+
+
+def _add_gated_parsers(actions) -> None:
+    advance = actions.add_parser("advance", help="one stage forward, if the evidence passes "
+                                                 "the feature's gates")
+    rollback = actions.add_parser("rollback", help="one stage back (no gates)")
+    for action, forced in ((advance, "past the gates (the drains still happen)"),
+                           (rollback, "at once, without draining the mirror")):
+        action.add_argument("feature")
+        action.add_argument("--wait", type=_positive, default=60,
+                            help="seconds to let the mirror bring a side up to date first "
+                                 "(default 60); then the move is refused")
+        action.add_argument("--force", action="store_true",
+                            help=f"move {forced}; audited, with --reason")
+        action.add_argument("--reason", help="why --force: recorded in the audit log")
+    advance.add_argument("--window", type=_positive, default=None,
+                         help="seconds of evidence to judge (default: the gates' window)")
+    guard = actions.add_parser("guard", help="switch the rollback guard for a feature")
+    guard.add_argument("feature")
+    guard.add_argument("state", choices=("on", "off"))
+    evidence = actions.add_parser("evidence", help="each side's calls, errors, latency, "
+                                                   "shadows, breaker, mirror; the next gates")
+    evidence.add_argument("feature", nargs="?")
+    evidence.add_argument("--window", type=_positive, default=900,
+                          help="seconds of evidence (default 900)")
 
 
 def _add_data_parser(commands) -> None:

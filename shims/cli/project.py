@@ -9,6 +9,8 @@
     MYAPP_URL = "http://127.0.0.1:${MYAPP_PORT}"
     [hooks]
     before_up = "myapp.ops:write_secrets" # called with the run directory before circusd
+    [gates]                               # what `turnout flags advance` must see first
+    [guard]                               # when the rollback guard moves a feature back
 
 It is found in the current directory, or given by `--project FILE` or `TURNOUT_PROJECT`.
 Every path in it is relative to its directory, the project's root: the command runs there
@@ -26,16 +28,17 @@ import sys
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from shims.gates.config import Policy, parse_policy
 from shims.settings import ConfigError
 
 FILE_NAME = "turnout.toml"
 PROJECT_VARIABLE = "TURNOUT_PROJECT"
-KEYS = ("registry", "settings", "circus", "database", "env", "hooks")
+KEYS = ("registry", "settings", "circus", "database", "env", "hooks", "gates", "guard")
 HOOKS = ("before_up",)
 IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 VARIABLE = re.compile(r"^[A-Za-z_]\w*$")
@@ -66,6 +69,7 @@ class ProjectFile:
     env: dict[str, str]
     numeric: frozenset[str]  # [env] variables whose default is a number
     hooks: dict[str, str]
+    policy: Policy = field(default_factory=Policy)  # [gates], [guard]: shims/gates/config.py
 
     @property
     def root(self) -> Path:
@@ -118,7 +122,8 @@ def _checked(path: Path, data: dict[str, Any]) -> ProjectFile:
                               f"{', '.join(HOOKS)}")
         import_path(f"hooks.{name}", value)
     return ProjectFile(path=path, registry=registry, settings=settings, circus=circus,
-                       database=database, env=env, numeric=numeric, hooks=dict(hooks))
+                       database=database, env=env, numeric=numeric, hooks=dict(hooks),
+                       policy=parse_policy(data, str(path)))
 
 
 def _env(table: Any, bad: Callable[[str, str, Any], ConfigError]

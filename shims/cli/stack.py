@@ -57,6 +57,8 @@ def environment(project: Project, environ: Mapping[str, str]) -> dict[str, str]:
     env["TURNOUT_RUN_DIR"] = str(Path(env["TURNOUT_RUN_DIR"]).resolve())
     env.setdefault(CIRCUS_DIR_VARIABLE, str(Path(env["TURNOUT_RUN_DIR"]) / run_dirs.CONTROL))
     env.setdefault("TURNOUT_PYTHON", sys.executable)
+    # The workers follow this file's [gates] and [guard] (shims/gates/config.py).
+    env.setdefault("TURNOUT_PROJECT", str(project.file.path))
     for name, value in app_user.process_ids(None).items():
         env.setdefault(name, value)  # `turnout up` names the app user, as root
     where = project.file.path.name

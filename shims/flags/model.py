@@ -112,3 +112,17 @@ def _percent(raw: object) -> float | None:
 
 def describe_flag(flag: Flag) -> str:
     return f"canary {flag.percent:g}%" if flag.mode == "canary" else flag.mode
+
+
+def parse_described(feature: str, text: str) -> Flag | None:
+    """The flag `describe_flag` wrote (as the audit log keeps it); None for anything else
+    (the kill switch's and the guard's entries)."""
+    mode, _, rest = text.partition(" ")
+    if mode not in MODES or (rest and mode != "canary"):
+        return None
+    if mode != "canary":
+        return Flag(feature, mode)
+    try:
+        return Flag(feature, mode, float(rest.rstrip("%")))
+    except ValueError:
+        return None

@@ -57,6 +57,7 @@ from shims.flags.model import (
     describe_flag,
     validate_flag,
 )
+from shims.errors import Conflict
 from shims.flags.problems import FlagStoreRestored
 from shims.flags.sqlite_file import FileWatch, sqlite_path
 from shims.sql import create_tables, make_engine
@@ -110,6 +111,12 @@ def version_time(version: int) -> str:
         return f"version {version}"
     written = dt.datetime.fromtimestamp(version / 1000, dt.timezone.utc)
     return f"version {version} of {written:%Y-%m-%d %H:%M:%S} UTC"
+
+
+class FlagMoved(Conflict):
+    """A compare-and-set refused: the flag is no longer the one the move was decided on."""
+
+    code = "flag_moved"
 
 
 @dataclass(frozen=True)
@@ -246,15 +253,30 @@ class SqlFlagStore:
 
     # --- changing ------------------------------------------------------------------------
 
-    def set(self, feature: str, mode: str, percent: object = None, *, actor: str) -> Flag:
+    def set(self, feature: str, mode: str, percent: object = None, *, actor: str,
+            expected: Flag | None = None) -> Flag:
+        """`expected`: refuse (FlagMoved) unless the flag is still this one, so a move
+        decided on one flag is not made over someone else's newer change."""
         flag = validate_flag(self.features, feature, mode, percent)
         self._refuse_if_restored()
         with self._writing(actor) as connection:
             old = self._current(connection, feature)
+            if expected is not None and (old or Flag(feature)) != expected:
+                raise FlagMoved(f"{feature} is at {describe_flag(old or Flag(feature))} now, "
+                                f"not {describe_flag(expected)} as when the move was decided: "
+                                "someone else moved it meanwhile; look again")
             self._put(connection, flag, actor, exists=old is not None)
             self._audit(connection, actor, feature, describe_flag(old or Flag(feature)),
                         describe_flag(flag))
         return flag
+
+    def record(self, actor: str, feature: str, old: str, new: str,
+               change: Callable[[Connection], None]) -> None:
+        """A change of something kept beside the flags (the guard's switches), made in one
+        transaction with its audit row and a new version, as a flag change is."""
+        with self._writing(actor) as connection:
+            change(connection)
+            self._audit(connection, actor, feature, old, new)
 
     def kill(self, *, actor: str) -> None:
         """Send every feature to local at once, keeping each flag to restore later. Never

@@ -692,3 +692,55 @@ def test_a_failing_listener_breaks_nothing(caplog):
     assert t.runner.drain(2.0) == 0
     assert [o.result for o in recorder.outcomes] == ["skipped_busy", "match"]
     assert any("shadow_listener_failed" in r.getMessage() for r in caplog.records)
+
+
+# --- rechecks: a mismatch asked again, transient or persistent ---------------------------
+
+def rechecked(t, result: str) -> float:
+    return t.metrics.registry.get_sample_value(
+        "turnout_shadow_rechecks_total",
+        {"feature": FEATURE, "method": "notes.get", "result": result}) or 0.0
+
+
+def test_a_mismatch_gone_when_asked_again_is_transient():
+    """The shadow side had not received a write's mirror yet: a moment later it has."""
+    heard = ShadowRecorder()
+    t = build(recheck_after=0.05, listener=heard)
+    t.local.rows[7] = note(text="written")
+    t.remote.rows[7] = note(text="before the mirror")
+    t.router.get(user_id=7)
+    wait_for(lambda: t.sink.mismatches)
+    t.remote.rows[7] = note(text="written")  # the mirror lands
+    wait_for(lambda: rechecked(t, "transient") == 1)
+    assert counted(t, "mismatch") == 1  # the comparison itself still counts
+    assert [o.result for o in heard.outcomes] == ["mismatch", "recheck_transient"]
+    assert t.local.calls == t.remote.calls == 2  # both sides asked again, once
+
+
+def test_a_mismatch_still_there_when_asked_again_is_persistent():
+    t = build(recheck_after=0.05)
+    t.local.rows[7] = note(text="right")
+    t.remote.rows[7] = note(text="wrong")
+    t.router.get(user_id=7)
+    wait_for(lambda: rechecked(t, "persistent") == 1)
+    assert rechecked(t, "transient") == 0
+
+
+def test_a_recheck_that_fails_is_neither_transient_nor_persistent():
+    t = build(recheck_after=0.05)
+    t.local.rows[7] = note(text="right")
+    t.remote.rows[7] = note(text="wrong")
+    t.router.get(user_id=7)
+    wait_for(lambda: t.sink.mismatches)
+    t.remote.fail = TransportError("down")
+    wait_for(lambda: rechecked(t, "failed") == 1)
+
+
+def test_without_a_recheck_delay_a_mismatch_is_not_asked_again():
+    t = build()
+    t.local.rows[7] = note(text="right")
+    t.remote.rows[7] = note(text="wrong")
+    t.router.get(user_id=7)
+    wait_for(lambda: t.sink.mismatches)
+    assert t.runner.drain(1.0) == 0
+    assert t.local.calls == t.remote.calls == 1
