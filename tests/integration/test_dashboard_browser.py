@@ -20,7 +20,6 @@ import datetime as dt
 import os
 import pwd
 import shutil
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -28,10 +27,9 @@ from pathlib import Path
 
 import pytest
 import requests
-from support import ROOT, eventually
+from support import ROOT, eventually, service_or_skip
 from test_faults import dual_writes, set_flags
 
-from conftest import service_or_skip
 from scripts.demo_data import ADMIN_EMAIL, ADMIN_PASSWORD, DEMO_EMAIL, DEMO_PASSWORD
 
 pytestmark = pytest.mark.integration
