@@ -112,13 +112,18 @@ def stage_of(driver, feature: str) -> str:
 
 
 def press(driver, feature: str, move: str, *, reason: str | None = None) -> None:
+    """Submits the feature's form and waits for the next page (the move may drain)."""
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
 
     form = panel(driver, feature).find_element(By.CSS_SELECTOR, f"form.{move}")
     if reason is not None:
         form.find_element(By.NAME, "force").click()
         form.find_element(By.NAME, "reason").send_keys(reason)
+    page = driver.find_element(By.TAG_NAME, "html")
     form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    WebDriverWait(driver, 30).until(expected_conditions.staleness_of(page))
 
 
 def log_in(driver, url: str) -> None:
