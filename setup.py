@@ -10,6 +10,9 @@ setup(
     # `turnout` command and for gunicorn, which runs in circus's working_dir), never
     # installed into a team's environment.
     packages=find_packages(include=["shims", "shims.*"]),
+    # The dashboard's templates and stylesheet (shims/dashboard): a wheel without them
+    # would import, then fail at the first page.
+    package_data={"shims.dashboard": ["templates/turnout_dashboard/*.html", "static/*.css"]},
     # The kit's own dependencies, with loose floors that tests/lowest-constraints.txt pins
     # and `tox -e lowest` tests (tests/kit/test_dependencies.py keeps the two equal): a
     # legacy app keeps its Flask and SQLAlchemy. Floors above a library's first usable

@@ -64,7 +64,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     # calls land where the monolith's own calls would.
     routed = Turnout().init_app(app, REGISTRY, settings=settings, engine=engine,
                                 extras={SESSIONS: make_sessions(engine), OUTCOMES: outcomes},
-                                authorize_admin=auth.admin_actor, serve=("accounts", "runs"))
+                                authorize_admin=auth.admin_actor, serve=("accounts", "runs"),
+                                dashboard_viewer=auth.dashboard_viewer,
+                                dashboard_login=auth.dashboard_login)
     app.extensions[FEATURES_KEY] = typed(routed)
 
     csrf = CSRFProtect(app)
@@ -83,5 +85,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.register_blueprint(blueprint)
     app.add_url_rule("/favicon.ico", "favicon", favicon)
     for blueprint in app.extensions["turnout"].blueprints:
-        csrf.exempt(blueprint)  # JSON from programs and operators, never a browser form
+        # JSON from programs and operators; the dashboard's forms carry Turnout's own token
+        # (shims/dashboard/csrf.py), so Flask-WTF's is not asked for there either.
+        csrf.exempt(blueprint)
     return app

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from flask import Flask, current_app, g, request, session
+from flask import Flask, current_app, g, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
@@ -24,6 +24,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from monolith.accounts.grants import SESSION, TOKEN, Grants, LiveGrant
 from monolith.wiring import features
 from contracts.accounts import UserRecord
+from shims.dashboard import Viewer, is_dashboard_path
 from shims.errors import Forbidden, NotFound, Unauthorized
 
 # A namespace for signatures, not a key.
@@ -51,7 +52,10 @@ class LoggedInUser(UserMixin):
 
 
 def is_api_path(path: str) -> bool:
-    """The JSON APIs, authenticated by the Authorization header only (never a cookie)."""
+    """The JSON APIs, authenticated by the Authorization header only (never a cookie).
+    Turnout's dashboard, under /_turnout/ too, is HTML for the browser session."""
+    if is_dashboard_path(path):
+        return False
     return path in ("/api", "/_turnout") or path.startswith(("/api/", "/_turnout/"))
 
 
@@ -237,6 +241,17 @@ def admin_actor() -> str:
     if not current_user.is_admin:
         raise Forbidden("only an admin may read or change Turnout's flags")
     return current_user.record.email
+
+
+def dashboard_viewer() -> Viewer | None:
+    """For Turnout's dashboard: the logged-in runner (its email goes in the audit log)."""
+    if not current_user.is_authenticated:
+        return None
+    return Viewer(name=current_user.record.email, is_admin=current_user.is_admin)
+
+
+def dashboard_login(next_path: str) -> str:
+    return url_for("accounts_html.login", next=next_path)
 
 
 def current_user_id() -> int:

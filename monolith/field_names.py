@@ -25,7 +25,7 @@ FIELD_NAMES = {
     "rest_hr": "resting heart rate",
     "vo2max": "VO2max",
     "runs_per_week": "runs per week",
-    "strava_token": "Strava token",
+    "strava_token": "Strava token",  # nosec B105 - a field's label, not a secret
 }
 # A quoted value is the runner's own input, echoed back: it is left as typed.
 _QUOTED_OR_KEY = re.compile(r"""('[^']*'|"[^"]*")|\b(""" + "|".join(FIELD_NAMES) + r")\b")

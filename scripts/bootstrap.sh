@@ -38,3 +38,16 @@ if [ ! -f "$stamp" ] || [ requirements.txt -nt "$stamp" ] || [ setup.py -nt "$st
   .venv/bin/python -m pip install --quiet -r requirements.txt -e .
   touch "$stamp"
 fi
+# The dashboard's browser tests drive Debian's chromium through its chromedriver. As root
+# they are installed here once; otherwise those tests skip, saying why (and fail under
+# TURNOUT_REQUIRE_SERVICES=1, as CI runs them).
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "==> installing chromium and chromedriver (apt) for the dashboard's browser tests"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null \
+      || echo "turnout: could not install chromium; the browser tests will skip" >&2
+  else
+    echo "turnout: /usr/bin/chromium or /usr/bin/chromedriver is missing; the dashboard's" \
+      "browser tests will skip (as root: apt-get install chromium chromium-driver)" >&2
+  fi
+fi

@@ -31,6 +31,7 @@ from shims.stages import StageMover, plan_move
 from shims.wire import to_wire
 
 MAX_MOVE_WAIT = 60  # seconds a PUT may hold its worker while the mirror catches up
+REALM = "turnout admin"
 
 
 def admin_blueprint(store: SqlFlagStore, cache: FlagCache, mismatches: SqlMismatchLog,
@@ -51,6 +52,14 @@ def admin_blueprint(store: SqlFlagStore, cache: FlagCache, mismatches: SqlMismat
     @blueprint.before_request
     def only_admins():
         authorize()
+
+    @blueprint.after_request
+    def ask_for_credentials(response):
+        # RFC 9110: a 401 names the scheme to answer it with, so a browser or a client
+        # library that lands here knows a bearer token is wanted.
+        if response.status_code == 401:
+            response.headers.setdefault("WWW-Authenticate", f'Bearer realm="{REALM}"')
+        return response
 
     @blueprint.get("/flags")
     def list_flags():

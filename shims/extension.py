@@ -33,6 +33,7 @@ from sqlalchemy.engine import Engine
 from shims import deadline, json_input, trace
 from shims.admin import admin_blueprint
 from shims.auth import client_tokens, verifying_guard
+from shims.dashboard import DashboardAccess, Viewer, dashboard_blueprint
 from shims.control import Control, add_applier, build_control, serving_flags, start_appliers
 from shims.defaults import kit_settings
 from shims.gates.moves import StageMoves
@@ -110,7 +111,7 @@ class TurnoutState:
     channels: dict[str, dict[str, Channel]] = field(default_factory=dict)
     shadows: list[ShadowRunner] = field(default_factory=list)
     # The kit's blueprints, for an app that must exempt them from its CSRF protection
-    # (they take JSON from programs, never a browser form).
+    # (they take JSON from programs; the dashboard's forms carry the kit's own token).
     blueprints: list[Blueprint] = field(default_factory=list)
     transports: dict[str, Transport] = field(default_factory=dict)
     moves: StageMoves | None = None  # advance and rollback, on evidence (shims/gates)
@@ -141,7 +142,9 @@ class Turnout:
                  extras: Mapping[str, Any] | None = None,
                  authorize_admin: Callable[[], str] | None = None,
                  serve: Iterable[str] = (), name: str = "monolith",
-                 transports: Mapping[str, Transport] | None = None) -> Routed:
+                 transports: Mapping[str, Transport] | None = None,
+                 dashboard_viewer: Callable[[], Viewer | None] | None = None,
+                 dashboard_login: Callable[[str], str] | None = None) -> Routed:
         """`settings`: the kit's (shims/defaults.py); by default the `TURNOUT_*` keys of
         `app.config`, then `TURNOUT_*` environment variables, then the defaults.
         `engine`: the monolith's database, needed by features that own data (their
@@ -150,7 +153,10 @@ class Turnout:
         monolith lands wherever the monolith's own calls would). `name`: this app's
         service name, the audience of the tokens its `/rpc` accepts. `transports`: by
         feature, what reaches its service instead of HTTP (e.g. a `WsgiTransport` to the
-        service app in the same process, as the pytest plugin does)."""
+        service app in the same process, as the pytest plugin does).
+        `dashboard_viewer`: who the app's browser session belongs to (a `Viewer`, None
+        for nobody), and `dashboard_login(next_path)`: the URL of the app's login page;
+        with both, the HTML dashboard is served at `/_turnout/` (shims/dashboard)."""
         if settings is None:  # as Flask extensions do: TURNOUT_* keys of app.config
             settings = kit_settings(registry, _prefixed(app.config))
         settings = dict(settings)
@@ -167,6 +173,10 @@ class Turnout:
         app.extensions[EXTENSION_KEY] = state
         _report_routes(app)
         state.blueprints = _blueprints(state, engine, name, list(serve), authorize_admin)
+        access = _dashboard_access(dashboard_viewer, dashboard_login)
+        if access is not None:
+            state.blueprints.append(dashboard_blueprint(
+                control, state.moves, access, control.evidence_config.windows))
         for blueprint in state.blueprints:
             app.register_blueprint(blueprint)
         loopback_only(app)
@@ -306,6 +316,16 @@ def _blueprints(state: TurnoutState, engine: Engine | None, name: str, serve: li
                                           windows=control.evidence_config.windows,
                                           keep_seconds=control.evidence_config.keep_seconds))
     return blueprints
+
+
+def _dashboard_access(viewer: Callable[[], Viewer | None] | None,
+                      login: Callable[[str], str] | None) -> DashboardAccess | None:
+    if viewer is None and login is None:
+        return None
+    if viewer is None or login is None:
+        raise ConfigError("the dashboard needs both dashboard_viewer (who is logged in) and "
+                          "dashboard_login (where to log in), or neither")
+    return DashboardAccess(viewer=viewer, login_url=login)
 
 
 def _spec_of(registry: Registry, contract: str):

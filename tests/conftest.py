@@ -24,7 +24,7 @@ if importlib.util.find_spec("schemathesis"):
     pytest_plugins.append("schemathesis.pytest.plugin")
 
 from support import (LOOPBACK, PASSWORD, SessionTokens, basic_auth, runnerly_app,  # noqa: E402
-                     write_session_jwks)
+                     service_or_skip, write_session_jwks)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -92,14 +92,6 @@ def requests_mock():
 
     with rm.Mocker() as mocker:
         yield mocker
-
-
-def service_or_skip(name: str, reason: str) -> None:
-    """Skip a test whose backing service is absent, unless CI demands every service
-    (.ci/run sets TURNOUT_REQUIRE_SERVICES=1): there a missing service is a failure."""
-    if os.environ.get("TURNOUT_REQUIRE_SERVICES") == "1":
-        pytest.fail(f"{name} is required here (TURNOUT_REQUIRE_SERVICES=1) but {reason}")
-    pytest.skip(f"{name} is not available: {reason}")
 
 
 @pytest.fixture

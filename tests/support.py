@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -268,3 +269,11 @@ def serve_strava_dev(mocker, tokens: str | None = None, base_url: str = TEST_STR
                                              headers={"Content-Type": answer.content_type})
 
     mocker.add_matcher(strava)
+
+
+def service_or_skip(name: str, reason: str) -> None:
+    """Skip a test whose backing service is absent, unless CI demands every service
+    (.ci/run sets TURNOUT_REQUIRE_SERVICES=1): there a missing service is a failure."""
+    if os.environ.get("TURNOUT_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"{name} is required here (TURNOUT_REQUIRE_SERVICES=1) but {reason}")
+    pytest.skip(f"{name} is not available: {reason}")

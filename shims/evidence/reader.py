@@ -48,10 +48,30 @@ class Evidence:
             for start in range(since, until, self.bucket_seconds)))
 
 
+    def series(self, name: str, window_seconds: int,
+               step_seconds: int) -> tuple[FeatureEvidence, ...]:
+        """One feature's figures over the last `window_seconds`, step by step (oldest first;
+        a step with no row included, empty), the last one holding now: a dashboard's
+        per-minute charts. `step_seconds` is rounded up to whole buckets, so every bucket
+        lands in exactly one step."""
+        step = max(1, -(-int(step_seconds) // self.bucket_seconds)) * self.bucket_seconds
+        until = int(self._clock() // step) * step + step  # the step holding now ends here
+        since = until - max(1, -(-int(window_seconds) // step)) * step
+        rows = self.source.read(since, until, frozenset((name,)))
+        return tuple(summarize(name, _of_steps(rows, start, start + step), since=start,
+                               until=start + step, window_seconds=step)
+                     for start in range(since, until, step))
+
+
 @dataclass(frozen=True)
 class Span:
     whole: FeatureEvidence
     buckets: tuple[FeatureEvidence, ...]
+
+
+def _of_steps(rows: Rows, start: int, end: int) -> Rows:
+    return Rows(calls=tuple(row for row in rows.calls if start <= row.bucket < end),
+                counts=tuple(row for row in rows.counts if start <= row.bucket < end))
 
 
 def _of_bucket(rows: Rows, start: int) -> Rows:

@@ -247,6 +247,19 @@ def test_a_span_is_read_bucket_by_bucket_empty_buckets_included(table):
     assert [b.since for b in span.buckets] == [T0, T0 + 10, T0 + 20]
 
 
+def test_a_series_groups_whole_buckets_into_steps_oldest_first_empty_steps_included(table):
+    table.add(Rows(calls=(one_call(T0 - 60, "remote", 0.1, errors=1),  # a step before
+                          one_call(T0 - 50, "local", 0.1), one_call(T0 - 40, "local", 0.1),
+                          one_call(T0, "remote", 0.1))))
+    clock = Clock(T0 + 5)
+    series = Evidence(table, ["runs"], bucket_seconds=BUCKET, clock=clock).series(
+        "runs", 120, 25)  # 25 s rounds up to 3 buckets: steps of 30 s, the last holds now
+    assert [step.since for step in series] == [T0 - 90, T0 - 60, T0 - 30, T0]
+    assert [step.window_seconds for step in series] == [30, 30, 30, 30]
+    assert [(step.local.calls, step.remote.calls, step.remote.errors) for step in series] == \
+        [(0, 0, 0), (2, 1, 1), (0, 0, 0), (0, 1, 0)]
+
+
 # --- flushing ------------------------------------------------------------------------------
 
 class BrokenTable:

@@ -61,6 +61,10 @@ def test_pip_lists_the_kit_and_nothing_of_runnerly(venv):
     metadata = top_level - {"shims"}
     assert metadata in ({"turnout-0.1.0.dist-info"}, {"turnout-0.1.0.egg-info"}), top_level
     assert any(name.endswith("bin/turnout") for name in files)
+    # The dashboard's pages and stylesheet travel with the kit (setup.py's package_data).
+    assert {"shims/dashboard/templates/turnout_dashboard/page.html",
+            "shims/dashboard/templates/turnout_dashboard/denied.html",
+            "shims/dashboard/static/dashboard.css"} <= set(files)
     assert (env_dir / "bin" / "turnout").exists()
 
 
