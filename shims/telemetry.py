@@ -42,7 +42,9 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from opentelemetry.trace import (NonRecordingSpan, Span, SpanContext, SpanKind, Status,
+                                 StatusCode, TraceFlags)
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from shims.settings import ConfigError
@@ -52,6 +54,7 @@ TRACER = trace.get_tracer("turnout")
 # W3C TraceContext alone, not `opentelemetry.propagate`'s global set: that one loads the
 # propagators named by OTEL_PROPAGATORS from package entry points when first imported.
 _PROPAGATOR = TraceContextTextMapPropagator()
+_IDS = RandomIdGenerator()
 EXPORTERS = ("none", "otlp")
 OTLP_PROTOCOL = "http/protobuf"
 
@@ -149,6 +152,19 @@ def attached(context: otel_context.Context) -> Iterator[None]:
         yield
     finally:
         otel_context.detach(token)
+
+
+@contextmanager
+def unsampled() -> Iterator[None]:
+    """Work outside any request (a mirror applier's round) inside a trace of its own that
+    says "not sampled": its log lines and calls share one trace id, but no process records
+    it, whatever its sampler (parent-based, as by default): an applier polling the other
+    side twice a second would bury the requests' traces."""
+    span_context = SpanContext(trace_id=_IDS.generate_trace_id(),
+                               span_id=_IDS.generate_span_id(), is_remote=False,
+                               trace_flags=TraceFlags(TraceFlags.DEFAULT))
+    with attached(trace.set_span_in_context(NonRecordingSpan(span_context))):
+        yield
 
 
 @contextmanager

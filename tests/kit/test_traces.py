@@ -28,12 +28,14 @@ from shims.flags.cache import FlagCache
 from shims.flags.model import FeatureInfo
 from shims.logs import json_formatter
 from shims.metrics import TurnoutMetrics
+from shims.mirror import Lease, MirrorApplier, mirror_channels
 from shims.router import Router, Sides
 from shims.service_app import service_app
 from shims.shadow import ShadowRunner
 from shims.sync import SYNC, RemoteDataSync
 from shims.transport import WsgiTransport
-from support import LOOPBACK, TOKEN_ISSUER, jwks_of, mint_token, rsa_private_key
+from notes_app import Side
+from support import LOOPBACK, TOKEN_ISSUER, eventually, jwks_of, mint_token, rsa_private_key
 from test_auth import JWKS_URL, TOKEN_URL, credentials, token_answer
 from test_extension import monolith, set_mode
 from test_router import (NOTES, FakeFlagSource, FakeNotes, FakeSync, NotesMirror, build,
@@ -281,3 +283,39 @@ def test_a_fetch_outside_any_request_is_a_trace_of_its_own(spans, requests_mock)
     assert fetch.parent is None
     assert traceparent_parent(requests_mock.last_request.headers["traceparent"])[1] == hex_id(
         fetch.context.span_id)
+
+
+# --- background work ------------------------------------------------------------------------
+
+class HeaderSpy:
+    """WSGI middleware keeping the traceparent of every request it passes on."""
+
+    def __init__(self, app):
+        self.app, self.seen = app, []
+
+    def __call__(self, environ, start_response):
+        self.seen.append(environ.get("HTTP_TRACEPARENT"))
+        return self.app(environ, start_response)
+
+
+def test_the_mirror_appliers_rounds_are_traced_but_never_recorded(tmp_path, spans):
+    """Its polls of the other side, twice a second, would bury the requests' traces."""
+    monolith_side, service_side = Side(tmp_path / "monolith.db"), Side(tmp_path / "service.db")
+    spy = HeaderSpy(service_app("notes", {"REQUEST_DEADLINE": 5.0},
+                                [(SYNC, service_side.sync)], title="notes",
+                                description="test", guard=lambda method: None))
+    remote = RemoteDataSync(WsgiTransport(spy))
+    lease = Lease(monolith_side.engine, "mirror:notes", holder="worker-1")
+    lease.create_schema()
+    applier = MirrorApplier("notes", mirror_channels("notes", monolith_side.sync, remote),
+                            lambda: ("dualwrite", False), lease, interval=0.01)
+    applier.start()
+    try:
+        eventually(lambda: spy.seen, "the applier called the service", 5)
+    finally:
+        applier.stop()
+        monolith_side.close()
+        service_side.close()
+    _trace_id, _parent, flags = spy.seen[0].split("-")[1:]
+    assert flags == "00"  # not sampled: the service records nothing either
+    assert not [span for span in spans.spans if span.name.startswith("POST /rpc/")]
