@@ -221,12 +221,11 @@ class ShadowRunner:
     def _traced_run(self, trace_context: Context, method: MethodSpec, *args: Any) -> None:
         """`_run` in a span of its own, a child of the routed call's (which may have ended
         by the time the shadow compares); its remote call, if any, is the span's child."""
-        with telemetry.attached(trace_context):
-            span = telemetry.TRACER.start_span(f"turnout shadow {method.qualified_name}",
-                                               attributes={"turnout.feature": self.feature,
-                                                           "turnout.method": method.qualified_name})
-            with telemetry.current_span(span):
-                self._run(method, *args)
+        with telemetry.attached(trace_context), telemetry.child_span(
+                f"turnout shadow {method.qualified_name}",
+                attributes={"turnout.feature": self.feature,
+                            "turnout.method": method.qualified_name}):
+            self._run(method, *args)
 
     def _run(self, method: MethodSpec, primary_side: str, shadow_call: Callable[[], Any],
              primary_outcome: AsyncResult) -> None:

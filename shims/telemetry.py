@@ -181,16 +181,37 @@ def current_span(span: Span) -> Iterator[Span]:
 
 
 @contextmanager
-def client_span(method: str, url: str, name: str) -> Iterator[Span]:
-    """A CLIENT span for one request to another process, current while it is sent, so the
-    `outgoing_headers` sent with it name it as the callee's parent."""
-    parts = urlsplit(url)
-    attributes = {"http.request.method": method, "url.full": url,
-                  "server.address": parts.hostname or "",
-                  "server.port": parts.port or (443 if parts.scheme == "https" else 80)}
-    with current_span(TRACER.start_span(name, kind=SpanKind.CLIENT,
-                                        attributes=attributes)) as span:
+def child_span(name: str, kind: SpanKind = SpanKind.INTERNAL,
+               attributes: Mapping[str, Any] | None = None) -> Iterator[Span]:
+    """A span of the current trace, current for the block, if that trace is recorded; else
+    the current span itself, whose attributes and events cost nothing (outside any trace,
+    or in one nothing records, a span of its own would cost its ids for no one)."""
+    parent = trace.get_current_span()
+    if not sampled(parent):
+        yield parent
+        return
+    with current_span(TRACER.start_span(name, kind=kind, attributes=attributes)) as span:
         yield span
+
+
+@contextmanager
+def client_span(method: str, url: str, name: str) -> Iterator[Span]:
+    """A CLIENT span for one request to another process (`child_span`), current while it is
+    sent, so the `outgoing_headers` sent with it name it as the callee's parent."""
+    with child_span(name, SpanKind.CLIENT, attributes={
+            "http.request.method": method, "url.full": url}) as span:
+        if span.is_recording():
+            parts = urlsplit(url)
+            span.set_attribute("server.address", parts.hostname or "")
+            span.set_attribute("server.port",
+                               parts.port or (443 if parts.scheme == "https" else 80))
+        yield span
+
+
+def sampled(span: Span) -> bool:
+    """Whether `span`'s trace is recorded: its sampled flag, not `is_recording()`, which an
+    ended span answers False (the shadow's parent ends before the shadow compares)."""
+    return span.get_span_context().trace_flags.sampled
 
 
 def active_span() -> Span:

@@ -55,6 +55,11 @@ def hex_id(span_id: int) -> str:
     return format(span_id, "016x")
 
 
+def in_a_request():
+    """The span of a request this process serves (recorded: the tests sample every trace)."""
+    return telemetry.current_span(telemetry.TRACER.start_span("request"))
+
+
 @pytest.fixture
 def log_lines() -> Iterator[io.StringIO]:
     """Turnout's log records from INFO, rendered as a server process renders them."""
@@ -141,6 +146,20 @@ def test_every_request_log_line_carries_its_trace_and_span(tmp_path, spans, log_
         assert served[path]["status"] == 200
 
 
+def test_in_an_unsampled_trace_nothing_is_recorded_but_the_ids_still_cross(tmp_path, spans,
+                                                                           log_lines):
+    """What a process without an exporter starts (or a caller that samples it out): no
+    span costs anything, and every log line of every hop still shares the trace id."""
+    app, _ = monolith(tmp_path)
+    set_mode(app, "remote")
+    TestApp(app, extra_environ=LOOPBACK).get(
+        "/greet/ann", headers={"traceparent": f"00-{TRACE_ID}-{CALLER_SPAN}-00"})
+    assert not spans.spans
+    served = lines(log_lines, "request_served")
+    assert [line["path"] for line in served] == ["/rpc/greetings/greet", "/greet/ann"]
+    assert {line["trace_id"] for line in served} == {TRACE_ID}
+
+
 def test_the_route_span_says_which_side_was_chosen_and_why(tmp_path, spans):
     app, _ = monolith(tmp_path)
     set_mode(app, "canary", 100)
@@ -156,7 +175,8 @@ def test_a_fallback_is_on_the_route_span_with_its_reason(spans):
     t = build("remote")
     seed_both(t)
     t.remote.fail = TransportError("read timed out")
-    t.router.get(user_id=7)
+    with in_a_request():
+        t.router.get(user_id=7)
     attributes = named(spans, "turnout notes.get").attributes
     assert attributes["turnout.side"] == "remote"
     assert (attributes["turnout.served_by"], attributes["turnout.fallback"]) == (
@@ -168,7 +188,8 @@ def test_with_the_breaker_open_the_route_span_says_local_and_why(spans):
     seed_both(t)
     open_breaker(t)
     spans.spans.clear()
-    t.router.get(user_id=7)
+    with in_a_request():
+        t.router.get(user_id=7)
     attributes = named(spans, "turnout notes.get").attributes
     assert (attributes["turnout.mode"], attributes["turnout.side"]) == ("remote", "local")
     assert attributes["turnout.fallback"] == "breaker_open"
@@ -222,7 +243,7 @@ def test_a_mirror_push_carries_the_trace_and_its_outcome_is_on_the_route_span(sp
     service = service_app("notes", {"REQUEST_DEADLINE": 5.0}, [(SYNC, service_side)],
                           title="notes", description="test", guard=lambda method: None)
     t = notes_router(RemoteDataSync(WsgiTransport(service)))
-    with telemetry.current_span(telemetry.TRACER.start_span("request")) as request:
+    with in_a_request() as request:
         t.router.save(7, "tempo")
 
     route = named(spans, "turnout notes.save")
@@ -240,7 +261,8 @@ def test_a_mirror_push_carries_the_trace_and_its_outcome_is_on_the_route_span(sp
 def test_a_deferred_mirror_push_is_on_the_route_span(spans):
     failing = FakeSync(FakeNotes("remote", 5000))
     failing.fail = TransportError("connection refused", sent=False)
-    notes_router(failing).router.save(7, "tempo")
+    with in_a_request():
+        notes_router(failing).router.save(7, "tempo")
     route = named(spans, "turnout notes.save")
     assert route.attributes["turnout.mirror.outcome"] == "deferred"
 
@@ -255,7 +277,7 @@ def traceparent_parent(header: str) -> tuple[str, str]:
 
 def test_a_token_fetch_sends_the_trace_from_a_client_span_of_its_own(spans, requests_mock):
     requests_mock.post(TOKEN_URL, json=token_answer())
-    with telemetry.current_span(telemetry.TRACER.start_span("request")) as request:
+    with in_a_request() as request:
         credentials().headers()
     fetch = named(spans, "POST token")
     sent = requests_mock.last_request.headers["traceparent"]
@@ -268,21 +290,20 @@ def test_a_token_fetch_sends_the_trace_from_a_client_span_of_its_own(spans, requ
 def test_a_jwks_fetch_sends_the_trace(spans, requests_mock):
     requests_mock.get(JWKS_URL, json=jwks_of({"a": rsa_private_key("a")}))
     verifier = TokenVerifier(JWKS_URL, TOKEN_ISSUER, "dataservice")
-    with telemetry.current_span(telemetry.TRACER.start_span("request")) as request:
+    with in_a_request() as request:
         verifier.verify(mint_token(now=time.time()))
     sent = requests_mock.last_request.headers["traceparent"]
     assert traceparent_parent(sent)[0] == format(request.get_span_context().trace_id, "032x")
     assert named(spans, "GET jwks").parent.span_id == request.get_span_context().span_id
 
 
-def test_a_fetch_outside_any_request_is_a_trace_of_its_own(spans, requests_mock):
-    """The mirror applier's background pushes fetch tokens too: each call a root span."""
+def test_outside_any_trace_a_fetch_makes_no_span_and_sends_no_traceparent(spans,
+                                                                          requests_mock):
+    """A CLI's calls, say: nothing would ever see such a span."""
     requests_mock.post(TOKEN_URL, json=token_answer())
     credentials().headers()
-    fetch = named(spans, "POST token")
-    assert fetch.parent is None
-    assert traceparent_parent(requests_mock.last_request.headers["traceparent"])[1] == hex_id(
-        fetch.context.span_id)
+    assert not spans.spans
+    assert "traceparent" not in requests_mock.last_request.headers
 
 
 # --- background work ------------------------------------------------------------------------
