@@ -168,7 +168,7 @@ class Router:
         parent = telemetry.active_span()
         if not telemetry.sampled(parent):
             return self._call(method, arguments, parent)
-        span = telemetry.TRACER.start_span(f"turnout {method.qualified_name}", attributes={
+        span = telemetry.start_span(f"turnout {method.qualified_name}", attributes={
             "turnout.feature": self.feature.name, "turnout.method": method.qualified_name,
             "turnout.read": method.is_read})
         with telemetry.current_span(span):

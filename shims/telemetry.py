@@ -180,6 +180,20 @@ def current_span(span: Span) -> Iterator[Span]:
         span.end()
 
 
+def start_span(name: str, kind: SpanKind = SpanKind.INTERNAL,
+               attributes: Mapping[str, Any] | None = None,
+               context: otel_context.Context | None = None) -> Span:
+    """A new span (a child of `context`, by default the current one), or the parent itself
+    where the tracer makes none: without an SDK in the process (OTEL_SDK_DISABLED, an app
+    that never configured) the API's no-op tracer dropped the parent's trace before 1.2x,
+    and the trace must still pass on."""
+    span = TRACER.start_span(name, context=context, kind=kind, attributes=attributes)
+    if span.get_span_context().is_valid:
+        return span
+    # A stand-in with the parent's ids, never the parent itself: whoever ends this ends it.
+    return NonRecordingSpan(trace.get_current_span(context).get_span_context())
+
+
 @contextmanager
 def child_span(name: str, kind: SpanKind = SpanKind.INTERNAL,
                attributes: Mapping[str, Any] | None = None) -> Iterator[Span]:
@@ -190,7 +204,7 @@ def child_span(name: str, kind: SpanKind = SpanKind.INTERNAL,
     if not sampled(parent):
         yield parent
         return
-    with current_span(TRACER.start_span(name, kind=kind, attributes=attributes)) as span:
+    with current_span(start_span(name, kind, attributes)) as span:
         yield span
 
 

@@ -44,9 +44,9 @@ class TracedRequests:
         if path in UNTRACED_PATHS:
             return self.app(environ, start_response)
         method = environ.get("REQUEST_METHOD", "GET")
-        span = telemetry.TRACER.start_span(
-            method, context=telemetry.incoming_context(environ), kind=SpanKind.SERVER,
-            attributes={"http.request.method": method, "url.path": path})
+        caller = telemetry.incoming_context(environ)
+        span = telemetry.start_span(method, SpanKind.SERVER, context=caller,
+                                    attributes={"http.request.method": method, "url.path": path})
         statuses: list[int] = []
 
         def recording_start_response(status: str, headers: list, exc_info: Any = None):

@@ -18,7 +18,7 @@ from types import SimpleNamespace
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import INVALID_SPAN, NoOpTracer, SpanKind
 
 from shims import telemetry
 from shims.auth import TokenVerifier
@@ -110,6 +110,22 @@ def test_a_request_without_traceparent_starts_the_trace_its_calls_carry(tmp_path
     served = named(spans, "POST /rpc/<contract>/<method_name>")
     assert request.parent is None
     assert served.context.trace_id == request.context.trace_id
+
+
+class DroppingTracer(NoOpTracer):
+    """The API's no-op tracer as it was up to 1.2x: the caller's trace is dropped."""
+
+    def start_span(self, *args, **kwargs):
+        return INVALID_SPAN
+
+
+def test_without_an_sdk_the_callers_traceparent_still_passes_on(tmp_path, monkeypatch,
+                                                                 log_lines):
+    monkeypatch.setattr(telemetry, "TRACER", DroppingTracer())
+    app, _ = monolith(tmp_path)
+    set_mode(app, "remote")
+    TestApp(app, extra_environ=LOOPBACK).get("/greet/ann", headers=INCOMING)
+    assert {line["trace_id"] for line in lines(log_lines, "request_served")} == {TRACE_ID}
 
 
 def test_a_malformed_traceparent_starts_a_new_trace(tmp_path, spans):
