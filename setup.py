@@ -39,9 +39,10 @@ setup(
         "cryptography>=42.0.4",
         # Traces (shims/telemetry.py): dependencies, not an extra, because the traceparent
         # is how a request is followed across the processes a migration splits it into; no
-        # exporter is made, nor anything sent, unless OTEL_TRACES_EXPORTER asks. 1.20: from
-        # 1.15 on the API no longer imports pkg_resources, and up to 1.20 it looks up its
-        # runtime context only when first used, not at import.
+        # exporter is made, nor anything sent, unless OTEL_TRACES_EXPORTER asks. 1.20 is the
+        # lowest tested; older APIs import pkg_resources (before 1.16) or need setuptools
+        # (before 1.19). From 1.26 to 1.42 the API reads installed packages' entry points
+        # once when imported (files, no network); 1.43 and later skip it by default.
         "opentelemetry-api>=1.20",
         "opentelemetry-sdk>=1.20",
         # JSON log lines (shims/logs.py); 21.3 is the first ProcessorFormatter that takes
