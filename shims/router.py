@@ -15,6 +15,9 @@ the remote implementation, decided per call:
    write's outbox entry was recorded in its own transaction, so a push that fails
    (the other side down, the breaker open) loses nothing: the entry stays pending
    and the feature's applier delivers it later.
+
+In a sampled trace each call is a span (`turnout <contract>.<method>`) saying which side
+was chosen and why, with the mirror push's outcome as an event (docs/turnout.md §7).
 """
 
 from __future__ import annotations

@@ -27,7 +27,8 @@ greenlet (inside the app context, in list order) around the shadow call::
     ShadowRunner("profiles", metrics, sink, context=tenant)
 
 A factory that raises skips that shadow (counted and logged as a `shadow_error`);
-the request never sees it.
+the request never sees it. The request's trace context is handed over the same way, so
+the shadow's span and its remote call belong to the request's trace.
 
 **Errors.** Every `shadow_error` is logged as a `shadow_error` event at WARNING
 naming the feature, method, exception type and message. Its traceback is attached
