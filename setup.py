@@ -40,7 +40,21 @@ setup(
         "PyJWT[crypto]>=2.4,!=2.10.0",
         # The token dealer's keys (shims/tokendealer/keys.py); 42.0.4 fixes CVE-2024-26130.
         "cryptography>=42.0.4",
+        # Traces (shims/telemetry.py): dependencies, not an extra, because the traceparent
+        # is how a request is followed across the processes a migration splits it into; no
+        # exporter is made, nor anything sent, unless OTEL_TRACES_EXPORTER asks. 1.20 is the
+        # lowest tested; older APIs import pkg_resources (before 1.16) or need setuptools
+        # (before 1.19). From 1.26 to 1.42 the API reads installed packages' entry points
+        # once when imported (files, no network); 1.43 and later skip it by default.
+        "opentelemetry-api>=1.20",
+        "opentelemetry-sdk>=1.20",
+        # JSON log lines (shims/logs.py); 21.3 is the first ProcessorFormatter that takes
+        # a processor chain (`processors=`).
+        "structlog>=21.3",
     ],
+    # OTLP/HTTP export pulls protobuf, which a legacy app may pin at a version of its own:
+    # an extra, asked for by `pip install turnout[otlp]` where spans are exported.
+    extras_require={"otlp": ["opentelemetry-exporter-otlp-proto-http>=1.20"]},
     entry_points={"console_scripts": ["turnout = shims.cli:main"]},
     # PostgreSQL for the flag store and services' databases: psycopg 3, whose SQLAlchemy
     # dialect arrived in 2.0 (on 1.4 the kit's databases are SQLite; shims/sql.py says so).

@@ -37,6 +37,7 @@ from jwt.exceptions import (
     PyJWTError,
 )
 
+from shims import telemetry
 from shims.contract import MethodSpec
 from shims.errors import InsufficientScope, InvalidToken, TransportError
 from shims.settings import ConfigError
@@ -118,13 +119,18 @@ class ClientCredentials:
         first write on it. Asking for a token twice is harmless; a timeout is not retried,
         since the dealer may just be slow."""
         for attempt in (1, 2):
-            try:
-                return self._session.post(self.token_url, data=form, auth=auth,
-                                          headers={"Accept": "application/json"},
-                                          timeout=self._timeout)
-            except requests.ConnectionError as exc:
-                if attempt == 2 or isinstance(exc, requests.Timeout) or not _dropped(exc):
-                    raise
+            with telemetry.client_span("POST", self.token_url, "POST token") as span:
+                try:
+                    response = self._session.post(
+                        self.token_url, data=form, auth=auth, timeout=self._timeout,
+                        headers={"Accept": "application/json", **telemetry.outgoing_headers()})
+                except requests.ConnectionError as exc:
+                    telemetry.failed(span, exc)
+                    if attempt == 2 or isinstance(exc, requests.Timeout) or not _dropped(exc):
+                        raise
+                    continue
+                span.set_attribute("http.response.status_code", response.status_code)
+                return response
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _fetch(self) -> str:
@@ -340,8 +346,7 @@ class TokenVerifier:
     def _refresh(self, now: float) -> None:
         self._fetched_at = now
         try:
-            response = self._session.get(self._url, timeout=JWKS_TIMEOUT,
-                                         headers={"Accept": "application/json"})
+            response = self._get_jwks()
             response.raise_for_status()
             keys = parse_jwks(response.content, self._url or "")
         except (requests.RequestException, TransportError) as exc:
@@ -350,6 +355,17 @@ class TokenVerifier:
             return
         self._keys = keys
         self._loaded_at = now
+
+    def _get_jwks(self) -> requests.Response:
+        with telemetry.client_span("GET", self._url or "", "GET jwks") as span:
+            try:
+                response = self._session.get(self._url, timeout=JWKS_TIMEOUT, headers={
+                    "Accept": "application/json", **telemetry.outgoing_headers()})
+            except requests.RequestException as exc:
+                telemetry.failed(span, exc)
+                raise
+            span.set_attribute("http.response.status_code", response.status_code)
+            return response
 
 
 def parse_jwks(content: bytes, where: str) -> dict[str, Any]:

@@ -12,8 +12,9 @@ Given the app, its feature registry (shims/registry.py) and settings (shims/defa
 - the evidence every router, shadow runner and applier reports (shims/evidence), the
   gated stage moves (shims/gates) and the rollback guard (shims/guard), which the app's
   server workers start with the appliers (`start_appliers`);
-- on the app: one deadline per request (installed first, so every later hook runs within
-  it), the `X-Turnout-Route` header, `/healthz`, `/metrics`, the admin API under
+- on the app: a span and a JSON log line per request (shims/traced_requests.py), then one
+  deadline per request (installed first, so every later hook runs within both), the
+  `X-Turnout-Route` header, `/healthz`, `/metrics`, the admin API under
   `/_turnout/` (when the app says who is an admin) and `/rpc` for the contracts it
   serves to its extracted services.
 
@@ -30,7 +31,7 @@ from typing import Any, Protocol
 from flask import Blueprint, Flask, current_app
 from sqlalchemy.engine import Engine
 
-from shims import deadline, json_input, trace
+from shims import deadline, json_input, trace, traced_requests
 from shims.admin import admin_blueprint
 from shims.auth import client_tokens, verifying_guard
 from shims.dashboard import DashboardAccess, Viewer, dashboard_blueprint
@@ -160,7 +161,8 @@ class Turnout:
         if settings is None:  # as Flask extensions do: TURNOUT_* keys of app.config
             settings = kit_settings(registry, _prefixed(app.config))
         settings = dict(settings)
-        deadline.install(app, settings["REQUEST_DEADLINE"])  # first: later hooks within it
+        traced_requests.install(app)  # first: every later hook runs inside the request's span
+        deadline.install(app, settings["REQUEST_DEADLINE"])  # then: later hooks within it
         json_input.ensure_body_limit(app)  # its /rpc and admin API read bodies
         control = build_control(settings, registry.infos())
         transports = dict(transports or {})

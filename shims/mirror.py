@@ -32,6 +32,7 @@ from sqlalchemy import Column, Float, MetaData, String, Table, insert, or_, sele
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from shims import telemetry
 from shims.errors import ContractError
 from shims.logs import event
 from shims.sql import create_tables
@@ -263,7 +264,8 @@ class MirrorApplier:
     def _loop(self, work: Callable[[], None]) -> None:
         while True:
             try:
-                work()
+                with telemetry.unsampled():  # a round's calls share a trace id, unrecorded
+                    work()
             except Exception as exc:  # the loop must outlive any one failure
                 self._complain("loop", exc)
             gevent.sleep(self._interval)

@@ -1,8 +1,9 @@
 """The skeleton every extracted service shares: its contracts on `/rpc` behind dealer
 tokens, `/openapi.json` generated from the same specs, `/healthz`, `/metrics` for all its
-workers, JSON errors, the ops endpoints kept to loopback callers, and one deadline per
-request (`REQUEST_DEADLINE`, or the caller's `X-Turnout-Deadline-Ms` if sooner) that
-bounds its own calls to other services."""
+workers, JSON errors, the ops endpoints kept to loopback callers, a span and a JSON log
+line per request that continue the caller's trace (shims/traced_requests.py), and one
+deadline per request (`REQUEST_DEADLINE`, or the caller's `X-Turnout-Deadline-Ms` if
+sooner) that bounds its own calls to other services."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 from flask import Flask, jsonify
 from sqlalchemy.engine import Engine
 
-from shims import deadline, json_input
+from shims import deadline, json_input, traced_requests
 from shims.auth import verifying_guard
 from shims.contract import ContractSpec
 from shims.health import health_blueprint
@@ -34,6 +35,7 @@ def service_app(name: str, settings: Mapping[str, Any],
     bindings = list(bindings)
     app = Flask(name)
     app.config.update(settings)
+    traced_requests.install(app)  # first: the span covers every later hook
     json_input.ensure_body_limit(app)
     if setup is not None:
         setup(app)

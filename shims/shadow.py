@@ -27,7 +27,8 @@ greenlet (inside the app context, in list order) around the shadow call::
     ShadowRunner("profiles", metrics, sink, context=tenant)
 
 A factory that raises skips that shadow (counted and logged as a `shadow_error`);
-the request never sees it.
+the request never sees it. The request's trace context is handed over the same way, so
+the shadow's span and its remote call belong to the request's trace.
 
 **Errors.** Every `shadow_error` is logged as a `shadow_error` event at WARNING
 naming the feature, method, exception type and message. Its traceback is attached
@@ -67,7 +68,9 @@ import gevent
 from flask import Flask, current_app, has_app_context
 from gevent.event import AsyncResult
 from gevent.lock import BoundedSemaphore
+from opentelemetry.context import Context
 
+from shims import telemetry
 from shims.compare import differences
 from shims.contract import MethodSpec
 from shims.errors import ContractError
@@ -185,7 +188,8 @@ class ShadowRunner:
         recheck = None
         if primary_again is not None and self._recheck_after > 0 and not contexts:
             recheck = _both_again(app, primary_again, shadow_call)
-        greenlet = gevent.spawn(self._run, method, primary_side,
+        trace_context = telemetry.current_context()  # the greenlet starts with none
+        greenlet = gevent.spawn(self._traced_run, trace_context, method, primary_side,
                                 lambda: _within(app, contexts, shadow_call), primary_outcome,
                                 recheck)
         self._in_flight.add(greenlet)
@@ -232,6 +236,15 @@ class ShadowRunner:
     def _finished(self, greenlet: gevent.Greenlet) -> None:
         self._in_flight.discard(greenlet)
         self._slots.release()
+
+    def _traced_run(self, trace_context: Context, method: MethodSpec, *args: Any) -> None:
+        """`_run` in a span of its own, a child of the routed call's (which may have ended
+        by the time the shadow compares); its remote call, if any, is the span's child."""
+        with telemetry.attached(trace_context), telemetry.child_span(
+                f"turnout shadow {method.qualified_name}",
+                attributes={"turnout.feature": self.feature,
+                            "turnout.method": method.qualified_name}):
+            self._run(method, *args)
 
     def _run(self, method: MethodSpec, primary_side: str, shadow_call: Callable[[], Any],
              primary_outcome: AsyncResult,
@@ -311,6 +324,7 @@ class ShadowRunner:
     def _count(self, method: MethodSpec, result: str, *, mismatch: Mismatch | None = None,
                error: BaseException | None = None) -> None:
         self._metrics.shadow.labels(self.feature, method.qualified_name, result).inc()
+        _trace_outcome(result, mismatch, error)
         if self._listeners:
             self._tell(ShadowOutcome(self.feature, method.qualified_name, result, mismatch,
                                      error))
@@ -322,6 +336,21 @@ class ShadowRunner:
             except Exception as exc:  # a listener runs in a shadow or a request: never break it
                 event(log, "shadow_listener_failed", logging.ERROR, feature=self.feature,
                       error=repr(exc))
+
+
+def _trace_outcome(result: str, mismatch: Mismatch | None, error: BaseException | None) -> None:
+    """On the current span: the shadow's own in its greenlet, the routed call's when the
+    router skipped the shadow or its start failed."""
+    span = telemetry.active_span()
+    if not span.is_recording():
+        return
+    attributes: dict[str, Any] = {"turnout.shadow.result": result}
+    if mismatch is not None:
+        attributes["turnout.shadow.differences"] = list(mismatch.differences)[:20]
+    if error is not None:
+        attributes["error.type"] = type(error).__name__
+    span.set_attribute("turnout.shadow.result", result)
+    span.add_event("turnout.shadow", attributes)
 
 
 class _Traceback(logging.LoggerAdapter):

@@ -26,7 +26,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import (ConnectTimeoutError, HTTPError, NewConnectionError,
                                 ReadTimeoutError)
 
-from shims import deadline
+from shims import deadline, telemetry
 from shims.errors import BadAnswer, DeadlineExceeded, ServiceTimeout, TransportError
 from shims.http_cache import GZIP_MIN_BYTES, compress
 
@@ -89,19 +89,34 @@ def _ca_bundle() -> str | None:
 class _BearerTransport:
     """Adds the bearer token and what is left of the request's deadline to each call; on a
     refused token fetches a new one and tries once more, never more (it expired early, or
-    the dealer rotated its keys). A call is not started once the deadline is spent."""
+    the dealer rotated its keys). A call is not started once the deadline is spent. Each
+    send is a CLIENT span whose `traceparent` goes with it (shims/telemetry.py)."""
 
+    base_url: str
     _tokens: TokenSource | None = None
 
     def post(self, path: str, payload: Any, *, headers: dict[str, str] | None = None,
              fresh_connection: bool = False) -> Reply:
         deadline.check(f"POST {path}")
-        reply = self._send(path, payload, self._with_token(headers), fresh_connection)
+        reply = self._traced_send(path, payload, headers, fresh_connection)
         if self._tokens is not None and _token_refused(reply):
             self._tokens.invalidate()
             deadline.check(f"POST {path}")
-            reply = self._send(path, payload, self._with_token(headers), fresh_connection)
+            reply = self._traced_send(path, payload, headers, fresh_connection)
         return reply
+
+    def _traced_send(self, path: str, payload: Any, headers: dict[str, str] | None,
+                     fresh_connection: bool) -> Reply:
+        headers = self._with_token(headers)  # a token fetch is a hop (and span) of its own
+        with telemetry.client_span("POST", self.base_url + path, f"POST {path}") as span:
+            try:
+                reply = self._send(path, payload, {**headers, **telemetry.outgoing_headers()},
+                                   fresh_connection)
+            except TransportError as error:
+                telemetry.failed(span, error, error.message)
+                raise
+            span.set_attribute("http.response.status_code", reply.status)
+            return reply
 
     def _with_token(self, headers: dict[str, str] | None) -> dict[str, str]:
         try:

@@ -23,8 +23,20 @@ pytest_plugins = ["pytester"]
 if importlib.util.find_spec("schemathesis"):
     pytest_plugins.append("schemathesis.pytest.plugin")
 
+import span_recorder  # noqa: E402
 from support import (LOOPBACK, PASSWORD, SessionTokens, basic_auth, runnerly_app,  # noqa: E402
                      service_or_skip, write_session_jwks)
+
+span_recorder.install()  # before any test can import a wsgi module (span_recorder.py says why)
+
+
+@pytest.fixture
+def spans():
+    """The spans that end during the test (tests/span_recorder.py)."""
+    recorder = span_recorder.RECORDER
+    recorder.spans, recorder.listening = [], True
+    yield recorder
+    recorder.listening = False
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -6,6 +6,8 @@ monkey.patch_all()
 
 from extracted.reports.app import create_app  # noqa: E402
 from shims.logs import configure as configure_logging  # noqa: E402
+from shims.telemetry import configure as configure_tracing  # noqa: E402
 
 configure_logging()
+configure_tracing("reports")  # here, in the worker: after gunicorn's fork (shims/telemetry.py)
 app = create_app()

@@ -35,6 +35,7 @@ from prometheus_client import Counter
 from shims.tokendealer.clients import ClientRegistry
 from shims.tokendealer.keys import ALGORITHM, KeyRing
 from shims.tokendealer.openapi import GRANT_TYPE, TOKEN_TYPE, openapi_document
+from shims import traced_requests
 from shims.ops import loopback_only
 from shims.metrics import TurnoutMetrics, metrics_blueprint
 from shims.service import error_response, install_json_errors
@@ -82,6 +83,7 @@ def create_app(config: Mapping[str, Any] | None = None, *,
     settings = load_config(config)
     app = Flask(__name__)
     app.config.update(settings)
+    traced_requests.install(app)  # a token fetch continues its caller's trace
     keyring = KeyRing(settings["TOKENDEALER_KEYS_DIR"])
     registry = ClientRegistry(settings["TOKENDEALER_CLIENTS_FILE"])
     metrics = TurnoutMetrics()

@@ -312,11 +312,12 @@ def verify_clean(stack) -> None:
 
 
 def log_events(stack, name: str, process: str = "monolith") -> list[dict]:
+    """The process's `name` events, from its log file: one JSON object per line (shims/logs.py);
+    gunicorn's own lines in the same file are text, and skipped."""
     found = []
     for line in (stack.run_dir / "logs" / f"{process}.log").read_text().splitlines():
-        start = line.find('{"')
-        if start >= 0 and f'"event": "{name}"' in line:
-            found.append(json.loads(line[start:]))
+        if line.startswith("{") and f'"event": "{name}"' in line:
+            found.append(json.loads(line))
     return found
 
 

@@ -34,13 +34,16 @@ only_lowest = pytest.mark.skipif(not LOWEST, reason="checked under tox -e lowest
 
 
 def declared() -> dict[str, Requirement]:
-    """The installed kit's own requirements by normalised name (its extras left out)."""
+    """The installed kit's own requirements by normalised name, its extras' included: tox -e
+    lowest installs the extras too, at their floors."""
     try:
         lines = metadata.requires("turnout") or []
     except metadata.PackageNotFoundError:
         pytest.skip("the kit is not installed in this environment (pip install -e .)")
+    extras = metadata.metadata("turnout").get_all("Provides-Extra") or []
     requirements = [Requirement(line) for line in lines]
-    return {canonicalize_name(r.name): r for r in requirements if r.marker is None}
+    return {canonicalize_name(r.name): r for r in requirements
+            if r.marker is None or any(r.marker.evaluate({"extra": e}) for e in extras)}
 
 
 def floor(requirement: Requirement) -> Version:
@@ -71,17 +74,48 @@ def imported_distributions() -> dict[str, set[str]]:
                 if isinstance(node, ast.Import):
                     names = [alias.name for alias in node.names]
                 elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                    names = [node.module]
+                    # `from opentelemetry import trace`: the submodule names the provider
+                    names = [f"{node.module}.{alias.name}" for alias in node.names]
                 else:
                     continue
                 for name in names:
                     top = name.split(".", 1)[0]
                     if top in sys.stdlib_module_names or top in KIT_PACKAGES:
                         continue
-                    for distribution in providers.get(top, [f"<nothing provides {top}>"]):
+                    for distribution in providers_of(name, providers.get(top, [])) or [
+                            f"<nothing provides {top}>"]:
                         found.setdefault(canonicalize_name(distribution), set()).add(
                             str(path.relative_to(ROOT)))
     return found
+
+
+def providers_of(module: str, candidates: list[str]) -> list[str]:
+    """The distributions that provide `module` (or what it is an attribute of). A namespace
+    package (`opentelemetry`) has many: the one holding the longest part of the module's
+    path is the provider."""
+    if len(candidates) <= 1:
+        return candidates
+    parts = module.split(".")
+    for length in range(len(parts), 0, -1):
+        prefix = "/".join(parts[:length])
+        owners = [name for name in candidates if _holds(name, prefix)]
+        if owners:
+            return owners
+    return []
+
+
+def _holds(distribution: str, prefix: str) -> bool:
+    return any(path == prefix + ".py" or path.startswith(prefix + "/")
+               for path in _files(distribution))
+
+
+_FILES: dict[str, list[str]] = {}
+
+
+def _files(distribution: str) -> list[str]:
+    if distribution not in _FILES:
+        _FILES[distribution] = [str(file) for file in metadata.files(distribution) or []]
+    return _FILES[distribution]
 
 
 def test_what_the_kit_imports_is_declared_and_what_it_declares_is_used():

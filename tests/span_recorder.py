@@ -1,0 +1,38 @@
+"""The test process's span provider: every trace sampled, as in an exporting process, and the
+spans that end while a test listens (the `spans` fixture) kept for it to look at.
+
+A process's provider can be set only once, and `shims.telemetry.configure` keeps one that
+is already set (a team's own): tests/conftest.py installs this one before any test runs, so
+a test that imports a wsgi module (which configures) cannot take its place.
+"""
+
+from __future__ import annotations
+
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+
+
+class SpanRecorder(SpanProcessor):
+    def __init__(self) -> None:
+        self.listening = False
+        self.spans: list[ReadableSpan] = []
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if self.listening:
+            self.spans.append(span)
+
+    def named(self, name: str) -> ReadableSpan:
+        """The one span of that name (fails the test if there are none or several)."""
+        found = [span for span in self.spans if span.name == name]
+        assert len(found) == 1, f"{len(found)} spans named {name!r}: " \
+                                f"{sorted(span.name for span in self.spans)}"
+        return found[0]
+
+
+RECORDER = SpanRecorder()
+
+
+def install() -> None:
+    provider = TracerProvider()
+    provider.add_span_processor(RECORDER)
+    trace.set_tracer_provider(provider)
