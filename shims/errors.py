@@ -123,6 +123,17 @@ class BadAnswer(TransportError):
     result of the wrong shape): asking again would get the same, so a write is not retried."""
 
 
+class ServiceTimeout(TransportError):
+    """The service took its whole read timeout without answering (`sent`: the outcome is
+    unknown). Like `DeadlineExceeded` it counts against the breaker only once the service
+    has answered nothing for a while: under a graceful reload on a loaded host some calls
+    run out their timeout while others are answered, and opening the breaker then would
+    refuse every write of a service that is up."""
+
+    def __init__(self, message: str):
+        super().__init__(message, retryable=False, sent=True)
+
+
 class DeadlineExceeded(TransportError):
     """The request's time budget (shims/deadline.py), not the service's own timeout, ended
     the call: it was spent before the call started (nothing sent: a write refused so was

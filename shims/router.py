@@ -29,7 +29,7 @@ from shims import trace
 from shims.breaker import STATE_VALUES, CircuitBreaker
 from shims.canary import goes_remote
 from shims.contract import ACTOR_PARAMETER, ContractSpec, MethodSpec
-from shims.errors import ContractError, DeadlineExceeded, TransportError
+from shims.errors import ContractError, DeadlineExceeded, ServiceTimeout, TransportError
 from shims.flags.cache import FlagCache
 from shims.flags.model import FeatureInfo, Flag
 from shims.logs import event
@@ -301,12 +301,15 @@ class Router:
             STATE_VALUES[self._breaker.state])
 
     def _remote_failed_or_slow(self, error: Exception) -> None:
-        """A call cut short by our own deadline (or never started) is the service's failure
-        only once it has answered nothing for `silent_for`: slow but answering (a graceful
-        reload, a loaded host) must not open the breaker and refuse writes; silent that
-        long (stopped behind a socket circus holds open) is down."""
+        """A call that timed out (its own timeout or our deadline) or never started for want
+        of time is the service's failure only once it has answered nothing for `silent_for`:
+        slow but answering (a graceful reload, a loaded host) must not open the breaker and
+        refuse writes; silent that long (stopped behind a socket circus holds open) is down.
+        The price: a service that answers some calls while one method hangs keeps its
+        breaker closed, and that method's callers wait out their timeouts."""
+        slow = isinstance(error, (DeadlineExceeded, ServiceTimeout))
         silent = self._clock() - self._answered_at >= self._silent_for
-        if not isinstance(error, DeadlineExceeded) or (error.sent and silent):
+        if not slow or (error.sent and silent):
             self._remote_failed()
 
     def _remote_healthy(self) -> None:

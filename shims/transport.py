@@ -27,7 +27,7 @@ from urllib3.exceptions import (ConnectTimeoutError, HTTPError, NewConnectionErr
                                 ReadTimeoutError)
 
 from shims import deadline
-from shims.errors import BadAnswer, DeadlineExceeded, TransportError
+from shims.errors import BadAnswer, DeadlineExceeded, ServiceTimeout, TransportError
 from shims.http_cache import GZIP_MIN_BYTES, compress
 
 
@@ -185,7 +185,7 @@ class HttpTransport(_BearerTransport):
             if timeout.read_timeout < self._timeout.read_timeout:
                 raise DeadlineExceeded(f"{message}, all the request's budget left",
                                        sent=True) from exc
-            raise TransportError(message, retryable=False) from exc
+            raise ServiceTimeout(message) from exc
         except HTTPError as exc:  # a reset: the request may have arrived, or not
             raise TransportError(f"{url} could not be reached: {type(exc).__name__}") from exc
         return Reply(status=response.status, body=_json(response.data, url, response.status),

@@ -20,7 +20,7 @@ import pytest
 from shims.breaker import OPEN
 from shims.contract import describe, read, write
 from shims import trace
-from shims.errors import DeadlineExceeded, NotFound, TransportError
+from shims.errors import DeadlineExceeded, NotFound, ServiceTimeout, TransportError
 from shims.flags.cache import FlagCache
 from shims.flags.model import MODES, FeatureInfo, Flag, FlagError, FlagSnapshot, validate_flag
 from shims.metrics import TurnoutMetrics
@@ -428,10 +428,24 @@ def test_a_call_never_started_for_want_of_time_never_counts():
     assert t.breaker.state == "closed"
 
 
-def test_a_full_timeout_counts_at_once():
+def test_a_full_timeout_counts_only_once_the_service_is_silent():
+    """The service's own read timeout run out: the same rule as the deadline (F3 saw the
+    breaker open during a reload on a loaded machine while most calls were answered)."""
+    t = build("remote", failure_threshold=1, silent_for=0.3)
+    seed_both(t)
+    assert t.router.get(user_id=7).text == "from remote"
+    t.remote.fail = ServiceTimeout("did not answer within 5s")
+    assert t.router.get(user_id=7).text == "from local"
+    assert t.breaker.state == "closed"
+    time.sleep(0.35)
+    assert t.router.get(user_id=7).text == "from local"
+    assert t.breaker.state == OPEN
+
+
+def test_a_reset_or_refused_connection_counts_at_once():
     t = build("remote", failure_threshold=1)
     seed_both(t)
-    t.remote.fail = TransportError("did not answer within 5s")
+    t.remote.fail = TransportError("could not be reached: ProtocolError")
     assert t.router.get(user_id=7).text == "from local"
     assert t.breaker.state == OPEN
 
