@@ -216,15 +216,15 @@ class RemoteOnly:
         return FlagSnapshot(version=1, flags={"runs": Flag("runs", "remote")})
 
 
-def remote_router(remote) -> tuple[Router, LocalRuns, CircuitBreaker]:
+def remote_router(remote, silent_for: float = 5.0) -> tuple[Router, LocalRuns, CircuitBreaker]:
     """A router sending runs remote, over a local side that records its calls; one failure
-    opens its breaker."""
+    opens its breaker. `silent_for` is the service's read timeout, as init_app wires it."""
     metrics = TurnoutMetrics()
     local = LocalRuns()
     breaker = make_breaker("runs", metrics, failure_threshold=1, reset_timeout=30.0)
     router = Router(FeatureInfo("runs", owns_data=False), RUNS, Sides(local=local, remote=remote),
                     flags=FlagCache(RemoteOnly()), breaker=breaker, metrics=metrics,
-                    shadow=ShadowRunner("runs", metrics))
+                    shadow=ShadowRunner("runs", metrics), silent_for=silent_for)
     return router, local, breaker
 
 
@@ -303,7 +303,8 @@ def hung_router(hung_url):
         transport = HttpTransport(hung_url, connect_timeout=0.5, read_timeout=read_timeout,
                                   pool_size=4)
         transports.append(transport)
-        return remote_router(RemoteRuns(transport, retry_wait=0, read_budget=1.0))
+        return remote_router(RemoteRuns(transport, retry_wait=0, read_budget=1.0),
+                             silent_for=read_timeout)
 
     yield make
     for transport in transports:
@@ -338,4 +339,5 @@ def test_a_write_that_waited_the_services_full_timeout_counts_against_it(hung_ro
     with deadline.within(1.4), pytest.raises(OutcomeUnknown) as unknown:
         router.add_run(3, RUN)  # 0.5 s, 0.5 s, then what is left: cut short
     assert "did not answer within 0.5s" in unknown.value.message
-    assert breaker.state == "open"  # threshold 1: the full timeouts are the service's
+    # Threshold 1, and the service has answered nothing for its whole read timeout: down.
+    assert breaker.state == "open"
