@@ -431,7 +431,7 @@ def test_f2_a_service_killed_under_load_fails_no_read_and_duplicates_no_write(st
     run acknowledged just before the service died whose mirror to the monolith failed (logged
     `mirror_write_deferred` with its id) is not found by a fallback read answered locally — a
     stale fallback, by design (docs/turnout.md §4), repaired by `turnout data copy`. Every
-    write answers 201, or 503 with Retry-After, within the request deadline + 1 s (issue 8:
+    write answers 201, or 503 with Retry-After, within the request deadline + 3 s (`LATE`; issue 8:
     there was no whole-request bound, and one write waited 9.5 s for two calls); the breaker
     opens and closes again.
     Afterwards, each write is where it must be:
