@@ -23,14 +23,24 @@ greenlet and its export's socket is cooperative. That processor must not be made
 fork: its fork hook restarts the thread in the child, which under gevent fails with a
 KeyError in `threading._limbo` or an AssertionError in `_notify_links`
 (open-telemetry/opentelemetry-python#3884, #3897, #4298). `configure` runs in each wsgi.py,
-in the gunicorn worker, after the fork (circus.ini runs gunicorn without --preload), and no
-worker forks again.
+in the gunicorn worker, after the fork (circus.ini runs gunicorn without --preload).
+
+**Forks after that.** The SDK's provider and batch processor register `os.register_at_fork`
+hooks that, in the child, detect the process's resource and restart the export thread, and
+under gevent both wait on a greenlet: the child's hub then runs copies of the parent's
+greenlets, on the sockets it shares with the parent, before the child gets to `exec`. A
+worker that ran `subprocess.run` while serving had a copy of every request in flight run in
+the child, sending its calls again and reading answers meant for the parent (a test client
+saw one request's answer arrive as another's). So `build_provider` makes them without those
+hooks (`without_fork_hooks`): a worker forks only to `exec` (gevent's `subprocess`), and
+that child needs neither a resource nor an exporter; one that forks to go on serving must
+configure its own.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
@@ -82,10 +92,31 @@ def build_provider(service_name: str) -> TracerProvider | None:
     # by default.
     sampler = None if exporter is not None else ParentBased(ALWAYS_OFF)
     name = os.environ.get("OTEL_SERVICE_NAME") or service_name
-    provider = TracerProvider(sampler=sampler, resource=Resource.create({SERVICE_NAME: name}))
-    if exporter is not None:
-        provider.add_span_processor(BatchSpanProcessor(exporter))
+    resource = Resource.create({SERVICE_NAME: name})
+    with without_fork_hooks():
+        provider = TracerProvider(sampler=sampler, resource=resource)
+        if exporter is not None:
+            provider.add_span_processor(BatchSpanProcessor(exporter))
     return provider
+
+
+@contextmanager
+def without_fork_hooks() -> Iterator[None]:
+    """The SDK objects made in this block register no `os.register_at_fork` hook (the
+    module's docstring says why: under gevent, they run the parent's greenlets in a child).
+    The SDK has no switch for it, so `os.register_at_fork` is a no-op for the block: make
+    them while the process starts, before it serves anything. A team that sets its own
+    provider in a gevent worker makes it (and its processors) in this block too."""
+    register: Callable[..., None] = os.register_at_fork
+    os.register_at_fork = _ignore_fork_hook  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        os.register_at_fork = register
+
+
+def _ignore_fork_hook(**_hooks: Callable[[], object]) -> None:
+    return None
 
 
 def _exporter() -> SpanExporter | None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 
+from shims.telemetry import without_fork_hooks
+
 
 class SpanRecorder(SpanProcessor):
     def __init__(self) -> None:
@@ -33,6 +35,11 @@ RECORDER = SpanRecorder()
 
 
 def install() -> None:
-    provider = TracerProvider()
+    # Without the SDK's fork hooks, as the kit makes its own (shims/telemetry.py): the tests'
+    # gevent subprocesses (circusctl) would otherwise run copies of the test's client
+    # greenlets in the child, on the client's sockets, and a client would read another's
+    # answer.
+    with without_fork_hooks():
+        provider = TracerProvider()
     provider.add_span_processor(RECORDER)
     trace.set_tracer_provider(provider)

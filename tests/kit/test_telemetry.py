@@ -4,6 +4,7 @@ OTLP/HTTP when they do, and a process's provider is the team's own if it set one
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -113,3 +114,33 @@ def test_configure_sets_the_processs_provider_and_importing_the_kit_starts_nothi
                           text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == [True, 1, True, "dataservice"]
+
+
+def test_a_fork_to_exec_runs_none_of_the_parents_greenlets_in_the_child():
+    """A worker that runs a subprocess while it serves: the SDK's fork hooks (resource
+    detection, the export thread's restart) wait on a greenlet in the child, and gevent's hub
+    then runs the parent's greenlets there, on the sockets both share. With the provider and
+    the batch processor `build_provider` makes, the child runs none of them."""
+    pytest.importorskip("opentelemetry.exporter.otlp.proto.http", reason="the `otlp` extra")
+    script = (
+        "from gevent import monkey; monkey.patch_all()\n"
+        "import os, subprocess, gevent\n"
+        "import shims.telemetry\n"
+        "shims.telemetry.configure('monolith')\n"
+        "parent = os.getpid()\n"
+        "def serving():\n"
+        "    while True:\n"
+        "        if os.getpid() != parent:\n"
+        "            os.write(1, b'ran in the child\\n')\n"
+        "        gevent.sleep(0.001)\n"
+        "gevent.spawn(serving)\n"
+        "gevent.sleep(0.01)\n"
+        "for _ in range(5):\n"
+        "    subprocess.run(['true'], check=True)\n"
+        "print('forked 5 times')\n")
+    exporting = {"OTEL_TRACES_EXPORTER": "otlp",  # a batch processor, which nothing reaches
+                 "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"}
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, check=False, env={**os.environ, **exporting})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["forked 5 times"]
