@@ -10,11 +10,12 @@ the remote implementation, decided per call:
 3. the breaker guards the remote side: while it is open, reads are answered
    locally and writes that need the remote side are refused with 503 and a
    Retry-After, never applied to one side only;
-4. the answer goes back; the shadow compares in its own greenlet; a mirrored
-   write pushes the touched rows to the other side at once (`shims.mirror`). The
-   write's outbox entry was recorded in its own transaction, so a push that fails
-   (the other side down, the breaker open) loses nothing: the entry stays pending
-   and the feature's applier delivers it later.
+4. the answer goes back; the shadow runs and compares in its own greenlet after the
+   answer, when the loop is idle (shims/shadow.py); a mirrored write pushes the
+   touched rows to the other side at once (`shims.mirror`). The write's outbox entry
+   was recorded in its own transaction, so a push that fails (the other side down,
+   the breaker open) loses nothing: the entry stays pending and the feature's applier
+   delivers it later.
 
 In a sampled trace each call is a span (`turnout <contract>.<method>`) saying which side
 was chosen and why, with the mirror push's outcome as an event (docs/turnout.md §8).
@@ -40,7 +41,7 @@ from shims.flags.cache import FlagCache
 from shims.flags.model import FeatureInfo, Flag
 from shims.logs import event
 from shims.metrics import TurnoutMetrics
-from shims.shadow import ShadowRunner, outcome_of
+from shims.shadow import ShadowRunner, handed_over, raised
 from shims.mirror import Channel, mirror_channels
 from shims.sync import DataSync, Mirror
 
@@ -199,28 +200,28 @@ class Router:
         route = self._respect_breaker(route, method)
         if span.is_recording():
             span.set_attributes(route_attributes(flag, snapshot.killed, route))
-        primary_outcome = None
-        if route.shadow is not None:
-            primary_outcome = self._shadow.start(
+        shadow = None
+        if route.shadow is not None:  # takes a slot; nothing of the shadow runs before the answer
+            shadow = self._shadow.start(
                 method, route.primary, lambda: self._shadow_call(route.shadow, method, arguments),
                 primary_again=lambda: self._shadow_call(route.primary, method, arguments))
         try:
             result, served_by = self._answer(route.primary, method, arguments)
         except Exception as error:
-            if primary_outcome is not None:
-                primary_outcome.set(outcome_of(_raise(error)))
-                self._shadow.primary_done()
+            if shadow is not None:
+                shadow.compare_with(raised(error))
             raise
         except BaseException:  # interrupted (a caller's timeout, a killed greenlet)
-            if primary_outcome is not None:
-                primary_outcome.set(None)  # nothing to compare; frees the shadow's slot
+            if shadow is not None:
+                shadow.cancel()  # nothing to compare; frees the shadow's slot
             raise
-        if primary_outcome is not None:
-            # After a fallback the shadow side answered twice: comparing it with itself
+        if shadow is not None:
+            # After a fallback the shadow side answered already: comparing it with itself
             # would only inflate the match rate.
-            primary_outcome.set(outcome_of(lambda: result) if served_by == route.primary
-                                else None)
-            self._shadow.primary_done()
+            if served_by == route.primary:
+                shadow.compare_with(handed_over(result))
+            else:
+                shadow.cancel()
         span.set_attribute("turnout.served_by", served_by)
         if route.mirror_to is not None:
             self._mirror_write(route, method, arguments, result)
@@ -389,12 +390,6 @@ def make_breaker(feature: str, metrics: TurnoutMetrics, **options: Any) -> Circu
               meaning="remote calls go local" if new == "open" else "remote calls resume")
 
     return CircuitBreaker(feature, on_change=changed, **options)
-
-
-def _raise(error: Exception) -> Callable[[], Any]:
-    def again() -> Any:
-        raise error
-    return again
 
 
 def _routed(router: Router, method: MethodSpec):

@@ -1,10 +1,21 @@
-"""Parallel run: the other side answers the same read in a greenlet, and we compare.
+"""Shadow reads: the other side answers the same read in a greenlet, and we compare.
 
-The shadow greenlet is spawned before the primary call starts, so both sides
-run at the same time, and it only ever *receives* the primary's outcome: the
-primary path never waits for it, never sees its errors and never reads its
-answer. It has its own timeout, and a cap on how many may be in flight at once
-so a slow shadow side cannot pile up greenlets in the worker.
+**Off the serving path.** The worker serves every request on one gevent loop, so any
+shadow work that runs while a request is being served delays that request's answer. So the
+shadow waits for the primary: `start` (in the request, before the primary call) only takes
+a slot and notes the request's context; once the primary has answered, the router hands
+over its outcome (`compare_with`) and a greenlet is spawned, which cannot run before the
+request's greenlet yields, in the usual case after the response has been written. It then
+waits until the loop is idle (`gevent.idle`: no request's socket or timer pending), makes
+the shadow call, waits for an idle loop again, and only then converts the primary's answer
+to wire form, compares, counts and reports. A worker busy enough that its loop is not idle
+within `idle_wait` seconds drops the shadow instead, counted as `skipped_busy` (as when all
+`max_in_flight` slots are taken): shadow work gives way, it never queues in front of a
+primary. The primary path never waits for a shadow, never sees its errors and never reads
+its answer. The shadow has its own timeout. What is left in the loop is the shadow call's
+own receive and decode, which run when its answer arrives (they belong to the transport).
+Mismatch rows are written by the sink (shims/mismatches.py: batched, by one writer greenlet,
+when the loop is idle).
 
 **Context.** A new greenlet starts with none of the request's context variables, so
 Flask's `current_app` (and with it Flask-SQLAlchemy's `db.session`) would be missing
@@ -30,6 +41,10 @@ A factory that raises skips that shadow (counted and logged as a `shadow_error`)
 the request never sees it. The request's trace context is handed over the same way, so
 the shadow's span and its remote call belong to the request's trace.
 
+**The primary's answer** is converted to wire form in the shadow's greenlet, not in the
+request: contract values are frozen dataclasses, so it reads what the request returned (a
+list or dict at the top is copied at the hand-off, in case the view sorts it in place).
+
 **Errors.** Every `shadow_error` is logged as a `shadow_error` event at WARNING
 naming the feature, method, exception type and message. Its traceback is attached
 (`exc_info`) once per method and exception type every `error_log_interval` seconds:
@@ -51,8 +66,8 @@ mismatch was `transient`; still differing, `persistent`; either side failing, `f
 (counted in `turnout_shadow_rechecks_total`, and told to listeners as a `recheck_<result>`
 outcome, which the evidence counts). Only reads are shadowed, so asking again is safe. A
 runner with `context` hooks does not recheck (their context managers were made for one
-call in the request), nor does one with `max_in_flight // 10` rechecks already waiting
-(`skipped`): an unchecked mismatch counts as persistent.
+call in the request), nor does one with `max_in_flight // 10` rechecks already waiting, nor
+one whose loop is not idle in time (`skipped`): an unchecked mismatch counts as persistent.
 """
 
 from __future__ import annotations
@@ -66,7 +81,6 @@ from typing import Any, Protocol
 
 import gevent
 from flask import Flask, current_app, has_app_context
-from gevent.event import AsyncResult
 from gevent.lock import BoundedSemaphore
 from opentelemetry.context import Context
 
@@ -144,17 +158,48 @@ class ShadowRecorder:
         self.outcomes.clear()
 
 
+class PendingShadow:
+    """One shadow between `start` and the primary's outcome: the router tells it how the
+    primary ended (`compare_with`), or that there is nothing to compare (`cancel`)."""
+
+    def __init__(self, runner: ShadowRunner, method: MethodSpec, primary_side: str,
+                 call: Callable[[], Any], recheck: Callable[[], tuple[Any, Any]] | None,
+                 trace_context: Context):
+        self.method = method
+        self.primary_side = primary_side
+        self.call = call
+        self.recheck = recheck
+        self.trace_context = trace_context
+        self._runner: ShadowRunner | None = runner
+
+    def compare_with(self, primary: Callable[[], Any]) -> None:
+        """`primary` returns the primary's answer or raises its error; it is called in the
+        shadow's greenlet, after the response."""
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            runner._launch(self, primary)
+
+    def cancel(self) -> None:
+        """The primary was interrupted, or its answer came from elsewhere (a fallback):
+        no shadow; its slot is free again."""
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            runner._release()
+
+
 class ShadowRunner:
     def __init__(self, feature: str, metrics: TurnoutMetrics, sink: MismatchSink | None = None, *,
                  timeout: float = 2.0, max_in_flight: int = 100,
                  ignore: frozenset[str] = frozenset(),
                  context: ContextFactory | Sequence[ContextFactory] | None = None,
                  listener: ShadowListener | None = None,
-                 error_log_interval: float = 60.0, recheck_after: float = 0.0):
+                 error_log_interval: float = 60.0, recheck_after: float = 0.0,
+                 idle_wait: float = 1.0):
         """`context`: factories of the context managers the shadow call runs in (see the
         module's docstring); `listener`: told every outcome; `error_log_interval`: seconds
         between two tracebacks of the same method and exception type; `recheck_after`:
-        seconds after a mismatch before both sides are asked again (0: never)."""
+        seconds after a mismatch before both sides are asked again (0: never);
+        `idle_wait`: seconds a shadow waits for an idle loop before it is dropped."""
         self.feature = feature
         self._metrics = metrics
         self._sink = sink
@@ -169,12 +214,15 @@ class ShadowRunner:
         self._in_flight: set[gevent.Greenlet] = set()
         self._recheck_after = recheck_after
         self._recheck_slots = BoundedSemaphore(max(1, max_in_flight // 10))
-        self.synchronous = False  # see primary_done
+        self._idle_wait = idle_wait
+        self.synchronous = False  # see compare_with
 
     def start(self, method: MethodSpec, primary_side: str, shadow_call: Callable[[], Any],
-              primary_again: Callable[[], Any] | None = None) -> AsyncResult | None:
-        """Spawn the shadow; returns where to put the primary's outcome, or None if skipped.
-        `primary_again`: the primary side's call, made again for a recheck."""
+              primary_again: Callable[[], Any] | None = None) -> PendingShadow | None:
+        """Called in the request before the primary call: takes a slot and notes the
+        request's context; returns what to hand the primary's outcome to, or None if
+        skipped. Nothing of the shadow runs yet. `primary_again`: the primary side's call,
+        made again for a recheck."""
         if not self._slots.acquire(blocking=False):
             self._count(method, "skipped_busy")
             return None
@@ -184,25 +232,26 @@ class ShadowRunner:
             self._slots.release()
             self._failed(method, error)
             return None
-        primary_outcome = AsyncResult()
         recheck = None
         if primary_again is not None and self._recheck_after > 0 and not contexts:
             recheck = _both_again(app, primary_again, shadow_call)
-        trace_context = telemetry.current_context()  # the greenlet starts with none
-        greenlet = gevent.spawn(self._traced_run, trace_context, method, primary_side,
-                                lambda: _within(app, contexts, shadow_call), primary_outcome,
-                                recheck)
+        return PendingShadow(self, method, primary_side,
+                             lambda: _within(app, contexts, shadow_call), recheck,
+                             telemetry.current_context())  # the greenlet starts with none
+
+    def _launch(self, pending: PendingShadow, primary: Callable[[], Any]) -> None:
+        """The primary has answered: the shadow's greenlet, which runs once the request
+        yields. A test harness sets `synchronous`: the shadow then finishes before the
+        routed call returns, so it reads what the primary read, never what a later step of
+        the test wrote."""
+        greenlet = gevent.spawn(self._traced_run, pending, primary)
         self._in_flight.add(greenlet)
         greenlet.link(self._finished)
-        return primary_outcome
-
-    def primary_done(self) -> None:
-        """Called by the router once the primary's outcome is set. A test harness sets
-        `synchronous`: the shadow then finishes before the routed call returns, so it reads
-        what the primary read, never what a later step of the test wrote. In production the
-        call returns at once and the shadow goes on in its greenlet."""
         if self.synchronous:
-            self.drain(self._timeout + self._recheck_after + 1.0)
+            self.drain(self._timeout + self._recheck_after + self._idle_wait * 3 + 1.0)
+
+    def _release(self) -> None:
+        self._slots.release()
 
     def skip(self, method: MethodSpec, reason: str) -> None:
         """A shadow the router chose not to run (e.g. its service's breaker is open)."""
@@ -237,30 +286,44 @@ class ShadowRunner:
         self._in_flight.discard(greenlet)
         self._slots.release()
 
-    def _traced_run(self, trace_context: Context, method: MethodSpec, *args: Any) -> None:
+    def _traced_run(self, pending: PendingShadow, primary: Callable[[], Any]) -> None:
         """`_run` in a span of its own, a child of the routed call's (which may have ended
         by the time the shadow compares); its remote call, if any, is the span's child."""
-        with telemetry.attached(trace_context), telemetry.child_span(
+        method = pending.method
+        with telemetry.attached(pending.trace_context), telemetry.child_span(
                 f"turnout shadow {method.qualified_name}",
                 attributes={"turnout.feature": self.feature,
                             "turnout.method": method.qualified_name}):
-            self._run(method, *args)
+            self._run(pending, primary)
 
-    def _run(self, method: MethodSpec, primary_side: str, shadow_call: Callable[[], Any],
-             primary_outcome: AsyncResult,
-             recheck: Callable[[], tuple[Any, Any]] | None = None) -> None:
+    def _idle(self) -> bool:
+        """Waits until the loop has nothing else to do (no request's socket or timer
+        pending); False if it did not within `idle_wait`: the worker is too busy."""
+        with gevent.Timeout(self._idle_wait, False):
+            gevent.idle()
+            return True
+        return False
+
+    def _run(self, pending: PendingShadow, primary_call: Callable[[], Any]) -> None:
+        method = pending.method
+        if not self._idle():
+            self._count(method, "skipped_busy")
+            return
         try:
             with gevent.Timeout(self._timeout):
-                shadow, error = _classified(shadow_call)
+                shadow, error = _classified(pending.call)
         except gevent.Timeout as timeout:
             self._count(method, "shadow_timeout", error=timeout)
             return
         if error is not None:
             self._failed(method, error)
             return
-        primary = primary_outcome.get()  # set by the router right after the primary returns
-        if primary is None:  # the primary call was interrupted: there is no answer to compare
+        if not self._idle():  # requests came in while the shadow side answered: they go first
+            self._count(method, "skipped_busy")
             return
+        primary = outcome_of(primary_call)
+        primary_side = pending.primary_side
+        recheck = pending.recheck
         found = tuple(differences(primary, shadow, self._ignore))
         if not found:
             self._count(method, "match")
@@ -280,6 +343,9 @@ class ShadowRunner:
             return
         try:
             gevent.sleep(self._recheck_after)
+            if not self._idle():
+                self._count_recheck(method, "skipped")
+                return
             with gevent.Timeout(self._timeout):
                 primary, shadow = recheck()
         except gevent.Timeout:
@@ -397,6 +463,22 @@ def _both_again(app: Flask | None, primary: Callable[[], Any],
 
 def outcome_of(call: Callable[[], Any]) -> dict[str, Any]:
     return _classified(lambda: to_wire(call()))[0]
+
+
+def handed_over(result: Any) -> Callable[[], Any]:
+    """The primary's answer for the shadow to read later: a list or dict at the top is
+    copied (cheap, shallow), so a view sorting it in place does not change what is compared;
+    contract values below are frozen."""
+    kept = list(result) if isinstance(result, list) else (
+        dict(result) if isinstance(result, dict) else result)
+    return lambda: kept
+
+
+def raised(error: Exception) -> Callable[[], Any]:
+    """The primary's error, raised again when the shadow reads the primary's outcome."""
+    def again() -> Any:
+        raise error
+    return again
 
 
 def _classified(call: Callable[[], Any]) -> tuple[dict[str, Any], Exception | None]:
