@@ -2,7 +2,10 @@
 per-process rate limit (with an injected clock), on SQLite and PostgreSQL."""
 
 import datetime as dt
+import sqlite3
+import time
 
+import gevent
 import pytest
 
 from shims.mismatches import SqlMismatchLog
@@ -140,3 +143,54 @@ def test_two_processes_each_have_their_own_limit(engine):
     second.flush()  # its writer greenlet's work: a test that never yields does it itself
     first.record(mismatch(3))  # this process already recorded one this second
     assert sorted(r.primary["result"]["id"] for r in first.recent()) == [1, 2]
+
+
+# --- off the serving path: queued, written by one greenlet when the loop is idle ----------
+
+def rows_in(engine) -> int:
+    with engine.connect() as connection:
+        return connection.exec_driver_sql("select count(*) from turnout_mismatches").scalar()
+
+
+def test_record_queues_and_the_writer_writes_when_the_loop_is_idle(engine):
+    clock = ManualClock(100.0)
+    log = make_log(engine, clock=clock)
+    for n in range(3):
+        log.record(mismatch(n))
+        clock.now += 1
+    assert rows_in(engine) == 0  # nothing written in the caller (a shadow on the loop)
+    deadline = time.monotonic() + 2
+    while rows_in(engine) < 3:
+        assert time.monotonic() < deadline, "the writer greenlet wrote nothing"
+        gevent.sleep(0.01)
+    assert [r.primary["result"]["id"] for r in log.recent()] == [2, 1, 0]
+
+
+def test_a_locked_sqlite_database_drops_the_batch_after_the_short_wait(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'flags.db'}", pool_size=2)
+    log = make_log(engine, clock=ManualClock(100.0), busy_timeout=0.05)
+    holder = sqlite3.connect(tmp_path / "flags.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process writing
+    try:
+        log.record(mismatch(1))
+        started = time.monotonic()
+        assert log.flush() == 0
+        assert time.monotonic() - started < 1.0  # not the engine's 15 s busy timeout
+        assert log.dropped == 1
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    with engine.connect() as connection:  # the connection's usual wait is back
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 15000
+    assert log.recent() == []
+    engine.dispose()
+
+
+def test_a_full_queue_drops_and_counts(engine):
+    clock = ManualClock(100.0)
+    log = make_log(engine, clock=clock, max_pending=2)
+    for n in range(4):
+        log.record(mismatch(n))
+        clock.now += 1
+    assert log.dropped == 2
+    assert [r.primary["result"]["id"] for r in log.recent()] == [1, 0]

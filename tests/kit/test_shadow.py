@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,13 +18,17 @@ from types import SimpleNamespace
 from typing import Any, Protocol
 
 import gevent
+import gevent.monkey
 import pytest
 from flask import Flask, current_app, g, has_app_context, jsonify
 from flask.globals import app_ctx
+from gevent.pywsgi import WSGIServer
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import scoped_session, sessionmaker
 
 from shims.contract import describe, read, write
+from shims.evidence.figures import shadow_figures
+from shims.evidence.recorder import EvidenceRecorder
 from shims.errors import DeadlineExceeded, Forbidden, NotFound, TransportError
 from shims.flags.cache import FlagCache
 from shims.flags.model import FeatureInfo, Flag, FlagSnapshot
@@ -746,3 +751,132 @@ def test_without_a_recheck_delay_a_mismatch_is_not_asked_again():
     wait_for(lambda: t.sink.mismatches)
     assert t.runner.drain(1.0) == 0
     assert t.local.calls == t.remote.calls == 1
+
+
+# --- off the serving path: the loop is the requests' first --------------------------------
+
+BLOCKING_SLEEP = gevent.monkey.get_original("time", "sleep")  # holds the whole loop
+
+
+class BlockingSink(Sink):
+    """A mismatch write that holds the loop, as a SQLite write does."""
+
+    def __init__(self, seconds: float):
+        super().__init__()
+        self.seconds = seconds
+        self.started_at: list[float] = []
+
+    def record(self, mismatch: Mismatch) -> None:
+        self.started_at.append(time.monotonic())
+        BLOCKING_SLEEP(self.seconds)
+        super().record(mismatch)
+
+
+def served(router: Router) -> WSGIServer:
+    app = Flask("shadowed")
+
+    @app.get("/notes/<int:user_id>")
+    def get_note(user_id: int):
+        return jsonify(vars(router.get(user_id=user_id)))
+
+    server = WSGIServer(("127.0.0.1", 0), app, log=None)
+    server.start()
+    return server
+
+
+def get_over_http(server: WSGIServer, path: str) -> tuple[float, bytes]:
+    """When the whole response had arrived, and its body."""
+    with socket.create_connection(("127.0.0.1", server.server_port)) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    return time.monotonic(), received
+
+
+def test_the_response_is_written_before_a_slow_comparison_and_mismatch_write_run():
+    """A shadow whose comparison ends in a mismatch write that holds the loop for 0.3 s:
+    the client has the whole answer before that write starts."""
+    t = build(sink=BlockingSink(0.3))
+    t.local.rows[7] = note(text="right")
+    t.remote.rows[7] = note(text="wrong")
+    server = served(t.router)
+    try:
+        answered_at, response = get_over_http(server, "/notes/7")
+        assert b'"text":"right"' in response.replace(b" ", b"")
+        wait_for(lambda: t.sink.mismatches)
+    finally:
+        server.stop()
+    assert answered_at < t.sink.started_at[0]
+
+
+def test_requests_waiting_on_the_loop_go_before_a_shadow_comparison():
+    """Five requests at once: every answer is written before the first shadow's slow
+    mismatch write, which would otherwise hold the later ones 0.3 s each."""
+    t = build(sink=BlockingSink(0.3))
+    t.local.rows[7] = note(text="right")
+    t.remote.rows[7] = note(text="wrong")
+    server = served(t.router)
+    try:
+        clients = [gevent.spawn(get_over_http, server, "/notes/7") for _ in range(5)]
+        gevent.joinall(clients, timeout=5)
+        wait_for(lambda: t.sink.mismatches)
+    finally:
+        server.stop()
+    assert max(c.value[0] for c in clients) < t.sink.started_at[0]
+
+
+def keep_the_loop_busy(seconds: float) -> gevent.Greenlet:
+    """A greenlet that always has a callback pending, as a saturated worker does."""
+    def spin() -> None:
+        until = time.monotonic() + seconds
+        while time.monotonic() < until:
+            gevent.sleep(0)
+    return gevent.spawn(spin)
+
+
+def test_a_shadow_is_dropped_and_counted_when_the_loop_stays_busy():
+    evidence = EvidenceRecorder()
+    t = build(idle_wait=0.05, listener=evidence.shadow)
+    t.local.rows[7] = t.remote.rows[7] = note()
+    busy = keep_the_loop_busy(0.3)
+    assert t.router.get(user_id=7) == note()
+    assert t.runner.drain(2.0) == 0
+    busy.join()
+    assert counts(t) == {"skipped_busy": 1}
+    assert t.remote.calls == 0  # dropped before its call: no work done for nothing
+    assert shadow_figures(evidence.take().counts).skipped == 1  # the dashboard's figure
+
+
+def test_a_shadow_answering_into_a_busy_loop_is_dropped_before_it_compares():
+    t = build(idle_wait=0.05)
+    t.local.rows[7] = note(text="right")
+    t.remote.rows[7] = note(text="wrong")
+    t.remote.delay = 0.05
+    t.router.get(user_id=7)
+    gevent.sleep(0.01)  # the shadow call is on its way
+    busy = keep_the_loop_busy(0.3)
+    assert t.runner.drain(2.0) == 0
+    busy.join()
+    assert t.remote.calls == 1
+    assert counts(t) == {"skipped_busy": 1}
+    assert t.sink.mismatches == []
+
+
+def test_under_a_steady_load_every_shadow_still_compares():
+    """200 requests at 400/s, each primary taking 1 ms of the loop: every one compared."""
+    t = build(timeout=1.0)
+    t.local.rows[7] = t.remote.rows[7] = note()
+    t.remote.delay = 0.02
+
+    def serve() -> None:
+        BLOCKING_SLEEP(0.001)  # the primary's own work, holding the loop
+        t.router.get(user_id=7)
+
+    requests = []
+    for _ in range(200):
+        requests.append(gevent.spawn(serve))
+        gevent.sleep(0.0025)
+    gevent.joinall(requests)
+    assert t.runner.drain(5.0) == 0
+    assert counts(t) == {"match": 200}
