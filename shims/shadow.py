@@ -74,6 +74,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
@@ -215,7 +216,9 @@ class ShadowRunner:
         self._recheck_after = recheck_after
         self._recheck_slots = BoundedSemaphore(max(1, max_in_flight // 10))
         self._idle_wait = idle_wait
-        self.synchronous = False  # see compare_with
+        self._ready: deque[tuple[PendingShadow, Callable[[], Any]]] = deque()
+        self._spawn_scheduled = False
+        self.synchronous = False  # see _launch
 
     def start(self, method: MethodSpec, primary_side: str, shadow_call: Callable[[], Any],
               primary_again: Callable[[], Any] | None = None) -> PendingShadow | None:
@@ -240,15 +243,24 @@ class ShadowRunner:
                              telemetry.current_context())  # the greenlet starts with none
 
     def _launch(self, pending: PendingShadow, primary: Callable[[], Any]) -> None:
-        """The primary has answered: the shadow's greenlet, which runs once the request
-        yields. A test harness sets `synchronous`: the shadow then finishes before the
+        """The primary has answered: the shadow is queued, and spawned by `_spawn_ready`, a
+        loop callback that runs once the request yields (a spawn in the request would cost
+        it ~20 us). A test harness sets `synchronous`: the shadow then finishes before the
         routed call returns, so it reads what the primary read, never what a later step of
         the test wrote."""
-        greenlet = gevent.spawn(self._traced_run, pending, primary)
-        self._in_flight.add(greenlet)
-        greenlet.link(self._finished)
+        self._ready.append((pending, primary))
         if self.synchronous:
             self.drain(self._timeout + self._recheck_after + self._idle_wait * 3 + 1.0)
+        elif not self._spawn_scheduled:
+            self._spawn_scheduled = True
+            gevent.get_hub().loop.run_callback(self._spawn_ready)
+
+    def _spawn_ready(self) -> None:
+        self._spawn_scheduled = False
+        while self._ready:
+            greenlet = gevent.spawn(self._traced_run, *self._ready.popleft())
+            self._in_flight.add(greenlet)
+            greenlet.link(self._finished)
 
     def _release(self) -> None:
         self._slots.release()
@@ -267,6 +279,7 @@ class ShadowRunner:
         the same test would show as a mismatch."""
         deadline = time.monotonic() + timeout
         while True:
+            self._spawn_ready()  # those the loop has not spawned yet
             running = [greenlet for greenlet in self._in_flight if not greenlet.dead]
             left = deadline - time.monotonic()
             if not running or left <= 0:
