@@ -239,7 +239,8 @@ class ShadowRunner:
         if primary_again is not None and self._recheck_after > 0 and not contexts:
             recheck = _both_again(app, primary_again, shadow_call)
         return PendingShadow(self, method, primary_side,
-                             lambda: _within(app, contexts, shadow_call), recheck,
+                             lambda: _within(app, contexts, shadow_call, self._idle_or_busy),
+                             recheck,
                              telemetry.current_context())  # the greenlet starts with none
 
     def _launch(self, pending: PendingShadow, primary: Callable[[], Any]) -> None:
@@ -309,6 +310,12 @@ class ShadowRunner:
                             "turnout.method": method.qualified_name}):
             self._run(pending, primary)
 
+    def _idle_or_busy(self) -> None:
+        """Between the shadow call and its wire conversion: requests that came in while
+        the shadow side answered go first; raises _LoopBusy if they keep the loop busy."""
+        if not self._idle():
+            raise _LoopBusy()
+
     def _idle(self) -> bool:
         """Waits until the loop has nothing else to do (no request's socket or timer
         pending); False if it did not within `idle_wait`: the worker is too busy."""
@@ -328,11 +335,11 @@ class ShadowRunner:
         except gevent.Timeout as timeout:
             self._count(method, "shadow_timeout", error=timeout)
             return
+        if isinstance(error, _LoopBusy):
+            self._count(method, "skipped_busy")
+            return
         if error is not None:
             self._failed(method, error)
-            return
-        if not self._idle():  # requests came in while the shadow side answered: they go first
-            self._count(method, "skipped_busy")
             return
         primary = outcome_of(primary_call)
         primary_side = pending.primary_side
@@ -452,16 +459,23 @@ def _current_app() -> Flask | None:
     return current_app._get_current_object() if has_app_context() else None  # type: ignore[attr-defined]
 
 
+class _LoopBusy(Exception):
+    """The loop was not idle in time after the shadow call: the shadow is dropped."""
+
+
 def _within(app: Flask | None, contexts: list[AbstractContextManager[Any]],
-            call: Callable[[], Any]) -> Any:
+            call: Callable[[], Any], pause: Callable[[], None] = lambda: None) -> Any:
     """The shadow's answer in wire form, computed in a fresh app context of `app` and the
-    hooks' contexts: wire conversion too, since it may read lazily loaded state."""
+    hooks' contexts: wire conversion too, since it may read lazily loaded state. `pause`
+    runs between the call and the conversion (still in the contexts)."""
     with ExitStack() as stack:
         if app is not None:
             stack.enter_context(app.app_context())
         for context in contexts:
             stack.enter_context(context)
-        return to_wire(call())
+        answer = call()
+        pause()
+        return to_wire(answer)
 
 
 def _both_again(app: Flask | None, primary: Callable[[], Any],
