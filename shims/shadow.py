@@ -6,16 +6,16 @@ shadow waits for the primary: `start` (in the request, before the primary call) 
 a slot and notes the request's context; once the primary has answered, the router hands
 over its outcome (`compare_with`) and a greenlet is spawned, which cannot run before the
 request's greenlet yields, in the usual case after the response has been written. It then
-waits until the loop is idle (`gevent.idle`: no request's socket or timer pending), makes
-the shadow call, waits for an idle loop again, and only then converts the primary's answer
-to wire form, compares, counts and reports. A worker busy enough that its loop is not idle
-within `idle_wait` seconds drops the shadow instead, counted as `skipped_busy` (as when all
-`max_in_flight` slots are taken): shadow work gives way, it never queues in front of a
-primary. The primary path never waits for a shadow, never sees its errors and never reads
-its answer. The shadow has its own timeout. What is left in the loop is the shadow call's
-own receive and decode, which run when its answer arrives (they belong to the transport).
-Mismatch rows are written by the sink (shims/mismatches.py: batched, by one writer greenlet,
-when the loop is idle).
+waits until the loop is idle (`gevent.idle`: no request's socket or timer pending; one
+shadow per loop iteration), makes the shadow call, waits for an idle loop again, and only then
+converts both answers to wire form, compares, counts and reports. A worker busy enough that
+its loop is not idle within `idle_wait` seconds drops the shadow instead, counted as
+`skipped_busy` (as when all `max_in_flight` slots are taken): shadow work gives way, it
+never queues in front of a primary. The primary path never waits for a shadow, never sees
+its errors and never reads its answer. The shadow has its own timeout. What is left in the
+loop is the shadow call's own receive and decode, which run when its answer arrives (they
+belong to the transport). Mismatch rows are written by the sink (shims/mismatches.py:
+batched, by one writer greenlet, when the loop is idle).
 
 **Context.** A new greenlet starts with none of the request's context variables, so
 Flask's `current_app` (and with it Flask-SQLAlchemy's `db.session`) would be missing
@@ -82,7 +82,7 @@ from typing import Any, Protocol
 
 import gevent
 from flask import Flask, current_app, has_app_context
-from gevent.lock import BoundedSemaphore
+from gevent.lock import BoundedSemaphore, Semaphore
 from opentelemetry.context import Context
 
 from shims import telemetry
@@ -216,6 +216,7 @@ class ShadowRunner:
         self._recheck_after = recheck_after
         self._recheck_slots = BoundedSemaphore(max(1, max_in_flight // 10))
         self._idle_wait = idle_wait
+        self._idle_gate = Semaphore()  # one shadow per idle moment
         self._ready: deque[tuple[PendingShadow, Callable[[], Any]]] = deque()
         self._spawn_scheduled = False
         self.synchronous = False  # see _launch
@@ -318,8 +319,11 @@ class ShadowRunner:
 
     def _idle(self) -> bool:
         """Waits until the loop has nothing else to do (no request's socket or timer
-        pending); False if it did not within `idle_wait`: the worker is too busy."""
-        with gevent.Timeout(self._idle_wait, False):
+        pending); False if it did not within `idle_wait`: the worker is too busy. One
+        shadow at a time passes: every waiting idle watcher fires in the same idle moment,
+        and letting them all run at once would be the burst a request arriving then waits
+        behind."""
+        with gevent.Timeout(self._idle_wait, False), self._idle_gate:
             gevent.idle()
             return True
         return False

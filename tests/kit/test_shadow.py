@@ -880,3 +880,26 @@ def test_under_a_steady_load_every_shadow_still_compares():
     gevent.joinall(requests)
     assert t.runner.drain(5.0) == 0
     assert counts(t) == {"match": 200}
+
+
+
+def test_shadows_waiting_for_an_idle_loop_pass_one_per_idle_moment():
+    """Three shadows parked while the loop is busy do not all run in the first idle moment:
+    a request arriving then would wait behind all three."""
+    t = build(idle_wait=2.0)
+    t.local.rows[7] = t.remote.rows[7] = note()
+    busy = keep_the_loop_busy(0.2)
+    for _ in range(3):
+        t.router.get(user_id=7)
+    busy.join()
+    passed_at: list[int] = []
+    iterations = {"n": 0}
+    check = gevent.get_hub().loop.check()  # called once per loop iteration, after its poll
+    check.start(lambda: iterations.__setitem__("n", iterations["n"] + 1))
+    t.remote.probe = lambda: passed_at.append(iterations["n"])
+    try:
+        assert t.runner.drain(2.0) == 0
+    finally:
+        check.stop()
+    assert counts(t) == {"match": 3}
+    assert len(set(passed_at)) == 3, f"shadows ran in the same loop iteration: {passed_at}"
