@@ -27,9 +27,10 @@ ALONE = ("tests/integration",)
 COVERAGE_FILES = (".coverage.layers-a", ".coverage.layers-b", ".coverage.integration")
 
 
-def pytest(paths: tuple[str, ...], coverage_file: str, **options) -> subprocess.Popen:
+def pytest(paths: tuple[str, ...], coverage_file: str, *extra: str,
+           **options) -> subprocess.Popen:
     env = {**os.environ, "COVERAGE_FILE": str(ROOT / coverage_file)}
-    command = [sys.executable, "-m", "pytest", "--cov", "--cov-report=", *paths]
+    command = [sys.executable, "-m", "pytest", "--cov", "--cov-report=", *extra, *paths]
     return subprocess.Popen(command, cwd=ROOT, env=env, **options)  # nosec B603
 
 
@@ -59,7 +60,8 @@ def main(argv: list[str]) -> int:
         return subprocess.call([sys.executable, "-m", "pytest", "--cov",  # nosec B603
                                 "--cov-report=term-missing:skip-covered", *argv], cwd=ROOT)
     codes = side_by_side()
-    codes.append(pytest(ALONE, COVERAGE_FILES[-1]).wait())
+    # The slowest integration tests named in every run: they set the CI's length.
+    codes.append(pytest(ALONE, COVERAGE_FILES[-1], "--durations=15").wait())
     coverage("combine", "--quiet", *COVERAGE_FILES)
     coverage("report", "--show-missing", "--skip-covered")
     # pytest's exit code 5 (nothing collected) is a failure too: a layer went missing.
