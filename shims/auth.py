@@ -12,7 +12,7 @@ audience, the times, and the scope of the method called: `<contract>:<read|write
 A caller sends the same token on every call until it renews it, so a verified token's
 claims are kept, by the token's text, while the key set they were verified under is the
 current one: a later call checks only the expiry and the scope (the signature check and
-the two JWT parses were two thirds of the guard's time, ~200 µs a call).
+the two JWT parses cost ~290 µs a call; a kept token, ~4 µs).
 Nothing here does I/O at import or construction: services start before the dealer does.
 """
 
