@@ -5,10 +5,10 @@ and the decoded JSON body. Anything that stops it from doing so (refused
 connection, timeout, a body that is not JSON) is a `TransportError`, kept apart
 from the contract errors a well-formed answer may carry.
 
-`HttpTransport` shares one urllib3 connection pool per service per process
-(`service_pool`). Under gevent the pool must be as large as the calls a worker has in flight,
-or connections are opened and thrown away on every burst (measured: 50
-greenlets on the default pool of 10 discarded 40 connections per round).
+`HttpTransport` shares one keep-alive pool of http.client connections per service per
+process (`service_pool`, shims/keepalive.py). Under gevent the pool must be as large as the
+calls a worker has in flight, or connections are opened and thrown away on every burst
+(measured: 50 greenlets on the default pool of 10 discarded 40 connections per round).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from urllib3.exceptions import (ConnectTimeoutError, HTTPError, NewConnectionErr
 from shims import deadline, telemetry
 from shims.errors import BadAnswer, DeadlineExceeded, ServiceTimeout, TransportError
 from shims.http_cache import GZIP_MIN_BYTES, compress
+from shims.keepalive import KeepAlivePool
 
 
 # gzip: services compress large answers for callers that accept it (shims/http_cache.py);
@@ -132,7 +133,8 @@ class _BearerTransport:
 
 
 class Pool(Protocol):
-    """What HttpTransport needs of a connection pool: urllib3's `HTTPConnectionPool`."""
+    """What HttpTransport needs of a connection pool: shims/keepalive.py's, or urllib3's
+    `HTTPConnectionPool` (the same `urlopen`, the same exceptions)."""
 
     def urlopen(self, method: str, url: str, **options: Any) -> Any: ...
     def close(self) -> None: ...
@@ -140,13 +142,11 @@ class Pool(Protocol):
 
 def service_pool(base_url: str, pool_size: int) -> Pool:
     """A keep-alive pool to one of Turnout's services, as large as a worker's calls in
-    flight. urllib3 itself, not requests: requests adds ~0.2-0.3 ms of CPU per call
-    (request preparation, cookie jars, environment lookups) for features a call between
-    our own services never uses; measured in docs/benchmarks.md (B3)."""
-    options: dict[str, Any] = {"maxsize": pool_size, "block": False, "retries": False}
-    if base_url.startswith("https://"):
-        options["ca_certs"] = _ca_bundle()
-    return urllib3.connection_from_url(base_url, **options)
+    flight: the standard library's http.client under a pool of our own (shims/keepalive.py),
+    not requests (~0.2-0.3 ms of CPU per call more: request preparation, cookie jars,
+    environment lookups; docs/benchmarks.md, B3) nor urllib3's pool (~0.12 ms more; B9)."""
+    return KeepAlivePool(base_url, pool_size,
+                         ca_certs=_ca_bundle() if base_url.startswith("https://") else None)
 
 
 class HttpTransport(_BearerTransport):
