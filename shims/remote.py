@@ -38,6 +38,9 @@ from shims.transport import GATEWAY_STATUSES, Reply, Transport
 from shims.wire import from_wire, to_wire
 
 RPC_PREFIX = "/rpc"
+# Arguments already JSON as they are (most reads take ids and numbers): to_wire's checks
+# for dataclasses, sequences and dates would only hand them back.
+_PLAIN = frozenset({int, str, float, bool, type(None)})
 # The remote clients' settings: every app that calls a service sends writes alike; only
 # one with a local side to fall back on (the monolith's routers) gives reads a budget.
 WRITE_DEFAULTS: dict[str, Any] = {
@@ -88,7 +91,8 @@ class RemoteClient:
             setattr(cls, method.name, _client_method(method))
 
     def call(self, method: MethodSpec, arguments: dict[str, Any]) -> Any:
-        payload = {"args": {name: to_wire(value) for name, value in arguments.items()}}
+        payload = {"args": {name: value if type(value) in _PLAIN else to_wire(value)
+                            for name, value in arguments.items()}}
         if not method.is_read:
             return self._write(method, arguments, payload)
         with deadline.within(self._read_budget):

@@ -109,6 +109,11 @@ class _BearerTransport:
     def _traced_send(self, path: str, payload: Any, headers: dict[str, str] | None,
                      fresh_connection: bool) -> Reply:
         headers = self._with_token(headers)  # a token fetch is a hop (and span) of its own
+        if not telemetry.recorded():
+            # No span of its own to make (client_span would hand back the current one): the
+            # traceparent alone goes, without two context managers per call (~3 us, B9).
+            return self._send(path, payload, {**headers, **telemetry.outgoing_headers()},
+                              fresh_connection)
         with telemetry.client_span("POST", self.base_url + path, f"POST {path}") as span:
             try:
                 reply = self._send(path, payload, {**headers, **telemetry.outgoing_headers()},
