@@ -38,6 +38,10 @@ DEFAULT_HEADERS = {"Accept-Encoding": "gzip", "Content-Type": "application/json"
                    "User-Agent": "turnout"}
 
 
+# Made once: json.dumps with any option but the defaults builds an encoder per call.
+_compact_json = json.JSONEncoder(separators=(",", ":")).encode
+
+
 @dataclass(frozen=True)
 class Reply:
     status: int
@@ -185,7 +189,7 @@ class HttpTransport(_BearerTransport):
         pool, headers = self._pool, {**DEFAULT_HEADERS, **headers}
         if fresh_connection:
             pool, headers["Connection"] = self._fresh, "close"
-        body = json.dumps(payload, separators=(",", ":")).encode()
+        body = _compact_json(payload).encode()
         if len(body) >= GZIP_MIN_BYTES:  # a runner's history in a mirrored write, say
             body, headers["Content-Encoding"] = compress(body), "gzip"
         timeout = self._timeout_now()
