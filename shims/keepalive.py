@@ -22,8 +22,7 @@ from __future__ import annotations
 import http.client
 import ssl
 import zlib
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from gevent.monkey import get_original
@@ -36,9 +35,9 @@ from urllib3.exceptions import (ConnectTimeoutError, NewConnectionError, Protoco
 _select = get_original("select", "select")
 
 
-@dataclass(frozen=True)
-class Answer:
-    """What the transport reads of a response (urllib3's HTTPResponse has the same names)."""
+class Answer(NamedTuple):
+    """What the transport reads of a response (urllib3's HTTPResponse has the same names).
+    A named tuple: immutable like a frozen dataclass, made at a tenth of its cost."""
 
     status: int
     data: bytes
