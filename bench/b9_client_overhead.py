@@ -10,8 +10,9 @@ server span (the monolith's default without an exporter), and the ETag read cach
 repeated read comes back a bodyless 304. The baseline sends the very bytes the kit sent
 (captured from the kit's connection after warm-up: same request line, headers and body) over
 one `http.client.HTTPConnection` and reads the answer. Both alternate sample by sample in the
-same process; each sample is the process's CPU time (`time.process_time`) over a fixed number
-of calls, divided by it (the client process is bench/b9_client.py). A second, informational
+same process, in small batches taken in turn (so both see the same load on a shared machine);
+each sample is the process's CPU time (`time.process_time`) over a fixed number of calls,
+divided by it (the client process is bench/b9_client.py). A second, informational
 pair does the same with the read cache off: every call then reads and decodes the 200 with its
 ten runs.
 """
@@ -44,7 +45,8 @@ def run(ctx) -> dict:
     ratio = cached["kit_us"]["median"] / cached["raw_us"]["median"]
     result = {
         "id": ID, "title": "client CPU per remote call: kit vs raw http.client",
-        "method": f"{measured['samples']} alternating samples x {measured['calls']} calls, one "
+        "method": f"{measured['samples']} samples x {measured['calls']} calls each side "
+                  f"(in {measured['rounds']} alternating batches; cache off: a quarter), one "
                   f"gevent client process on CPU {CLIENT_CPU}, data service (1 gevent worker) "
                   f"on CPU {SERVER_CPU}; client process CPU time per call",
         "cached": cached, "uncached": uncached, "ratio": round(ratio, 4),
