@@ -164,16 +164,20 @@ def _pair(url: str, user_id: int, cache: bool, samples: int, calls: int) -> tupl
     assert _captured_request(raw) == request, "the raw call must send the kit's bytes"
     kit_us, raw_us = [], []
     batch = calls // ROUNDS
+
+    def raw_batch() -> float:
+        raw.reconnect()  # outside the measure (see reconnect)
+        return _cpu_per_call(raw, batch, None)
+
     for i in range(samples):
         # Small batches taken in turn: both sides see the same load on a shared machine.
         kit_cpu = raw_cpu = 0.0
         for j in range(ROUNDS):
-            raw.reconnect()  # outside the measure (see reconnect)
             if (i + j) % 2:
                 kit_cpu += _cpu_per_call(kit, batch, settings)
-                raw_cpu += _cpu_per_call(raw, batch, None)
+                raw_cpu += raw_batch()
             else:
-                raw_cpu += _cpu_per_call(raw, batch, None)
+                raw_cpu += raw_batch()
                 kit_cpu += _cpu_per_call(kit, batch, settings)
         kit_us.append(kit_cpu / ROUNDS)
         raw_us.append(raw_cpu / ROUNDS)
