@@ -32,6 +32,7 @@ BENCHMARKS = {
     "B6": "bench.b6_memory",
     "B7": "bench.b7_mirror_lag",
     "B8": "bench.b8_service_overhead",
+    "B9": "bench.b9_client_overhead",
     "B11": "bench.b11_login_storm",
 }
 
