@@ -31,6 +31,8 @@ BENCHMARKS = {
     "B5": "bench.b5_flag_propagation",
     "B6": "bench.b6_memory",
     "B7": "bench.b7_mirror_lag",
+    "B8": "bench.b8_service_overhead",
+    "B9": "bench.b9_client_overhead",
     "B11": "bench.b11_login_storm",
 }
 

@@ -1,9 +1,10 @@
 """The whole suite as `tox -e py311` runs it, in the time two cores allow.
 
-The layers that start no processes (unit, kit, contract, functional) run as two pytest
-processes side by side, then the integration layer runs alone: its stacks load both cores
-themselves, and its fault tests hold on a busy machine but need not be made to. Each run
-keeps its own coverage file; one report is printed from all of them at the end.
+Two pytest processes side by side: the layers that start no processes (unit, kit, contract,
+functional, about 13 minutes on one core), and the integration layer (about 22 minutes, most
+of it waiting on its stacks), which must hold on a busy machine anyway. Run one after the
+other, the layers took 31 minutes. Each run keeps its own coverage file; one report is
+printed from all of them at the end.
 
 pytest-xdist would do the splitting, but its execnet workers serve their channel from a
 thread that stops working once conftest has gevent patch `threading` (an INTERNALERROR at the
@@ -21,15 +22,17 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# Two halves of about equal time: 6 m 40 s and 6 m 10 s side by side on an idle machine.
-SIDE_BY_SIDE = (("tests/unit", "tests/kit", "tests/contract"), ("tests/functional",))
-ALONE = ("tests/integration",)
-COVERAGE_FILES = (".coverage.layers-a", ".coverage.layers-b", ".coverage.integration")
+SIDE_BY_SIDE = (("tests/unit", "tests/kit", "tests/contract", "tests/functional"),
+                ("tests/integration",))
+# The slowest integration tests named in every run: they set the CI's length.
+OPTIONS = ((), ("--durations=15",))
+COVERAGE_FILES = (".coverage.layers", ".coverage.integration")
 
 
-def pytest(paths: tuple[str, ...], coverage_file: str, **options) -> subprocess.Popen:
+def pytest(paths: tuple[str, ...], coverage_file: str, *extra: str,
+           **options) -> subprocess.Popen:
     env = {**os.environ, "COVERAGE_FILE": str(ROOT / coverage_file)}
-    command = [sys.executable, "-m", "pytest", "--cov", "--cov-report=", *paths]
+    command = [sys.executable, "-m", "pytest", "--cov", "--cov-report=", *extra, *paths]
     return subprocess.Popen(command, cwd=ROOT, env=env, **options)  # nosec B603
 
 
@@ -39,10 +42,11 @@ def side_by_side() -> list[int]:
     with tempfile.TemporaryDirectory() as logs:
         outputs = [Path(logs, f"layers-{i}.log") for i in range(len(SIDE_BY_SIDE))]
         runs = []
-        halves = zip(SIDE_BY_SIDE, COVERAGE_FILES[:len(SIDE_BY_SIDE)], outputs, strict=True)
-        for paths, coverage_file, output in halves:
+        halves = zip(SIDE_BY_SIDE, COVERAGE_FILES, OPTIONS, outputs, strict=True)
+        for paths, coverage_file, options, output in halves:
             with output.open("wb") as sink:
-                runs.append(pytest(paths, coverage_file, stdout=sink, stderr=subprocess.STDOUT))
+                runs.append(pytest(paths, coverage_file, *options, stdout=sink,
+                                   stderr=subprocess.STDOUT))
         codes = [run.wait() for run in runs]
         for output in outputs:
             sys.stdout.write(output.read_text(errors="replace"))
@@ -59,7 +63,6 @@ def main(argv: list[str]) -> int:
         return subprocess.call([sys.executable, "-m", "pytest", "--cov",  # nosec B603
                                 "--cov-report=term-missing:skip-covered", *argv], cwd=ROOT)
     codes = side_by_side()
-    codes.append(pytest(ALONE, COVERAGE_FILES[-1]).wait())
     coverage("combine", "--quiet", *COVERAGE_FILES)
     coverage("report", "--show-missing", "--skip-covered")
     # pytest's exit code 5 (nothing collected) is a failure too: a layer went missing.

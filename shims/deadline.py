@@ -22,8 +22,6 @@ timeouts. Outside a request (scripts, tests) there is none unless `within` sets 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from contextvars import ContextVar, Token
 
 from flask import Flask, g, request
@@ -81,19 +79,24 @@ def end(token: Token) -> None:
     _expires.reset(token)
 
 
-@contextmanager
-def within(seconds: float | None) -> Iterator[None]:
-    """The deadline narrowed to `seconds` from now for the block (unchanged for None)."""
-    if seconds is None:
-        yield
-        return
-    expires = _clock() + seconds
-    current = _expires.get()
-    token = _expires.set(expires if current is None else min(current, expires))
-    try:
-        yield
-    finally:
-        _expires.reset(token)
+class within:  # lower case: used as the function it was, `with deadline.within(1.0):`
+    """The deadline narrowed to `seconds` from now for the block (unchanged for None).
+    A class, not a generator: every remote read enters one (~1 us less, B9)."""
+
+    def __init__(self, seconds: float | None):
+        self._seconds = seconds
+        self._token: Token | None = None
+
+    def __enter__(self) -> None:
+        if self._seconds is None:
+            return
+        expires = _clock() + self._seconds
+        current = _expires.get()
+        self._token = _expires.set(expires if current is None else min(current, expires))
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._token is not None:
+            _expires.reset(self._token)
 
 
 def parse_header(value: str) -> float:

@@ -259,6 +259,12 @@ def sampled(span: Span) -> bool:
     return span.get_span_context().trace_flags.sampled
 
 
+def recorded() -> bool:
+    """Whether the current trace is recorded (`sampled` of the current span): if not, a
+    span of its own would be the current one (`child_span`)."""
+    return trace.get_current_span().get_span_context().trace_flags.sampled
+
+
 def active_span() -> Span:
     """The current span (a no-op one outside any trace)."""
     return trace.get_current_span()

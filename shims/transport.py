@@ -5,10 +5,10 @@ and the decoded JSON body. Anything that stops it from doing so (refused
 connection, timeout, a body that is not JSON) is a `TransportError`, kept apart
 from the contract errors a well-formed answer may carry.
 
-`HttpTransport` shares one urllib3 connection pool per service per process
-(`service_pool`). Under gevent the pool must be as large as the calls a worker has in flight,
-or connections are opened and thrown away on every burst (measured: 50
-greenlets on the default pool of 10 discarded 40 connections per round).
+`HttpTransport` shares one keep-alive pool of http.client connections per service per
+process (`service_pool`, shims/keepalive.py). Under gevent the pool must be as large as the
+calls a worker has in flight, or connections are opened and thrown away on every burst
+(measured: 50 greenlets on the default pool of 10 discarded 40 connections per round).
 """
 
 from __future__ import annotations
@@ -29,12 +29,17 @@ from urllib3.exceptions import (ConnectTimeoutError, HTTPError, NewConnectionErr
 from shims import deadline, telemetry
 from shims.errors import BadAnswer, DeadlineExceeded, ServiceTimeout, TransportError
 from shims.http_cache import GZIP_MIN_BYTES, compress
+from shims.keepalive import KeepAlivePool
 
 
 # gzip: services compress large answers for callers that accept it (shims/http_cache.py);
 # urllib3 inflates them. The agent names the caller in the services' access logs.
 DEFAULT_HEADERS = {"Accept-Encoding": "gzip", "Content-Type": "application/json",
                    "User-Agent": "turnout"}
+
+
+# Made once: json.dumps with any option but the defaults builds an encoder per call.
+_compact_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,11 @@ class _BearerTransport:
     def _traced_send(self, path: str, payload: Any, headers: dict[str, str] | None,
                      fresh_connection: bool) -> Reply:
         headers = self._with_token(headers)  # a token fetch is a hop (and span) of its own
+        if not telemetry.recorded():
+            # No span of its own to make (client_span would hand back the current one): the
+            # traceparent alone goes, without two context managers per call (~3 us, B9).
+            return self._send(path, payload, {**headers, **telemetry.outgoing_headers()},
+                              fresh_connection)
         with telemetry.client_span("POST", self.base_url + path, f"POST {path}") as span:
             try:
                 reply = self._send(path, payload, {**headers, **telemetry.outgoing_headers()},
@@ -132,7 +142,8 @@ class _BearerTransport:
 
 
 class Pool(Protocol):
-    """What HttpTransport needs of a connection pool: urllib3's `HTTPConnectionPool`."""
+    """What HttpTransport needs of a connection pool: shims/keepalive.py's, or urllib3's
+    `HTTPConnectionPool` (the same `urlopen`, the same exceptions)."""
 
     def urlopen(self, method: str, url: str, **options: Any) -> Any: ...
     def close(self) -> None: ...
@@ -140,13 +151,11 @@ class Pool(Protocol):
 
 def service_pool(base_url: str, pool_size: int) -> Pool:
     """A keep-alive pool to one of Turnout's services, as large as a worker's calls in
-    flight. urllib3 itself, not requests: requests adds ~0.2-0.3 ms of CPU per call
-    (request preparation, cookie jars, environment lookups) for features a call between
-    our own services never uses; measured in docs/benchmarks.md (B3)."""
-    options: dict[str, Any] = {"maxsize": pool_size, "block": False, "retries": False}
-    if base_url.startswith("https://"):
-        options["ca_certs"] = _ca_bundle()
-    return urllib3.connection_from_url(base_url, **options)
+    flight: the standard library's http.client under a pool of our own (shims/keepalive.py),
+    not requests (~0.2-0.3 ms of CPU per call more: request preparation, cookie jars,
+    environment lookups; docs/benchmarks.md, B3) nor urllib3's pool (~0.12 ms more; B9)."""
+    return KeepAlivePool(base_url, pool_size,
+                         ca_certs=_ca_bundle() if base_url.startswith("https://") else None)
 
 
 class HttpTransport(_BearerTransport):
@@ -180,7 +189,7 @@ class HttpTransport(_BearerTransport):
         pool, headers = self._pool, {**DEFAULT_HEADERS, **headers}
         if fresh_connection:
             pool, headers["Connection"] = self._fresh, "close"
-        body = json.dumps(payload, separators=(",", ":")).encode()
+        body = _compact_json(payload).encode()
         if len(body) >= GZIP_MIN_BYTES:  # a runner's history in a mirrored write, say
             body, headers["Content-Encoding"] = compress(body), "gzip"
         timeout = self._timeout_now()

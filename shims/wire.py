@@ -41,9 +41,29 @@ def hints(cls_or_function: Any, **kwargs: Any) -> dict[str, Any]:
     return typing.get_type_hints(cls_or_function, include_extras=True, **kwargs)
 
 
+_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
+_FIELD_NAMES: dict[type, tuple[str, ...] | None] = {}  # per class: its dataclass fields, or None
+
+
+def _field_names(cls: type) -> tuple[str, ...] | None:
+    try:
+        return _FIELD_NAMES[cls]
+    except KeyError:
+        names = tuple(f.name for f in dataclasses.fields(cls)) \
+            if dataclasses.is_dataclass(cls) else None
+        _FIELD_NAMES[cls] = names
+        return names
+
+
 def to_wire(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_wire(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    # Scalars first, by exact type, and each class's fields looked up once: a 10-run answer
+    # is ~120 values, and the generic checks were ~100 µs of a service call.
+    cls = type(value)
+    if cls in _JSON_SCALARS:
+        return value
+    names = _field_names(cls)
+    if names is not None:
+        return {name: to_wire(getattr(value, name)) for name in names}
     if isinstance(value, (list, tuple)):
         return [to_wire(item) for item in value]
     if isinstance(value, dict):

@@ -400,6 +400,83 @@ def test_keys_that_are_not_rs256_signature_keys_are_ignored(requests_mock, clock
         verifier.verify(mint_token(rsa_private_key("b"), kid="enc"))
 
 
+# --- verified tokens kept -----------------------------------------------------------------
+
+def counting_decodes(monkeypatch) -> list[str]:
+    import jwt
+
+    decoded: list[str] = []
+    real = jwt.decode
+
+    def decode(token, *args, **kwargs):
+        decoded.append(token)
+        return real(token, *args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", decode)
+    return decoded
+
+
+def test_a_token_seen_before_is_not_verified_again(verifier, monkeypatch):
+    decoded = counting_decodes(monkeypatch)
+    token = mint_token()
+    first = verifier.verify(token)
+    assert verifier.verify(token) == first
+    assert verifier.verify(mint_token(subject="other")).subject == "other"
+    assert len(decoded) == 2
+
+
+def test_a_kept_token_is_refused_once_it_expires(verifier, clock):
+    token = mint_token(lifetime=60)
+    verifier.verify(token)
+    clock.now += 64  # within the 5 s leeway
+    verifier.verify(token)
+    clock.now += 1
+    with pytest.raises(InvalidToken, match="expired"):
+        verifier.verify(token)
+
+
+def test_a_kept_token_signed_by_a_key_rotated_out_is_refused(jwks_file, verifier):
+    token = mint_token(kid="a")
+    verifier.verify(token)
+    write_jwks(jwks_file, {"b": rsa_private_key("b")})
+    with pytest.raises(InvalidToken, match="does not publish"):
+        verifier.verify(token)
+
+
+def test_a_new_key_set_verifies_kept_tokens_afresh(jwks_file, verifier, monkeypatch):
+    decoded = counting_decodes(monkeypatch)
+    token = mint_token(kid="a")
+    verifier.verify(token)
+    write_jwks(jwks_file, {"a": rsa_private_key("a"), "b": rsa_private_key("b")})
+    verifier.verify(token)
+    verifier.verify(token)
+    assert len(decoded) == 2
+
+
+def test_refused_tokens_are_not_kept_and_the_kept_set_is_bounded(jwks_file, clock,
+                                                                  monkeypatch):
+    verifier = TokenVerifier(jwks_file, TOKEN_ISSUER, "dataservice", clock=clock,
+                             verified_tokens=2)
+    forged = mint_token(rsa_private_key("b"), kid="a")
+    for _ in range(2):
+        with pytest.raises(InvalidToken, match="signature"):
+            verifier.verify(forged)
+    decoded = counting_decodes(monkeypatch)
+    tokens = [mint_token(subject=f"client{i}") for i in range(3)]
+    for token in tokens:
+        verifier.verify(token)
+    verifier.verify(tokens[2])  # kept
+    verifier.verify(tokens[0])  # the oldest, dropped: verified again
+    assert len(decoded) == 4
+
+
+def test_a_kept_token_is_still_held_to_the_method_scope(flask_app, verifier):
+    headers = {"Authorization": f"Bearer {mint_token(scope='runs:read')}"}
+    guard_with(flask_app, verifier, headers, method("runs", "read"))
+    with pytest.raises(InsufficientScope, match="runs:write"):
+        guard_with(flask_app, verifier, headers, method("runs", "write"))
+
+
 # --- guard ---------------------------------------------------------------------------------
 
 @pytest.fixture

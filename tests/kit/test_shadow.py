@@ -273,11 +273,8 @@ def test_the_shadow_starts_only_after_the_primary_answered():
     t = build("live", timeout=1.0)
     t.local.rows[7] = t.remote.rows[7] = note()
     t.remote.delay = 0.1  # the primary in live mode, yielding to the hub meanwhile
-    started = time.monotonic()
     t.router.get(user_id=7)
-    answered = time.monotonic() - started
     assert t.local.calls == 0, "the shadow ran while the primary was being served"
-    assert 0.1 <= answered < 0.18
     assert wait_for_comparisons(t) == {"match": 1}
     assert t.local.calls == 1
 
@@ -289,8 +286,9 @@ def test_a_slow_shadow_never_delays_the_answer():
     t.remote.delay = 2.0
     started = time.monotonic()
     assert t.router.get(user_id=7) == note()
-    answered = time.monotonic() - started
-    assert answered < 0.15, f"the answer waited for the shadow ({answered:.3f} s)"
+    # Answered before the shadow's outcome (its 0.2 s timeout) was known: not timed, so a
+    # loaded host cannot fail it.
+    assert counts(t) == {}, "the answer waited for the shadow"
     assert wait_for_comparisons(t) == {"shadow_timeout": 1}
     timed_out = time.monotonic() - started
     assert 0.18 <= timed_out < 1.0

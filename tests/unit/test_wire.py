@@ -407,3 +407,22 @@ def test_to_wire_shapes():
     assert to_wire(None) is None and to_wire(True) is True
     assert to_wire(Point(1)) == {"x": 1, "label": ""}
     assert to_wire(Point) is Point  # a class is not a value
+
+
+def test_to_wire_takes_subclasses_and_empty_dataclasses_as_before():
+    import enum
+
+    class Level(enum.IntEnum):
+        HIGH = 3
+
+    @dataclasses.dataclass(frozen=True)
+    class Empty:
+        pass
+
+    class Stamp(dt.datetime):
+        pass
+
+    assert to_wire([Level.HIGH, Empty(), Empty()]) == [Level.HIGH, {}, {}]
+    assert json.dumps(to_wire(Level.HIGH)) == "3"
+    assert to_wire(Stamp(2026, 5, 17, 7, 30, 15)) == "2026-05-17T07:30:15+00:00"
+    assert to_wire({"p": Point(2, "b")}) == {"p": {"x": 2, "label": "b"}}
