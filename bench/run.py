@@ -33,6 +33,7 @@ BENCHMARKS = {
     "B7": "bench.b7_mirror_lag",
     "B8": "bench.b8_service_overhead",
     "B9": "bench.b9_client_overhead",
+    "B10": "bench.b10_extraction_cost",
     "B11": "bench.b11_login_storm",
 }
 
