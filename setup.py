@@ -50,7 +50,6 @@ setup(
         "opentelemetry-sdk>=1.20",
         # JSON log lines (shims/logs.py); 21.3 is the first ProcessorFormatter that takes
         # a processor chain (`processors=`).
-        "structlog>=21.3",
     ],
     # OTLP/HTTP export pulls protobuf, which a legacy app may pin at a version of its own:
     # an extra, asked for by `pip install turnout[otlp]` where spans are exported.

@@ -1,11 +1,15 @@
 """Who is asking: session login for HTML, bearer tokens or basic auth for the JSON API.
 
 Flask-Login keeps the browser session. API tokens are signed with the app's
-secret (itsdangerous, shipped with Flask) and expire; they carry the user id, so
-every request still loads the user and a deleted user's token dies with the
-account. Both a session and a token also carry a grant id (accounts/grants.py):
-the login stands only while its grant does, so logout and "log out everywhere"
-end it on the server, and a renewed token keeps its grant's absolute expiry.
+secret (itsdangerous, shipped with Flask) and expire; they carry the user id. Both a
+session and a token also carry a grant id (accounts/grants.py): the login stands only
+while its grant does, so logout, "log out everywhere" and deleting the account end it
+on the server, and a renewed token keeps its grant's absolute expiry.
+
+A token's signature and live grant prove who is asking, so an API request fetches the
+runner's record only when it needs it (an admin check, a profile): with the accounts
+feature remote, an API read would otherwise cost a second call to the service per
+request (issue 12, B10). A session still loads the record: its pages show it.
 """
 
 from __future__ import annotations
@@ -34,17 +38,32 @@ SESSION_GRANT = "_grant"  # the browser session's key holding its grant id
 
 
 class LoggedInUser(UserMixin):
-    """Flask-Login's view of a UserRecord."""
+    """Flask-Login's view of a runner: its id, and its UserRecord, given or fetched when
+    first asked for (a token's runner deleted since is then a 401, like a revoked token)."""
 
-    def __init__(self, record: UserRecord):
-        self.record = record
+    def __init__(self, user_id: int, record: UserRecord | None = None):
+        self._id = user_id
+        self._record = record
+
+    @classmethod
+    def of(cls, record: UserRecord) -> LoggedInUser:
+        return cls(record.id, record)
+
+    @property
+    def record(self) -> UserRecord:
+        if self._record is None:
+            try:
+                self._record = features().accounts.get_user(self._id)
+            except NotFound:
+                raise Unauthorized("the API token belongs to a deleted account") from None
+        return self._record
 
     def get_id(self) -> str:
-        return str(self.record.id)
+        return str(self._id)
 
     @property
     def id(self) -> int:
-        return self.record.id
+        return self._id
 
     @property
     def is_admin(self) -> bool:
@@ -110,7 +129,7 @@ def log_in(user: UserRecord) -> None:
     """A browser session for `user`, on a grant of its own that logout can end (a login
     this browser held before ends: a copy of the old cookie must not outlive it)."""
     _end_session_grant()
-    login_user(LoggedInUser(user))
+    login_user(LoggedInUser.of(user))
     session[SESSION_GRANT] = _grants().open(user.id, SESSION).id
 
 
@@ -130,6 +149,12 @@ def log_out_everywhere(user_id: int) -> int:
     """Every browser session and API token of the runner; how many were ended."""
     session.pop(SESSION_GRANT, None)
     return _grants().end_all(user_id)
+
+
+def end_logins_of_deleted(user_id: int) -> None:
+    """After an admin deleted the account: its sessions and tokens end with it (an API
+    request does not fetch the runner's record, so the grant is what refuses them)."""
+    _grants().end_all(user_id)
 
 
 def current_token_grant() -> LiveGrant | None:
@@ -164,7 +189,7 @@ def _load_session_user(user_id: str) -> LoggedInUser | None:
         uid = int(user_id)
         if _grants().live(session.get(SESSION_GRANT), uid) is None:
             return None  # logged out (here or everywhere), expired, or from before grants
-        return LoggedInUser(features().accounts.get_user(uid))
+        return LoggedInUser.of(features().accounts.get_user(uid))
     except (NotFound, ValueError):
         return None  # the account was deleted: the session simply ends
 
@@ -176,14 +201,14 @@ def _load_api_user(req: Any) -> LoggedInUser | None:
         return None
     scheme, _, credentials = header.partition(" ")
     if scheme.lower() == "bearer":
-        return LoggedInUser(_user_for_token(credentials.strip()))
+        return LoggedInUser(_user_id_for_token(credentials.strip()))
     if scheme.lower() == "basic":
         email, password = _basic_credentials(credentials.strip())
-        return LoggedInUser(features().accounts.authenticate(email, password))
+        return LoggedInUser.of(features().accounts.authenticate(email, password))
     raise Unauthorized("Authorization must be 'Bearer <token>' or 'Basic <credentials>'")
 
 
-def _user_for_token(token: str) -> UserRecord:
+def _user_id_for_token(token: str) -> int:
     try:
         payload = _serializer().loads(token, max_age=current_app.config["API_TOKEN_MAX_AGE"])
         user_id, grant_id = int(payload["uid"]), payload["gid"]
@@ -197,10 +222,7 @@ def _user_for_token(token: str) -> UserRecord:
         raise Unauthorized("the API token was revoked or its login has reached its maximum "
                            "lifetime; log in again (POST /api/tokens with your password)")
     g.runnerly_token_grant = grant
-    try:
-        return features().accounts.get_user(user_id)
-    except NotFound:
-        raise Unauthorized("the API token belongs to a deleted account") from None
+    return user_id
 
 
 def _basic_credentials(encoded: str) -> tuple[str, str]:

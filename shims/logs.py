@@ -3,7 +3,7 @@
 `event(logger, name, level, **fields)` is how the kit reports what happened (a breaker
 opening, a write whose mirror push was deferred). In a server process (`configure`) every
 record, the kit's events and anything else logged through `logging` by the app or its
-libraries, becomes one line rendered by structlog::
+libraries, becomes one line::
 
     {"timestamp": "2026-11-30T09:15:02.311Z", "level": "warning", "logger": "turnout.router",
      "pid": 4242, "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "span_id": "00f067aa0ba902b7",
@@ -15,17 +15,21 @@ a record that is not an event has its message as `event`, and a traceback as `ex
 json.dumps' default separators, `"event": "<name>"`, let a grep find an event.
 
 The record's own message stays the event's JSON too, so a handler of the app's own (and
-pytest's caplog) sees the same object without the line's context.
+pytest's caplog) sees the same object without the line's context; it is encoded only when a
+handler asks for it.
+
+Written by hand on the standard `logging` module, not with structlog's ProcessorFormatter,
+because every request writes a line (`request_served`, shims/traced_requests.py) in every
+process it crosses: structlog's formatter copied each record and the event was encoded twice,
+57 µs a line against 13 µs here (issue 12, B8/B10; `docs/benchmarks.md`).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
-import os
 from typing import Any
-
-import structlog
 
 from shims import telemetry
 from shims.wire import to_wire
@@ -35,12 +39,30 @@ LINE_KEYS = ("timestamp", "level", "logger", "pid", "trace_id", "span_id", "even
 _HANDLER_MARK = "turnout_json_lines"
 
 
+class EventMessage:
+    """An event as a record's message: its JSON, made only if a handler reads it."""
+
+    __slots__ = ("fields", "name")
+
+    def __init__(self, name: str, fields: dict[str, Any]):
+        self.name, self.fields = name, fields
+
+    def __str__(self) -> str:
+        return json.dumps({"event": self.name, **self.fields}, default=str, sort_keys=True)
+
+
 def event(logger: logging.Logger | logging.LoggerAdapter, name: str, level: int = logging.INFO,
           **fields: Any) -> None:
-    if logger.isEnabledFor(level):
-        wire = to_wire(fields)
-        logger.log(level, json.dumps({"event": name, **wire}, default=str, sort_keys=True),
-                   extra={EVENT_FIELDS: (name, wire)})
+    while isinstance(logger, logging.LoggerAdapter):  # its context becomes fields too
+        fields = {**(logger.extra or {}), **fields}
+        logger = logger.logger
+    if not logger.isEnabledFor(level):
+        return
+    wire = to_wire(fields)
+    # Made and handled as Logger.log would, without its walk up the stack for the caller,
+    # which would only ever name this function (7 µs of a line).
+    logger.handle(logger.makeRecord(logger.name, level, __file__, 0, EventMessage(name, wire),
+                                    (), None, func="event", extra={EVENT_FIELDS: (name, wire)}))
 
 
 def configure(level: int = logging.INFO) -> None:
@@ -60,35 +82,33 @@ def configure(level: int = logging.INFO) -> None:
 
 
 def json_formatter() -> logging.Formatter:
-    return structlog.stdlib.ProcessorFormatter(processors=[
-        structlog.stdlib.add_log_level,
-        structlog.stdlib.add_logger_name,
-        structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
-        _with_context,
-        structlog.processors.format_exc_info,
-        _as_line,
-        structlog.processors.JSONRenderer(default=str),
-    ])
+    return JsonLines()
 
 
-def _with_context(logger: Any, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-    """The process id, the trace and span ids, and an event's own name and fields."""
-    event_dict["pid"] = os.getpid()
-    event_dict.update(telemetry.log_ids())
-    record = event_dict.get("_record")
-    name_and_fields = getattr(record, EVENT_FIELDS, None)
-    if name_and_fields is not None:
-        event_dict["event"], event_dict["fields"] = name_and_fields
-    return event_dict
+class JsonLines(logging.Formatter):
+    """A record as one JSON line: the line's own keys in reading order, then an event's
+    fields in name order (a field named like a line key keeps its value under `<name>_`),
+    then `exception` with the traceback if there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {"timestamp": _utc_timestamp(record.created),
+                                "level": record.levelname.lower(), "logger": record.name,
+                                "pid": record.process}
+        line.update(telemetry.log_ids())
+        name_and_fields = getattr(record, EVENT_FIELDS, None)
+        if name_and_fields is None:
+            line["event"], fields = record.getMessage(), {}
+        else:
+            line["event"], fields = name_and_fields
+        for key in sorted(fields):
+            line[key + "_" if key in LINE_KEYS else key] = fields[key]
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            line["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(line, default=str)
 
 
-def _as_line(logger: Any, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-    """The line's keys in reading order, structlog's bookkeeping (`_record`...) dropped. A
-    field named like one of the line's keys keeps its value under `<name>_`."""
-    line = {key: event_dict[key] for key in LINE_KEYS if key in event_dict}
-    for key, value in sorted(event_dict.pop("fields", {}).items()):
-        line[key + "_" if key in LINE_KEYS else key] = value
-    for key, value in event_dict.items():
-        if key not in line and not key.startswith("_"):
-            line[key] = value  # `exception`, or what another processor added
-    return line
+def _utc_timestamp(created: float) -> str:
+    """RFC 3339 in UTC with microseconds and a `Z`, as log shippers parse it."""
+    return dt.datetime.fromtimestamp(created, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

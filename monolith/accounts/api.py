@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, Response, request
 from flask_login import current_user
 
-from monolith.auth import (api_admin_required, api_login_required, issue_token,
-                           log_out_everywhere, revoke_current_token)
+from monolith.auth import (api_admin_required, api_login_required, end_logins_of_deleted,
+                           issue_token, log_out_everywhere, revoke_current_token)
 from monolith.web import json_body, json_response, no_content
 from monolith.wiring import features
 from shims import fields
@@ -69,7 +69,7 @@ def no_store(response: Response) -> Response:
 @bp.get("/me")
 @api_login_required
 def me():
-    return json_response(features().accounts.get_user(current_user.id))
+    return json_response(current_user.record)
 
 
 @bp.patch("/me")
@@ -144,4 +144,5 @@ def delete_user(user_id: int):
     if user_id == current_user.id:
         raise Conflict("you cannot delete your own account from the admin API")
     features().accounts.delete_user(user_id)
+    end_logins_of_deleted(user_id)
     return no_content()

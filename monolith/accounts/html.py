@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from monolith.auth import log_in, log_out, log_out_everywhere
+from monolith.auth import end_logins_of_deleted, log_in, log_out, log_out_everywhere
 from monolith.wiring import features
 from shims import fields
 from contracts.accounts import PROFILE_FIELDS, Profile, SignUp, UserRecord
@@ -247,5 +247,6 @@ def admin_delete_user(user_id: int):
     if user.id == current_user.id:
         raise Conflict("you cannot delete your own account")
     accounts.delete_user(user.id)
+    end_logins_of_deleted(user.id)
     flash(f"Deleted {user.email}.", "success")
     return redirect(url_for(".admin_users"))

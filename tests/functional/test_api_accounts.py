@@ -198,10 +198,20 @@ def test_me_refuses_a_token_signed_with_another_secret(web, runner):
                  mentions=["not valid"])
 
 
-def test_a_token_dies_with_its_account(web, runner, admin, api_headers):
+@pytest.mark.parametrize("path", ["/api/me", "/api/runs"])
+def test_a_token_dies_with_its_account(web, runner, admin, api_headers, path):
     headers = api_headers(runner)
     assert web.delete(f"/api/admin/users/{runner.id}", headers=api_headers(admin)).status_int \
         == 204
+    # Every route, those that never need the runner's record (the run list) included.
+    assert_error(web.get(path, headers=headers, expect_errors=True), 401, mentions=["revoked"])
+
+
+def test_a_token_whose_account_vanished_behind_the_api_is_refused(web, runner, api_headers):
+    """Deleted through the contract (a script, another service): the grant still stands,
+    and the record the request asks for is missing: 401, not a 404 or a 500."""
+    headers = api_headers(runner)
+    features().accounts.delete_user(runner.id)
     assert_error(web.get("/api/me", headers=headers, expect_errors=True), 401,
                  mentions=["deleted"])
 

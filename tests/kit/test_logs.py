@@ -81,7 +81,7 @@ def test_a_field_named_like_a_key_of_the_line_keeps_its_value_under_another_name
 
 
 def test_the_records_own_message_stays_the_events_json(caplog):
-    """For an app's own handlers (and pytest's caplog), which know nothing of structlog."""
+    """For an app's own handlers (and pytest's caplog), which know nothing of the line's format."""
     caplog.set_level(logging.INFO, logger="turnout.test_logs")
     logs.event(logging.getLogger("turnout.test_logs"), "breaker_open", feature="runs")
     [record] = caplog.records
@@ -102,3 +102,11 @@ def test_configure_renders_every_logger_through_one_root_handler_once():
         root.handlers[:] = saved[0]
         root.setLevel(saved[1])
         turnout.setLevel(saved[2])
+
+
+def test_an_event_through_a_logger_adapter_carries_the_adapters_context_too(written):
+    logger, stream = written
+    logs.event(logging.LoggerAdapter(logger, {"worker": 3}), "breaker_open", feature="runs")
+    record = json.loads(lines_of(stream)[0])
+    assert (record["event"], record["feature"], record["worker"], record["logger"]) == \
+        ("breaker_open", "runs", 3, "turnout.test_logs")
