@@ -91,11 +91,20 @@ def test_the_client_reuses_its_answer_on_304_and_sees_changes(service, notes):
 
 
 def test_large_answers_are_gzipped_for_callers_that_accept_it(service, notes):
-    notes.save(1, "x" * 5000)
+    notes.save(1, "x" * 20_000)
     response = service.test_client().post("/rpc/notes/note", json={"args": {"user_id": 1}},
                                           headers={"Accept-Encoding": "gzip"})
     assert response.headers["Content-Encoding"] == "gzip"
-    assert json.loads(gzip.decompress(response.data)) == {"result": "x" * 5000}
+    assert json.loads(gzip.decompress(response.data)) == {"result": "x" * 20_000}
+
+
+def test_small_answers_go_as_they_are(service, notes):
+    """Under GZIP_MIN_BYTES compressing costs more CPU than the bytes it saves."""
+    notes.save(1, "x" * 5000)
+    response = service.test_client().post("/rpc/notes/note", json={"args": {"user_id": 1}},
+                                          headers={"Accept-Encoding": "gzip"})
+    assert "Content-Encoding" not in response.headers
+    assert response.json == {"result": "x" * 5000}
 
 
 def test_gzipped_request_bodies_are_inflated(service, notes):
@@ -141,11 +150,11 @@ def served(service):
 
 def test_http_transport_gzips_both_ways_and_sends_if_none_match(served, notes):
     remote, seen = served
-    assert remote.save(1, "z" * 4000) == "z" * 4000
-    assert seen[0]["sent_encoding"] == "gzip" and notes.texts[1] == "z" * 4000
+    assert remote.save(1, "z" * 20_000) == "z" * 20_000
+    assert seen[0]["sent_encoding"] == "gzip" and notes.texts[1] == "z" * 20_000
     assert seen[0]["answer_headers"]["Content-Encoding"] == "gzip"  # inflated by urllib3
-    assert remote.note(1) == "z" * 4000
-    assert remote.note(1) == "z" * 4000
+    assert remote.note(1) == "z" * 20_000
+    assert remote.note(1) == "z" * 20_000
     assert seen[-1]["if_none_match"] and seen[-1]["status"] == 304
 
 
