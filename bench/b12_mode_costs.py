@@ -246,11 +246,13 @@ def summarize(results: dict, waits: dict, rounds: int, duration: float,
               runners: list[Runner]) -> dict:
     stages = {stage: {w: side(rs) for w, rs in by_workload.items()}
               for stage, by_workload in results.items()}
-    for by_workload in stages.values():
+    for stage, by_workload in stages.items():
         for workload, s in by_workload.items():
             base = stages["local"][workload]["total_cpu_us_per_req"]["median"]
             total = s["total_cpu_us_per_req"]["median"]
             s["ratio"] = round(total / base, 3) if base and total is not None else None
+            s["round_ratios"] = spread(round_ratios(results[stage][workload],
+                                                    results["local"][workload]))
     every = [r for by_workload in results.values() for rs in by_workload.values() for r in rs]
     errors = sum(sum(r["errors"].values()) for r in every)
     non_2xx = sum(v for r in every for k, v in r["statuses"].items() if not k.startswith("2"))
@@ -281,6 +283,15 @@ def summarize(results: dict, waits: dict, rounds: int, duration: float,
     return result
 
 
+def total_cpu(r: dict) -> float:
+    return r["monolith_cpu_us_per_req"] + r["dataservice_cpu_us_per_req"]
+
+
+def round_ratios(rs: list[dict], local: list[dict]) -> list[float]:
+    """Each round's total CPU against local's of the same round."""
+    return [total_cpu(r) / total_cpu(b) for r, b in zip(rs, local, strict=True) if total_cpu(b)]
+
+
 def side(rs: list[dict]) -> dict:
     counted = {}
     for r in rs:
@@ -291,8 +302,7 @@ def side(rs: list[dict]) -> dict:
             "p99_ms": spread([r["p99_ms"] for r in rs]),
             "monolith_cpu_us_per_req": spread([r["monolith_cpu_us_per_req"] for r in rs]),
             "dataservice_cpu_us_per_req": spread([r["dataservice_cpu_us_per_req"] for r in rs]),
-            "total_cpu_us_per_req": spread([r["monolith_cpu_us_per_req"]
-                                            + r["dataservice_cpu_us_per_req"] for r in rs]),
+            "total_cpu_us_per_req": spread([total_cpu(r) for r in rs]),
             "served": sum(r["all_completed"] for r in rs),
             "errors": sum(sum(r["errors"].values()) for r in rs),
             "non_2xx": sum(v for r in rs for k, v in r["statuses"].items()
