@@ -35,6 +35,7 @@ BENCHMARKS = {
     "B9": "bench.b9_client_overhead",
     "B10": "bench.b10_extraction_cost",
     "B11": "bench.b11_login_storm",
+    "B12": "bench.b12_mode_costs",
 }
 
 
