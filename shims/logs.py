@@ -27,6 +27,7 @@ process it crosses: structlog's formatter copied each record and the event was e
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 from typing import Any
@@ -110,5 +111,13 @@ class JsonLines(logging.Formatter):
 
 
 def _utc_timestamp(created: float) -> str:
-    """RFC 3339 in UTC with microseconds and a `Z`, as log shippers parse it."""
-    return dt.datetime.fromtimestamp(created, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """RFC 3339 in UTC with microseconds and a `Z`, as log shippers parse it. The text up to
+    the second is made once a second (strftime was a fifth of a line's cost)."""
+    second = int(created)
+    prefix = _second_prefix(second)
+    return f"{prefix}.{int((created - second) * 1_000_000):06d}Z"
+
+
+@functools.lru_cache(maxsize=4)
+def _second_prefix(second: int) -> str:
+    return dt.datetime.fromtimestamp(second, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")

@@ -73,7 +73,8 @@ def to_wire(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [item if type(item) in _JSON_SCALARS else to_wire(item) for item in value]
     if isinstance(value, dict):
-        return {key: to_wire(item) for key, item in value.items()}
+        return {key: item if type(item) in _JSON_SCALARS else to_wire(item)
+                for key, item in value.items()}
     if isinstance(value, dt.datetime):
         return rfc3339(value)
     if isinstance(value, dt.date):
