@@ -40,11 +40,13 @@ of its shadows.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import json
 import re
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import requests
 
@@ -67,7 +69,7 @@ MIRROR_WAIT = 60.0  # seconds a stage may take to drain its outboxes before it i
 # canary ~40 rps. Both servers share CPU 0, so half leaves room for other load on it.
 RATES = {"read": 70.0, "write": 25.0}
 SETTLE = 0.5  # seconds after a run, CPU still counted: the last reads' shadows run (~10 ms)
-IDLE_PROBE = 3.0  # seconds of no load: what the servers spend idle, per second
+IDLE_PROBE = 2.0  # seconds of no load per stage: what the servers spend idle, per second
 MIN_COMPARED = 0.90  # of the shadow stage's reads, the share whose shadow was compared
 MIN_KEPT_UP = 0.95  # of the offered rate, the least a stage must serve to count as unsaturated
 COUNTERS = ("turnout_shadow_comparisons_total", "turnout_mirror_writes_total",
@@ -96,7 +98,6 @@ def run(ctx) -> dict:
         workloads = {"read": read_requests(monolith.url, readers),
                      "write": write_requests(monolith.url, writers)}
         groups = {"monolith": monolith.worker_pids(), "dataservice": data.worker_pids()}
-        idle = idle_cpu(groups)
         for i in range(rounds):
             for stage in (STAGES if i % 2 == 0 else tuple(reversed(STAGES))):
                 waits[stage].append(enter_stage(setup.run_dir, stage, outboxes))
@@ -110,6 +111,7 @@ def run(ctx) -> dict:
                     # still waiting, and is reported as such.
                     result["counters"] = subtract(counters(monolith.url), before)
                     results[stage][workload].append(result)
+        idle = {stage: idle_in(setup.run_dir, stage, outboxes, groups) for stage in STAGES}
     finally:
         setup.stop_all()
         outboxes.close()
@@ -130,13 +132,27 @@ def open_loop(spec: dict, groups: dict[str, list[int]]) -> dict:
     return result
 
 
-def idle_cpu(groups: dict[str, list[int]]) -> dict[str, float]:
-    """CPU µs per second each group spends with no request (flag refresh, mirror polls): at
-    a fixed rate it lands on every request, `idle / rate` µs each, whatever the stage."""
-    before = {name: cpu_seconds(pids) for name, pids in groups.items()}
+def idle_in(run_dir, stage: str, outboxes: Outboxes,
+            groups: dict[str, list[int]]) -> dict[str, float]:
+    """CPU µs per second each group spends in `stage` with no request (flag refresh, mirror
+    polls), after the rounds, the servers warm: at a fixed rate it lands on every request,
+    `idle / rate` µs each. Read from the scheduler's ns clock: psutil's 10 ms ticks would
+    round a probe of a few 10 ms to a tick or two."""
+    enter_stage(run_dir, stage, outboxes)
+    before = {name: runtime_s(pids) for name, pids in groups.items()}
     time.sleep(IDLE_PROBE)
-    return {name: round((cpu_seconds(pids) - before[name]) * 1e6 / IDLE_PROBE, 1)
+    return {name: round((runtime_s(pids) - before[name]) * 1e6 / IDLE_PROBE, 1)
             for name, pids in groups.items()}
+
+
+def runtime_s(pids: list[int]) -> float:
+    """On-CPU seconds of every thread of `pids`, from /proc/<pid>/task/*/schedstat (ns)."""
+    total = 0
+    for pid in pids:
+        for stat in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+            with contextlib.suppress(OSError, ValueError, IndexError):  # a thread ended
+                total += int(stat.read_text().split()[0])
+    return total / 1e9
 
 
 # ---------------------------------------------------------------- runners and requests
@@ -290,7 +306,7 @@ def subtract(after: dict[str, float], before: dict[str, float]) -> dict[str, flo
 # ---------------------------------------------------------------- summary
 
 def summarize(results: dict, waits: dict, rounds: int, duration: float,
-              runners: list[Runner], idle: dict[str, float]) -> dict:
+              runners: list[Runner], idle: dict[str, dict[str, float]]) -> dict:
     stages = {stage: {w: side(rs, RATES[w], shadowed=stage == "shadow" and w == "read")
                       for w, rs in by_workload.items()}
               for stage, by_workload in results.items()}
@@ -435,13 +451,18 @@ def _notes(result: dict) -> list[str]:
               for w, s in by_w.items() if s["kept_up"]["min"] < MIN_KEPT_UP]
     lines.append("every run served its offered rate" if not behind else
                  "fell behind the offered rate (worst run): " + ", ".join(behind))
-    idle = result["idle_cpu_us_per_s"]
-    lines.append("idle, no load: " + ", ".join(f"{name} {v:,.0f} µs/s" for name, v in idle.items())
-                 + "; at the offered rates that is " + ", ".join(
-                     f"{sum(idle.values()) / RATES[w]:,.0f} µs per {w}" for w in WORKLOADS)
-                 + " of every row's total")
+    lines.append(f"idle, no load ({IDLE_PROBE:g}s per stage after the rounds), monolith + "
+                 "data service µs/s and its share of a request at the offered rates: "
+                 + "; ".join(_idle(stage, by_group)
+                             for stage, by_group in result["idle_cpu_us_per_s"].items()))
     lines.append(f"errors {result['errors']}, non-2xx answers {result['non_2xx']}")
     return lines
+
+
+def _idle(stage: str, by_group: dict[str, float]) -> str:
+    total = sum(by_group.values())
+    return (f"{stage} " + " + ".join(f"{v:,.0f}" for v in by_group.values())
+            + " = " + ", ".join(f"{total / RATES[w]:,.0f} µs per {w}" for w in WORKLOADS))
 
 
 def shadow_outcomes(counted: dict[str, float]) -> dict[str, dict[str, float]]:
