@@ -134,8 +134,8 @@ def open_loop(spec: dict, groups: dict[str, list[int]]) -> dict:
 
 def idle_in(run_dir, stage: str, outboxes: Outboxes,
             groups: dict[str, list[int]]) -> dict[str, float]:
-    """CPU µs per second each group spends in `stage` with no request (flag refresh, mirror
-    polls), after the rounds, the servers warm: at a fixed rate it lands on every request,
+    """CPU µs per second each group spends in `stage` with no request (its background
+    greenlets), after the rounds, the servers warm: at a fixed rate it lands on every request,
     `idle / rate` µs each. Read from the scheduler's ns clock: psutil's 10 ms ticks would
     round a probe of a few 10 ms to a tick or two."""
     enter_stage(run_dir, stage, outboxes)
