@@ -40,13 +40,11 @@ of its shadows.
 from __future__ import annotations
 
 import base64
-import contextlib
 import datetime as dt
 import json
 import re
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import requests
 
@@ -139,20 +137,10 @@ def idle_in(run_dir, stage: str, outboxes: Outboxes,
     `idle / rate` µs each. Read from the scheduler's ns clock: psutil's 10 ms ticks would
     round a probe of a few 10 ms to a tick or two."""
     enter_stage(run_dir, stage, outboxes)
-    before = {name: runtime_s(pids) for name, pids in groups.items()}
+    before = {name: cpu_seconds(pids) for name, pids in groups.items()}
     time.sleep(IDLE_PROBE)
-    return {name: round((runtime_s(pids) - before[name]) * 1e6 / IDLE_PROBE, 1)
+    return {name: round((cpu_seconds(pids) - before[name]) * 1e6 / IDLE_PROBE, 1)
             for name, pids in groups.items()}
-
-
-def runtime_s(pids: list[int]) -> float:
-    """On-CPU seconds of every thread of `pids`, from /proc/<pid>/task/*/schedstat (ns)."""
-    total = 0
-    for pid in pids:
-        for stat in Path(f"/proc/{pid}/task").glob("*/schedstat"):
-            with contextlib.suppress(OSError, ValueError, IndexError):  # a thread ended
-                total += int(stat.read_text().split()[0])
-    return total / 1e9
 
 
 # ---------------------------------------------------------------- runners and requests
