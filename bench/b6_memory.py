@@ -87,8 +87,7 @@ def run(ctx) -> dict:
         set_flag(setup.run_dir, "runs", "shadow")
         monolith = setup.start(Server(
             "b6-monolith", "bench.app:app",
-            setup.monolith_env(data.url, PROMETHEUS_MULTIPROC_DIR=metrics_dir), logs,
-            extra=("-c", "python:shims.gunicorn_conf")))
+            setup.monolith_env(data.url, PROMETHEUS_MULTIPROC_DIR=metrics_dir), logs))
         worker = psutil.Process(monolith.worker_pids()[0])
         rss_start = worker.memory_info().rss
         basic = base64.b64encode(f"{BENCH_USER}:{BENCH_PASSWORD}".encode()).decode()

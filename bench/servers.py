@@ -16,6 +16,10 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVER_CPU = 0
+# The hooks every Turnout app ships with (circus.ini, `turnout new-service`): a benchmark
+# measures the workers as they run in production, e.g. with the loaded app frozen out of
+# the garbage collector (shims/heap.py), which B4's tail latency depends on.
+PRODUCT_CONFIG = "python:shims.gunicorn_conf"
 
 
 def free_port() -> int:
@@ -36,13 +40,14 @@ class Server:
 
     def __init__(self, name: str, app: str, env: dict[str, str], log_dir: Path, *,
                  worker: str = "gevent", workers: int = 1, cpu: int | None = SERVER_CPU,
-                 extra: tuple[str, ...] = (), health: str = "/healthz"):
+                 extra: tuple[str, ...] = (), health: str = "/healthz",
+                 config: str = PRODUCT_CONFIG):
         self.name = name
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.workers = workers
         self.health = health
-        command = [sys.executable, "-m", "gunicorn", "-k", worker, "-w", str(workers),
+        command = [sys.executable, "-m", "gunicorn", "-c", config, "-k", worker, "-w", str(workers),
                    "--no-control-socket", "-b", f"127.0.0.1:{self.port}",
                    "--graceful-timeout", "3", "--timeout", "60", *extra, app]
         if cpu is not None and cpu < os.cpu_count():

@@ -13,6 +13,8 @@ import os
 import socket
 import stat
 
+from shims.heap import freeze_loaded_objects
+
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 FD_BIND = "fd://"
 
@@ -50,6 +52,13 @@ def _listening(descriptor):
         return bool(probe.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN))
     finally:
         probe.detach()  # the descriptor stays open: the caller decides
+
+
+def post_worker_init(worker):
+    """The worker has loaded the app and serves nothing yet: the loaded objects are frozen
+    out of the garbage collector's full passes (shims/heap.py)."""
+    frozen = freeze_loaded_objects()
+    worker.log.debug("froze %d objects of the loaded app", frozen)
 
 
 def child_exit(server, worker):
