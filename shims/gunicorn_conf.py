@@ -13,6 +13,7 @@ import os
 import socket
 import stat
 
+from shims import gunicorn_response as head_with_body
 from shims.heap import freeze_loaded_objects
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -55,8 +56,10 @@ def _listening(descriptor):
 
 
 def post_worker_init(worker):
-    """The worker has loaded the app and serves nothing yet: the loaded objects are frozen
-    out of the garbage collector's full passes (shims/heap.py)."""
+    """The worker has loaded the app and serves nothing yet: its HTTP/1 answers go out as
+    one write each (shims/gunicorn_response.py), and the loaded objects are frozen out of
+    the garbage collector's full passes (shims/heap.py)."""
+    head_with_body.install()
     frozen = freeze_loaded_objects()
     worker.log.debug("froze %d objects of the loaded app", frozen)
 

@@ -47,7 +47,9 @@ import tests.kit.notes_wsgi  # the app, loaded as a worker loads it
 from shims.gunicorn_conf import post_worker_init
 
 post_worker_init(types.SimpleNamespace(log=logging.getLogger("worker")))
-print(json.dumps({"frozen": gc.get_freeze_count(), "walked": len(gc.get_objects())}))
+from gunicorn.http import wsgi
+print(json.dumps({"frozen": gc.get_freeze_count(), "walked": len(gc.get_objects()),
+                  "head_with_body": getattr(wsgi.Response, "turnout_head_with_body", False)}))
 """
 
 
@@ -62,3 +64,4 @@ def test_a_worker_freezes_the_loaded_app_out_of_full_collections():
     counts = json.loads(done.stdout.strip().splitlines()[-1])
     assert counts["frozen"] > 20_000, counts  # the app and its libraries
     assert counts["walked"] < counts["frozen"] / 20, counts
+    assert counts["head_with_body"], "the worker's answers go out as one write each"
