@@ -30,6 +30,7 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 
 class TurnoutMetrics:
     def __init__(self) -> None:
+        self._children: dict[tuple, object] = {}
         self.registry = CollectorRegistry()
         r = self.registry
         self.calls = Counter("turnout_calls", "Routed contract calls by side and outcome",
@@ -91,8 +92,24 @@ class TurnoutMetrics:
                                         registry=r)
 
     def observe_served(self, method, outcome: str, seconds: float) -> None:
-        self.served.labels(method.contract, method.name, outcome).inc()
-        self.served_latency.labels(method.contract, method.name).observe(seconds)
+        self.child(self.served, method.contract, method.name, outcome).inc()
+        self.child(self.served_latency, method.contract, method.name).observe(seconds)
+
+    def observe_call(self, labels: tuple[str, str, str], outcome: str, seconds: float) -> None:
+        """A routed call: its latency by (feature, method, side), its count by outcome."""
+        self.child(self.latency, *labels).observe(seconds)
+        self.child(self.calls, *labels, outcome).inc()
+
+    def child(self, metric, *labels: str):
+        """`metric.labels(*labels)`, kept: prometheus_client's `labels` takes a lock and
+        builds its key on every call, ~3 µs, on every routed and every served call (B1,
+        B8). A labelled child lives as long as its metric, so keeping it changes nothing."""
+        key = (metric, labels)
+        try:
+            return self._children[key]
+        except KeyError:
+            child = self._children[key] = metric.labels(*labels)
+            return child
 
     def exposition(self) -> bytes:
         if os.environ.get(MULTIPROC_ENV):

@@ -298,8 +298,7 @@ class Router:
         finally:
             labels = (self.feature.name, method.qualified_name, side)
             elapsed = self._clock() - started
-            self._metrics.latency.labels(*labels).observe(elapsed)
-            self._metrics.calls.labels(*labels, outcome).inc()
+            self._metrics.observe_call(labels, outcome, elapsed)
             self._evidence.call(*labels, outcome, elapsed)
 
     def _shadow_call(self, side: str, method: MethodSpec, arguments: dict[str, Any]) -> Any:
