@@ -15,6 +15,10 @@ answers inflated; a connection whose answer says `Connection: close` (or whose r
 is not kept. Failures are raised as urllib3's exception classes, so the transport maps them
 alike whatever pool it is given (tests pass an urllib3-like fake). Under gevent the sockets
 are gevent's, so every wait yields to the loop.
+
+A request goes out in one write (`OneWrite`): `http.client` sends the head and then the body,
+two system calls, and the service reads two segments (a wake-up each when it is idle). The
+head is held and sent with the body when the body is at most MAX_JOINED_BODY bytes.
 """
 
 from __future__ import annotations
@@ -42,6 +46,45 @@ class Answer(NamedTuple):
     status: int
     data: bytes
     headers: http.client.HTTPMessage  # case-insensitive `get`
+
+
+MAX_JOINED_BODY = 64 * 1024
+
+
+class OneWrite:
+    """For an `http.client` connection: a request's head is held until its body, and both
+    go in one `send` (through `HTTPConnection.send`, the documented way out)."""
+
+    _holding = False
+    _head: bytes | None = None
+
+    def request(self, method: str, url: str, body: Any = None, headers: Any = None, *,
+                encode_chunked: bool = False) -> None:
+        self._holding = isinstance(body, bytes) and len(body) <= MAX_JOINED_BODY
+        try:
+            super().request(method, url, body, headers or {},  # type: ignore[misc]
+                            encode_chunked=encode_chunked)
+        except BaseException:
+            self._holding, self._head = False, None  # the caller closes the connection
+            raise
+        head, self._head, self._holding = self._head, None, False
+        if head is not None:  # no body bytes came after it
+            super().send(head)  # type: ignore[misc]
+
+    def send(self, data: Any) -> None:
+        if self._holding:
+            self._holding, self._head = False, bytes(data)
+            return
+        head, self._head = self._head, None
+        super().send(data if head is None else head + bytes(data))  # type: ignore[misc]
+
+
+class _Connection(OneWrite, http.client.HTTPConnection):
+    pass
+
+
+class _TLSConnection(OneWrite, http.client.HTTPSConnection):
+    pass
 
 
 class KeepAlivePool:
@@ -84,8 +127,8 @@ class KeepAlivePool:
                 return connection
             connection.close()
         if self._https:
-            return http.client.HTTPSConnection(self._host, self._port, context=self._context)
-        return http.client.HTTPConnection(self._host, self._port)
+            return _TLSConnection(self._host, self._port, context=self._context)
+        return _Connection(self._host, self._port)
 
     def _checkin(self, connection: http.client.HTTPConnection, reusable: bool) -> None:
         if reusable and len(self._idle) < self._maxsize:

@@ -5,6 +5,7 @@ their answer, gzip answers arrive inflated, and failures are urllib3's exception
 from __future__ import annotations
 
 import gzip
+import http.client
 import socket
 from contextlib import closing
 
@@ -14,7 +15,7 @@ from gevent.pywsgi import WSGIServer
 from urllib3 import Timeout
 from urllib3.exceptions import NewConnectionError, ProtocolError, ReadTimeoutError
 
-from shims.keepalive import KeepAlivePool
+from shims.keepalive import MAX_JOINED_BODY, KeepAlivePool, OneWrite
 from shims.transport import HttpTransport
 from support import free_port
 
@@ -146,3 +147,41 @@ def test_an_answer_cut_off_is_a_protocol_error():
         with gevent.Timeout(10), pytest.raises(ProtocolError):
             pool.urlopen("POST", "/", body=b"{}", headers={}, timeout=TIMEOUT)
         server.join()
+
+
+class _Written:
+    def __init__(self):
+        self.writes: list[bytes] = []
+
+    def sendall(self, data):
+        self.writes.append(bytes(data))
+
+
+class _RecordingConnection(OneWrite, http.client.HTTPConnection):
+    pass
+
+
+def _written(body, method="POST"):
+    connection = _RecordingConnection("127.0.0.1", 9)
+    connection.sock = _Written()  # as if connected: nothing is sent anywhere
+    connection.request(method, "/rpc/runs/list_runs", body, {"Content-Type": "application/json"})
+    return connection.sock.writes
+
+
+def test_a_request_with_a_body_goes_out_in_one_write():
+    [write] = _written(b'{"args": {}}')
+    assert write.startswith(b"POST /rpc/runs/list_runs HTTP/1.1\r\n")
+    assert write.endswith(b'\r\n\r\n{"args": {}}')
+
+
+def test_a_request_without_body_bytes_still_sends_its_head():
+    for body in (None, b""):
+        [write] = _written(body, method="GET")
+        assert write.startswith(b"GET /rpc/runs/list_runs HTTP/1.1\r\n")
+        assert write.endswith(b"\r\n\r\n")
+
+
+def test_a_large_body_follows_its_head_without_being_joined():
+    body = b"x" * (MAX_JOINED_BODY + 1)
+    head, sent = _written(body)
+    assert head.endswith(b"\r\n\r\n") and sent == body
