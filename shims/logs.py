@@ -30,6 +30,7 @@ import datetime as dt
 import functools
 import json
 import logging
+import sys
 from typing import Any
 
 from shims import telemetry
@@ -54,8 +55,14 @@ class EventMessage:
 
 def event(logger: logging.Logger | logging.LoggerAdapter, name: str, level: int = logging.INFO,
           **fields: Any) -> None:
-    while isinstance(logger, logging.LoggerAdapter):  # its context becomes fields too
-        fields = {**(logger.extra or {}), **fields}
+    exc_info: Any = None
+    while isinstance(logger, logging.LoggerAdapter):
+        # What the adapter adds, as Logger.log would see it: its context becomes fields (its
+        # default `process` would replace the event's own `extra` with it), and its
+        # `exc_info`, if it sets one, the line's traceback.
+        _, kwargs = logger.process(None, {})
+        fields = {**(kwargs.get("extra") or {}), **fields}
+        exc_info = exc_info or kwargs.get("exc_info")
         logger = logger.logger
     if not logger.isEnabledFor(level):
         return
@@ -63,7 +70,17 @@ def event(logger: logging.Logger | logging.LoggerAdapter, name: str, level: int 
     # Made and handled as Logger.log would, without its walk up the stack for the caller,
     # which would only ever name this function (7 µs of a line).
     logger.handle(logger.makeRecord(logger.name, level, __file__, 0, EventMessage(name, wire),
-                                    (), None, func="event", extra={EVENT_FIELDS: (name, wire)}))
+                                    (), _as_exc_info(exc_info), func="event",
+                                    extra={EVENT_FIELDS: (name, wire)}))
+
+
+def _as_exc_info(value: Any) -> Any:
+    """`exc_info` as Logger.log takes it (an exception, True, or a tuple) made a tuple."""
+    if isinstance(value, BaseException):
+        return type(value), value, value.__traceback__
+    if value is True:
+        return sys.exc_info()
+    return value or None
 
 
 def configure(level: int = logging.INFO) -> None:
