@@ -7,7 +7,8 @@ As B10: the monolith (bench.app) and the data service, one gevent worker each on
 load generator on CPU 1, 8 keep-alive connections, API tokens. The read is
 `GET /api/runs?year=2024&month=3`; the write `POST /api/runs`, every body a different run.
 The stage order alternates round by round, and so does the order of the two workloads in a
-stage. CPU is each server's worker utime + stime per request served.
+stage. CPU is each server's worker threads' on-CPU time per request served
+(bench.common.cpu_seconds).
 
 An open loop at a fixed rate per workload (RATES), below what the slowest stage can serve,
 not a closed loop: a saturated worker is never idle, and a shadow, which waits for an idle

@@ -5,9 +5,9 @@ scope, metrics, span and log line, ETag) and the same endpoint written without t
 (bench.b8_apps:bare: same two ORM queries, same JSON shape, no token) each run as one
 gevent worker on CPU 0, on the same database file. The load generator on CPU 1 sends a
 fixed number of keep-alive `POST /rpc/runs/list_runs` requests (10 rows each) to one, then
-the other, alternating which goes first; each server's CPU time (utime + stime of its
-worker) is read before and after. The figure is CPU microseconds per request, and the
-ratio of the service's to the baseline's.
+the other, alternating which goes first; each server's CPU time (its worker's threads'
+on-CPU time, bench.common.cpu_seconds) is read before and after. The figure is CPU
+microseconds per request, and the ratio of the service's to the baseline's.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def _result(measured: dict[str, list[dict]], same: bool, runs: int, count: int) 
                            "endpoint",
         "method": f"{runs} alternating runs x {count} keep-alive POST {PATH} (10 rows) on "
                   f"{CONNECTIONS} connections; each server 1 gevent worker on CPU 0, same "
-                  "SQLite file; client on CPU 1; CPU = worker utime+stime per request",
+                  "SQLite file; client on CPU 1; CPU = worker on-CPU time per request",
         "subject": service, "baseline": bare, "ratio": round(ratio, 4),
         "pair_ratios": spread([s["server_cpu_us_per_req"] / b["server_cpu_us_per_req"]
                                for s, b in zip(measured["service"], measured["bare"],
